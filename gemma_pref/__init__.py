@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: Apache-2.0
+"""gemma-pref: predict which of two chatbot answers a person prefers.
+
+Format Chatbot Arena rows with :class:`ArenaTextFormatter`, embed them with a
+local Gemma (or any Hugging Face) checkpoint through :class:`GemmaEmbedder`,
+and classify with CatBoost, all in one scikit-learn pipeline built by
+:func:`make_preference_pipeline`.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .cache import clear_memory_cache
+from .datasets import load_arena_sample
+from .embedding import GemmaEmbedder
+from .exceptions import ArenaFormatError, DeviceWorkerError, ModelNotFoundError
+from .formatting import SEED_TEMPLATE, ArenaTextFormatter
+from .io import labels_from_winner, load_arena_csv, write_submission
+from .pipeline import make_catboost_classifier, make_preference_pipeline
+
+__all__ = [
+    "SEED_TEMPLATE",
+    "ArenaFormatError",
+    "ArenaTextFormatter",
+    "DeviceWorkerError",
+    "GemmaEmbedder",
+    "ModelNotFoundError",
+    "__version__",
+    "clear_memory_cache",
+    "labels_from_winner",
+    "load_arena_csv",
+    "load_arena_sample",
+    "make_catboost_classifier",
+    "make_preference_pipeline",
+    "write_submission",
+]

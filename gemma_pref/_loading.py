@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Locate, fingerprint and load checkpoints. Never downloads.
+
+This is the only module that imports transformers and bitsandbytes, and it
+imports them inside functions so that ``import gemma_pref`` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ModelNotFoundError
+
+__all__ = [
+    "resolve_model_dir",
+    "model_fingerprint",
+    "load_config",
+    "hidden_size_of",
+    "resolve_dtype",
+    "load_tokenizer",
+    "load_model",
+]
+
+logger = logging.getLogger(__name__)
+
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5")
+
+
+def resolve_model_dir(model_name_or_path: str | os.PathLike[str]) -> Path:
+    """Return the local checkpoint directory for ``model_name_or_path``.
+
+    A path to a directory holding ``config.json`` is used as is. Otherwise the
+    name is looked up in the local Hugging Face cache only (as with
+    ``local_files_only=True``); nothing is downloaded.
+
+    Raises
+    ------
+    ModelNotFoundError
+        Naming the path, when neither exists.
+    """
+    raw = os.fspath(model_name_or_path)
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"model_name_or_path={raw!r} is a directory but has no config.json; "
+                "expected a Hugging Face checkpoint directory (config.json, weights "
+                "and tokenizer files, as written by save_pretrained)."
+            )
+        return path.resolve()
+    if path.exists():
+        raise ModelNotFoundError(
+            f"model_name_or_path={raw!r} is a file; expected a Hugging Face "
+            "checkpoint directory."
+        )
+    cached = _from_hf_cache(raw)
+    if cached is not None:
+        return cached
+    raise ModelNotFoundError(
+        f"model_name_or_path={raw!r} does not exist: expected a local Hugging Face "
+        "checkpoint directory, or the name of a model already in the local Hugging "
+        "Face cache. gemma-pref never downloads weights; download them first and "
+        "pass the directory."
+    )
+
+
+def _from_hf_cache(name: str) -> Path | None:
+    if name.count("/") != 1 or name.startswith(("/", ".", "~")):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        found = snapshot_download(name, local_files_only=True)
+    except Exception:  # not cached, or not a valid repo id
+        return None
+    path = Path(found)
+    return path if (path / "config.json").is_file() else None
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A cheap identity of a checkpoint directory.
+
+    Hashes the content of ``config.json`` and the tokenizer files, and the
+    name, size and modification time of each weight file (weights can be tens
+    of gigabytes; reading them would cost more than embedding).
+    """
+    digest = hashlib.sha256()
+    digest.update(str(model_dir).encode())
+    for name in ("config.json", *_TOKENIZER_FILES):
+        f = model_dir / name
+        if f.is_file():
+            digest.update(name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for f in sorted(model_dir.iterdir()):
+        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES):
+            st = f.stat()
+            digest.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def load_config(model_dir: Path) -> Any:
+    """Load the model's configuration (no weights)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model_dir, local_files_only=True)
+
+
+def hidden_size_of(config: Any) -> int:
+    """Width of the last hidden state, for text and multimodal configs."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attr in ("hidden_size", "d_model", "n_embd", "dim"):
+        value = getattr(text, attr, None)
+        if isinstance(value, int):
+            return value
+    raise ValueError(
+        f"cannot find the hidden size in the configuration of {type(config).__name__}"
+    )
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 matrix instructions."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_dtype(torch_dtype: Any, device: str, quantization: str | None = None) -> Any:
+    """Resolve the ``torch_dtype`` parameter to a ``torch.dtype`` for ``device``.
+
+    ``"auto"`` picks bfloat16 on GPUs that support it (else float16; float16 for
+    8-bit, whose matmuls run in float16 anyway), bfloat16 on CPUs with native
+    bf16 instructions (about 2x float32 there), else float32.
+    """
+    import torch
+
+    if isinstance(torch_dtype, torch.dtype):
+        return torch_dtype
+    if torch_dtype != "auto":
+        return getattr(torch, torch_dtype)
+    kind = device.split(":")[0]
+    if kind == "cuda" and quantization == "8bit":
+        return torch.float16
+    if kind == "cuda":
+        index = int(device.split(":")[1]) if ":" in device else 0
+        major, _ = torch.cuda.get_device_capability(index)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    if kind == "cpu":
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return torch.float32
+
+
+def load_tokenizer(model_dir: Path, tokenizer_kwargs: dict | None = None) -> Any:
+    """Load the tokenizer of a local checkpoint."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        model_dir, local_files_only=True, **(tokenizer_kwargs or {})
+    )
+
+
+def quantization_config(quantization: str | None, dtype: Any) -> Any:
+    """bitsandbytes config for ``"4bit"`` (nf4) or ``"8bit"``, else ``None``."""
+    if quantization is None:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:  # pragma: no cover - bitsandbytes is a dependency
+        raise ImportError(
+            f"quantization={quantization!r} needs bitsandbytes: "
+            "pip install 'bitsandbytes>=0.45'"
+        ) from exc
+    if quantization == "4bit":
+        # nf4, not bitsandbytes' default fp4: on Gemma 3 270M fp4 moved mean-pooled
+        # vectors to cosine 0.91-0.95 of float32, nf4 to 0.97-0.98.
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=False,
+        )
+    _quiet_repeated_bnb_logs()
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+class _OncePerMessage(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def _quiet_repeated_bnb_logs() -> None:
+    # bitsandbytes logs "MatMul8bitLt: inputs will be cast ... to float16" on
+    # every 8-bit matmul of every forward pass; once is informative enough.
+    log = logging.getLogger("bitsandbytes.autograd._functions")
+    if not any(isinstance(f, _OncePerMessage) for f in log.filters):
+        log.addFilter(_OncePerMessage())
+
+
+def load_model(
+    model_dir: Path,
+    *,
+    device: str,
+    dtype: Any,
+    quantization: str | None = None,
+    model_kwargs: dict | None = None,
+) -> Any:
+    """Load the backbone of a checkpoint (no language-model head) on ``device``.
+
+    ``AutoModel`` maps a causal-LM checkpoint such as Gemma-2 to its base model,
+    so the forward pass returns the last hidden state and never computes the
+    vocabulary-sized logits.
+    """
+    from transformers import AutoModel
+
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
+    qconfig = quantization_config(quantization, dtype)
+    if qconfig is not None:
+        kwargs["quantization_config"] = qconfig
+    if qconfig is not None or not device.startswith("cpu"):
+        # load straight onto the device: 4-bit models cannot be moved later
+        kwargs["device_map"] = {"": device}
+    kwargs.update(model_kwargs or {})
+    logger.info(
+        "Loading %s on %s (dtype=%s, quantization=%s)",
+        model_dir,
+        device,
+        str(dtype).replace("torch.", ""),
+        quantization,
+    )
+    model = AutoModel.from_pretrained(model_dir, **kwargs)
+    model.eval()
+    model.requires_grad_(False)
+    if hasattr(model, "config"):
+        # the KV cache is useless for one forward pass and costs memory
+        model.config.use_cache = False
+    return model
+
+
+def describe(model_dir: Path) -> dict[str, Any]:
+    """Small JSON-able description of a checkpoint, for cache metadata."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    return {
+        "path": str(model_dir),
+        "model_type": config.get("model_type"),
+        "architectures": config.get("architectures"),
+    }

@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Device resolution and the one-thread-per-device work loop."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .exceptions import DeviceWorkerError
+
+__all__ = ["resolve_devices", "run_on_devices"]
+
+T = TypeVar("T")
+
+
+def resolve_devices(devices: str | Sequence[str]) -> list[str]:
+    """Turn the ``devices`` parameter into a list of torch device strings.
+
+    ``"auto"`` means every visible CUDA device, else ``["cpu"]``. ``"cuda"`` means
+    ``"cuda:0"``. Repeating a device (``["cpu", "cpu"]``) loads one replica per
+    entry.
+
+    Raises
+    ------
+    ValueError
+        Naming the bad entry when it is not a device, or names a CUDA device
+        that is not visible.
+    """
+    import torch
+
+    if isinstance(devices, str):
+        if devices == "auto":
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+        devices = [devices]
+    if len(devices) == 0:
+        raise ValueError(
+            "The 'devices' parameter of GemmaEmbedder must be 'auto', a device "
+            "such as 'cpu' or 'cuda:0', or a non-empty list of devices; got []."
+        )
+    resolved = []
+    for entry in devices:
+        if not isinstance(entry, str):
+            raise ValueError(
+                "The 'devices' parameter of GemmaEmbedder must list device names "
+                f"such as 'cpu' or 'cuda:0'; got {entry!r} in {list(devices)!r}."
+            )
+        try:
+            dev = torch.device(entry)
+        except RuntimeError:
+            raise ValueError(
+                f"The 'devices' parameter of GemmaEmbedder has an unknown device "
+                f"{entry!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
+            ) from None
+        if dev.type == "cuda":
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = 0 if dev.index is None else dev.index
+            if index >= n:
+                raise ValueError(
+                    f"device {entry!r} requested but only {n} CUDA device"
+                    f"{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} visible "
+                    "(set devices='cpu' or 'auto')."
+                )
+            resolved.append(f"cuda:{index}")
+        elif dev.type in ("cpu", "mps", "xpu"):
+            resolved.append(str(dev))
+        else:
+            raise ValueError(
+                f"The 'devices' parameter of GemmaEmbedder has an unsupported "
+                f"device {entry!r}; expected 'cpu' or 'cuda:N'."
+            )
+    return resolved
+
+
+def run_on_devices(
+    devices: Sequence[str],
+    tasks: Sequence[T],
+    work: Callable[[int, T], Any],
+) -> None:
+    """Run ``work(device_index, task)`` for every task, one thread per device.
+
+    Threads pull tasks from one shared queue, so a fast device takes more work
+    and all devices finish together. With one device the loop runs in the
+    calling thread. When any call raises, the other threads stop after their
+    current task, every thread is joined, and a
+    :class:`~gemma_pref.exceptions.DeviceWorkerError` naming the device is
+    raised from the original exception. No thread outlives this call, also on
+    ``KeyboardInterrupt``.
+    """
+    if len(devices) == 1:
+        for task in tasks:
+            try:
+                work(0, task)
+            except Exception as exc:
+                raise _device_error(devices[0], 0, 1, exc) from exc
+        return
+
+    pending: queue.SimpleQueue[T] = queue.SimpleQueue()
+    for task in tasks:
+        pending.put(task)
+    stop = threading.Event()
+    errors: list[tuple[int, BaseException]] = []
+
+    def loop(index: int) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    task = pending.get_nowait()
+                except queue.Empty:
+                    return
+                work(index, task)
+        except BaseException as exc:  # re-raised in the caller below
+            errors.append((index, exc))
+            stop.set()
+
+    threads = [
+        threading.Thread(
+            target=loop, args=(i,), name=f"gemma-pref-{dev}-{i}", daemon=True
+        )
+        for i, dev in enumerate(devices)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    if errors:
+        index, exc = errors[0]
+        raise _device_error(devices[index], index, len(devices), exc) from exc
+
+
+def _device_error(
+    device: str, index: int, n: int, exc: BaseException
+) -> DeviceWorkerError:
+    where = f"device {device!r}" + (f" (worker {index + 1} of {n})" if n > 1 else "")
+    return DeviceWorkerError(
+        f"Embedding failed on {where}: {type(exc).__name__}: {exc}", device=device
+    )

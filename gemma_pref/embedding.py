@@ -1,0 +1,439 @@
+# SPDX-License-Identifier: Apache-2.0
+"""GemmaEmbedder: texts to mean-pooled hidden states of a local checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
+
+from . import _loading
+from .cache import DiskCache, entry_key, memory_cache, settings_fingerprint
+from .pooling import POOLING_MODES
+
+__all__ = ["GemmaEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+# Bump when a change of the code changes the vectors it computes, so that
+# on-disk caches written by older versions are not reused.
+_VECTOR_FORMAT = 1
+_LOAD_LOCK = threading.Lock()
+
+
+_DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
+
+
+def _check_torch_dtype(value: Any) -> None:
+    # sklearn's constraint language has no "instance of a lazily imported type"
+    is_dtype = type(value).__module__ == "torch" and type(value).__name__ == "dtype"
+    if not is_dtype and not (isinstance(value, str) and value in _DTYPE_NAMES):
+        raise InvalidParameterError(
+            "The 'torch_dtype' parameter of GemmaEmbedder must be a str among "
+            f"{set(_DTYPE_NAMES)} or a torch.dtype. Got {value!r} instead."
+        )
+
+
+def _as_texts(X: Any) -> list[str]:
+    if isinstance(X, str):
+        raise ValueError(
+            "Iterable over raw text documents expected, string object received."
+        )
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] != 1:
+            raise ValueError(
+                "GemmaEmbedder expects one text per row: a 1-D array, a list of str "
+                f"or a one-column DataFrame; got a DataFrame with {X.shape[1]} "
+                "columns (use ArenaTextFormatter first to turn arena rows into "
+                "texts)."
+            )
+        X = X.iloc[:, 0]
+    if isinstance(X, pd.Series):
+        values = X.tolist()
+        labels = X.index.tolist()
+    else:
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if isinstance(X, np.ndarray) and X.ndim != 1:
+            raise ValueError(
+                "GemmaEmbedder expects one text per row: a 1-D array, a list of str "
+                f"or a one-column DataFrame; got an array of shape {X.shape}."
+            )
+        try:
+            values = list(X)
+        except TypeError:
+            raise ValueError(
+                "Iterable over raw text documents expected, "
+                f"{type(X).__name__} object received."
+            ) from None
+        labels = list(range(len(values)))
+    for value, label in zip(values, labels):
+        if not isinstance(value, str):
+            raise ValueError(
+                f"text at row {label!r}: expected str, got {type(value).__name__} "
+                f"{repr(value)[:60]}"
+            )
+    return values
+
+
+class GemmaEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Embed texts with the last hidden state of a local Hugging Face checkpoint.
+
+    A frozen encoder, stateless in the scikit-learn sense: ``fit`` only
+    validates. ``transform`` loads the model on first use (never in
+    ``__init__``, never by download), tokenizes, sorts rows by length, runs
+    dynamically padded batches on one replica per device and pools the last
+    hidden state over real tokens only. The output is a float32 array of shape
+    ``(n_texts, hidden_size)`` in input order.
+
+    Parameters
+    ----------
+    model_name_or_path : str or os.PathLike
+        Local checkpoint directory (``config.json``, weights, tokenizer), e.g. a
+        Gemma-2 download, or the name of a model already in the local Hugging
+        Face cache. The backbone is loaded without its language-model head.
+    max_length : int, default=1024
+        Tokens kept per text (right truncation), special tokens included.
+    batch_size : int, default=8
+        Most texts per forward pass.
+    max_tokens_per_batch : int or None, default=None
+        Most padded tokens (texts x padded length) per forward pass. With
+        length-sorted batches this lets short texts run in large batches and
+        long ones in small batches. ``None``: only ``batch_size`` applies.
+    devices : "auto", str or list of str, default="auto"
+        ``"auto"`` uses every visible CUDA device, else the CPU. A list such as
+        ``["cuda:0", "cuda:1"]`` loads one replica per entry and runs them in
+        threads; batches are shared through one queue and the results come
+        back in input order.
+    quantization : {"4bit", "8bit"} or None, default=None
+        Load the weights through bitsandbytes: ``"4bit"`` is NF4 (not
+        bitsandbytes' default FP4, which moves vectors further from float32),
+        ``"8bit"`` is LLM.int8. Works on CUDA and, with bitsandbytes >= 0.49,
+        on CPU.
+    torch_dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
+default="auto"
+        Weights and compute dtype (the compute dtype when quantized).
+        ``"auto"``: bfloat16 on GPUs that support it, else float16; bfloat16 on
+        CPUs with native bf16 instructions (about 2x float32), else float32.
+    pooling : {"mean", "last"}, default="mean"
+        ``"mean"``: average of the real tokens' states (padding never counts).
+        ``"last"``: state of the last real token.
+    padding : {"longest", "max_length"}, default="longest"
+        ``"longest"`` pads each length-sorted batch to its longest text.
+        ``"max_length"`` pads every text to ``max_length`` as the reference
+        notebook did; the vectors are the same, only slower.
+    cache_dir : str, os.PathLike or None, default=None
+        Directory of an on-disk embedding cache shared between processes and
+        runs. Keys cover the model's identity, every setting that changes the
+        vectors and the text. ``None``: no disk cache.
+    memory_cache : bool, default=True
+        Use the process-wide in-memory cache, so that the folds of
+        ``cross_val_score`` embed each distinct text once.
+    show_progress_bar : bool or None, default=None
+        Show a progress bar; ``None`` shows one when the ``gemma_pref`` logger
+        is at INFO or more verbose.
+    model_kwargs : dict or None, default=None
+        Extra keyword arguments for ``AutoModel.from_pretrained`` (e.g.
+        ``{"attn_implementation": "sdpa"}``).
+    tokenizer_kwargs : dict or None, default=None
+        Extra keyword arguments for ``AutoTokenizer.from_pretrained``.
+
+    Attributes
+    ----------
+    n_features_out_ : int
+        Width of the vectors (the model's hidden size), read from its config.
+
+    See Also
+    --------
+    ArenaTextFormatter : Arena rows to the texts this embeds.
+    make_preference_pipeline : Formatter, embedder and classifier together.
+
+    Notes
+    -----
+    Pickling (``joblib.dump``) keeps the parameters only: the weights and the
+    tokenizer are dropped and reloaded from ``model_name_or_path`` at the next
+    ``transform``. ``clone`` is cheap for the same reason.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from gemma_pref import GemmaEmbedder
+    >>> from gemma_pref.testing import make_tiny_gemma
+    >>> path = make_tiny_gemma(tempfile.mkdtemp())   # a tiny random Gemma-2
+    >>> emb = GemmaEmbedder(path, max_length=64, torch_dtype="float32")
+    >>> X = emb.fit_transform(["Hello there", "A longer second text."])
+    >>> X.shape, X.dtype
+    ((2, 64), dtype('float32'))
+    >>> emb.get_feature_names_out()[:2]
+    array(['gemmaembedder0', 'gemmaembedder1'], dtype=object)
+    """
+
+    _parameter_constraints: dict = {
+        "model_name_or_path": [str, os.PathLike, None],
+        "max_length": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_tokens_per_batch": [Interval(Integral, 1, None, closed="left"), None],
+        "devices": [str, list, tuple],
+        "quantization": [StrOptions({"4bit", "8bit"}), None],
+        "torch_dtype": "no_validation",  # see _check_torch_dtype
+        "pooling": [StrOptions(set(POOLING_MODES))],
+        "padding": [StrOptions({"longest", "max_length"})],
+        "cache_dir": [str, os.PathLike, None],
+        "memory_cache": ["boolean"],
+        "show_progress_bar": ["boolean", None],
+        "model_kwargs": [dict, None],
+        "tokenizer_kwargs": [dict, None],
+    }
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        max_length: int = 1024,
+        batch_size: int = 8,
+        max_tokens_per_batch: int | None = None,
+        devices: str | list[str] = "auto",
+        quantization: str | None = None,
+        torch_dtype: Any = "auto",
+        pooling: str = "mean",
+        padding: str = "longest",
+        cache_dir: str | os.PathLike[str] | None = None,
+        memory_cache: bool = True,
+        show_progress_bar: bool | None = None,
+        model_kwargs: dict | None = None,
+        tokenizer_kwargs: dict | None = None,
+    ) -> None:
+        self.model_name_or_path = model_name_or_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self.devices = devices
+        self.quantization = quantization
+        self.torch_dtype = torch_dtype
+        self.pooling = pooling
+        self.padding = padding
+        self.cache_dir = cache_dir
+        self.memory_cache = memory_cache
+        self.show_progress_bar = show_progress_bar
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = tokenizer_kwargs
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> list[str]:
+        """Validate the parameters; return the resolved device list."""
+        self._validate_params()
+        _check_torch_dtype(self.torch_dtype)
+        from .devices import resolve_devices
+
+        return resolve_devices(self.devices)
+
+    def _model_dir(self) -> Path:
+        if self.model_name_or_path is None:
+            raise ValueError(
+                "The 'model_name_or_path' parameter of GemmaEmbedder is required: "
+                "pass a local checkpoint directory."
+            )
+        key = os.fspath(self.model_name_or_path)
+        cached = getattr(self, "_lazy_model_dir", None)
+        if cached is None or cached[0] != key:
+            cached = (key, _loading.resolve_model_dir(key))
+            self._lazy_model_dir = cached
+        return cached[1]
+
+    # ----------------------------------------------------------------- sklearn
+    def fit(self, X: Any = None, y: Any = None) -> GemmaEmbedder:
+        """Validate the parameters and that the checkpoint exists.
+
+        Parameters
+        ----------
+        X : array-like of str or None, default=None
+            Ignored apart from rejecting a bare string. Not used, present here
+            for API consistency by convention.
+        y : None
+            Ignored. Not used, present here for API consistency by convention.
+
+        Returns
+        -------
+        self : GemmaEmbedder
+            The embedder itself.
+        """
+        self._check_params()
+        if isinstance(X, str):
+            raise ValueError(
+                "Iterable over raw text documents expected, string object received."
+            )
+        self._model_dir()
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Embed each text.
+
+        Parameters
+        ----------
+        X : array-like of str, shape (n_texts,)
+            A list, 1-D array, Series or one-column DataFrame of ``str``.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_texts, hidden_size), dtype=float32
+            One vector per text, in input order.
+        """
+        devices = self._check_params()
+        texts = _as_texts(X)
+        model_dir = self._model_dir()
+        dim = self._n_features_out
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        if not texts:
+            return out
+
+        dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
+        fingerprint = self._settings_fingerprint(model_dir, dtype)
+        mem = memory_cache() if self.memory_cache else None
+        disk = None
+        if self.cache_dir is not None:
+            disk = DiskCache(
+                self.cache_dir,
+                fingerprint,
+                {**_loading.describe(model_dir), **self._vector_settings(dtype)},
+            )
+
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            key = entry_key(fingerprint, text)
+            vec = mem.get(key) if mem is not None else None
+            if vec is None and disk is not None:
+                vec = disk.get(key)
+                if vec is not None and mem is not None:
+                    mem.put(key, vec)
+            if vec is not None and vec.shape == (dim,):
+                out[i] = vec
+            else:
+                missing.setdefault(key, []).append(i)
+        if missing:
+            keys = list(missing)
+            logger.info(
+                "Embedding %d distinct texts (%d of %d rows from cache)",
+                len(keys),
+                len(texts) - sum(len(v) for v in missing.values()),
+                len(texts),
+            )
+            vecs = self._embed_uncached([texts[missing[k][0]] for k in keys], devices, dtype)
+            for key, vec in zip(keys, vecs):
+                out[missing[key]] = vec
+                if mem is not None:
+                    mem.put(key, vec)
+                if disk is not None:
+                    disk.put(key, vec)
+        return out
+
+    def _embed_uncached(self, texts: list[str], devices: list[str], dtype: Any) -> np.ndarray:
+        runtime = self._runtime(devices, dtype)
+        show = self.show_progress_bar
+        if show is None:
+            show = logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show) as bar:
+            return runtime.embed(
+                texts,
+                max_length=self.max_length,
+                batch_size=self.batch_size,
+                max_tokens_per_batch=self.max_tokens_per_batch,
+                pooling=self.pooling,
+                padding=self.padding,
+                progress=bar,
+            )
+
+    def _runtime(self, devices: list[str], dtype: Any) -> Any:
+        key = (
+            str(self._model_dir()),
+            tuple(devices),
+            str(dtype),
+            self.quantization,
+            repr(self.model_kwargs),
+            repr(self.tokenizer_kwargs),
+        )
+        with _LOAD_LOCK:
+            current = getattr(self, "_lazy_runtime", None)
+            if current is None or current[0] != key:
+                from ._engine import Runtime
+
+                self._lazy_runtime = None  # free the old replicas first
+                runtime = Runtime(
+                    self._model_dir(),
+                    devices,
+                    dtype,
+                    self.quantization,
+                    self.model_kwargs,
+                    self.tokenizer_kwargs,
+                )
+                current = (key, runtime)
+                self._lazy_runtime = current
+        return current[1]
+
+    def _vector_settings(self, dtype: Any) -> dict[str, Any]:
+        return {
+            "dtype": str(dtype).replace("torch.", ""),
+            "quantization": self.quantization,
+            "pooling": self.pooling,
+            "max_length": int(self.max_length),
+            "padding": self.padding,
+            "model_kwargs": self.model_kwargs,
+            "tokenizer_kwargs": self.tokenizer_kwargs,
+            "format": _VECTOR_FORMAT,
+        }
+
+    def _settings_fingerprint(self, model_dir: Path, dtype: Any) -> str:
+        cached = getattr(self, "_lazy_model_fp", None)
+        stamp = (str(model_dir),)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, _loading.model_fingerprint(model_dir))
+            self._lazy_model_fp = cached
+        return settings_fingerprint({"model": cached[1], **self._vector_settings(dtype)})
+
+    @property
+    def _n_features_out(self) -> int:
+        model_dir = self._model_dir()
+        cached = getattr(self, "_lazy_dim", None)
+        if cached is None or cached[0] != str(model_dir):
+            cached = (str(model_dir), _loading.hidden_size_of(_loading.load_config(model_dir)))
+            self._lazy_dim = cached
+        return cached[1]
+
+    @property
+    def n_features_out_(self) -> int:
+        """Width of the vectors: the model's hidden size."""
+        return self._n_features_out
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = False
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if not k.startswith("_lazy_")}
+
+    def free(self) -> None:
+        """Drop the loaded model replicas and tokenizer (reloaded on next use)."""
+        with _LOAD_LOCK:
+            self._lazy_runtime = None

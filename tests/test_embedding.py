@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import pickle
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from gemma_pref import DeviceWorkerError, GemmaEmbedder, ModelNotFoundError
+
+
+def _emb(path, **kw):
+    params = {"max_length": 128, "torch_dtype": "float32", "memory_cache": False}
+    params.update(kw)
+    return GemmaEmbedder(path, **params)
+
+
+def test_shape_dtype_and_finite(tiny_gemma, arena_texts):
+    X = _emb(tiny_gemma).fit_transform(arena_texts[:40])
+    assert X.shape == (40, 64) and X.dtype == np.float32
+    assert np.isfinite(X).all()
+    # distinct texts give distinct vectors
+    assert len({row.tobytes() for row in X}) == 40
+
+
+def test_masked_mean_is_padding_invariant(tiny_gemma):
+    short = "Short text."
+    long = "A much longer text that needs many more tokens than the short one. " * 8
+    emb = _emb(tiny_gemma, batch_size=2, max_length=512)
+    alone = emb.transform([short])[0]
+    batched = emb.transform([short, long])[0]
+    np.testing.assert_allclose(batched, alone, atol=1e-5, rtol=0)
+    padded = _emb(tiny_gemma, padding="max_length", max_length=512).transform([short])[0]
+    np.testing.assert_allclose(padded, alone, atol=1e-5, rtol=0)
+
+
+def test_mean_differs_from_unmasked_mean(tiny_gemma):
+    # the seed's unmasked mean would count padding: ours must not
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    text = "Short text."
+    tok = AutoTokenizer.from_pretrained(tiny_gemma)
+    model = AutoModel.from_pretrained(tiny_gemma).eval()
+    enc = tok([text], padding="max_length", max_length=64, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**enc).last_hidden_state
+    unmasked = hidden.mean(dim=1)[0].numpy()
+    n = int(enc["attention_mask"].sum())
+    masked = hidden[0, :n].mean(dim=0).numpy()
+    ours = _emb(tiny_gemma).transform([text])[0]
+    np.testing.assert_allclose(ours, masked, atol=1e-5)
+    assert np.abs(ours - unmasked).max() > 1e-3
+
+
+def test_last_pooling_matches_last_real_token(tiny_gemma):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["one two three", "four"]
+    tok = AutoTokenizer.from_pretrained(tiny_gemma)
+    model = AutoModel.from_pretrained(tiny_gemma).eval()
+    ours = _emb(tiny_gemma, pooling="last", batch_size=2).transform(texts)
+    for i, text in enumerate(texts):
+        enc = tok([text], return_tensors="pt")
+        with torch.no_grad():
+            ref = model(**enc).last_hidden_state[0, -1].numpy()
+        np.testing.assert_allclose(ours[i], ref, atol=1e-5)
+
+
+def test_order_is_restored_after_length_sorting(tiny_gemma, arena_texts):
+    texts = list(arena_texts[:60])
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(texts))
+    emb = _emb(tiny_gemma, batch_size=7)
+    X = emb.transform(texts)
+    Xp = emb.transform([texts[i] for i in perm])
+    np.testing.assert_allclose(Xp, X[perm], atol=1e-5)
+    # each row equals the row embedded alone
+    for i in (0, 13, 59):
+        np.testing.assert_allclose(X[i], emb.transform([texts[i]])[0], atol=1e-5)
+
+
+def test_two_devices_equal_one_device_in_input_order(tiny_gemma, arena_texts):
+    texts = list(arena_texts[:50])
+    one = _emb(tiny_gemma, devices="cpu", batch_size=4).transform(texts)
+    two_emb = _emb(tiny_gemma, devices=["cpu", "cpu"], batch_size=4)
+    two = two_emb.transform(texts)
+    np.testing.assert_allclose(two, one, atol=1e-5)
+    assert len(two_emb._lazy_runtime[1].models) == 2
+
+
+def test_token_budget_batches_give_same_vectors(tiny_gemma, arena_texts):
+    texts = list(arena_texts[:30])
+    ref = _emb(tiny_gemma, batch_size=1).transform(texts)
+    budget = _emb(tiny_gemma, batch_size=64, max_tokens_per_batch=300).transform(texts)
+    np.testing.assert_allclose(budget, ref, atol=1e-5)
+
+
+def test_worker_error_names_device_and_joins_threads(tiny_gemma, arena_texts):
+    emb = _emb(tiny_gemma, devices=["cpu", "cpu"], batch_size=2)
+    emb.transform(list(arena_texts[:2]))  # load both replicas
+    runtime = emb._lazy_runtime[1]
+
+    def explode(module, args, kwargs):
+        raise RuntimeError("replica 2 is broken")
+
+    handle = runtime.models[1].register_forward_pre_hook(explode, with_kwargs=True)
+    before = threading.active_count()
+    try:
+        with pytest.raises(DeviceWorkerError, match=r"device 'cpu' \(worker 2 of 2\).*replica 2 is broken") as info:
+            emb.transform(list(arena_texts[:40]))
+    finally:
+        handle.remove()
+    assert info.value.device == "cpu"
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert threading.active_count() == before
+    assert not [t for t in threading.enumerate() if t.name.startswith("gemma-pref-")]
+
+
+def test_single_device_error_is_wrapped_too(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    emb.transform(["warm up"])
+    model = emb._lazy_runtime[1].models[0]
+    handle = model.register_forward_pre_hook(
+        lambda m, a, k: (_ for _ in ()).throw(ValueError("bad batch")), with_kwargs=True
+    )
+    try:
+        with pytest.raises(DeviceWorkerError, match="device 'cpu': ValueError: bad batch"):
+            emb.transform(["another text"])
+    finally:
+        handle.remove()
+
+
+def test_lazy_loading_clone_and_pickle(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    assert not any(k.startswith("_lazy_runtime") for k in vars(emb))
+    emb.fit(None)
+    assert getattr(emb, "_lazy_runtime", None) is None  # fit does not load weights
+    X = emb.transform(["hello", "world"])
+    assert emb._lazy_runtime is not None
+    cloned = clone(emb)
+    assert getattr(cloned, "_lazy_runtime", None) is None
+    blob = pickle.dumps(emb)
+    assert len(blob) < 10_000
+    restored = pickle.loads(blob)
+    assert getattr(restored, "_lazy_runtime", None) is None
+    np.testing.assert_array_equal(restored.transform(["hello", "world"]), X)
+    assert restored._lazy_runtime is not None  # reloaded from model_name_or_path
+
+
+def test_input_containers(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    ref = emb.transform(["a b", "c d"])
+    for X in (
+        np.array(["a b", "c d"], dtype=object),
+        pd.Series(["a b", "c d"]),
+        pd.DataFrame({"text": ["a b", "c d"]}),
+        np.array([["a b"], ["c d"]], dtype=object),
+        ("a b", "c d"),
+    ):
+        np.testing.assert_allclose(emb.transform(X), ref, atol=1e-6)
+    assert emb.transform([]).shape == (0, 64)
+
+
+def test_bad_inputs(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    with pytest.raises(ValueError, match="string object received"):
+        emb.transform("just one string")
+    with pytest.raises(ValueError, match="string object received"):
+        emb.fit("just one string")
+    with pytest.raises(ValueError, match="text at row 1: expected str, got float nan"):
+        emb.transform(["ok", float("nan")])
+    with pytest.raises(ValueError, match="DataFrame with 2 columns .*ArenaTextFormatter"):
+        emb.transform(pd.DataFrame({"a": ["x"], "b": ["y"]}))
+
+
+def test_missing_model_path_is_named(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelNotFoundError, match="no-such-model.*never downloads"):
+        GemmaEmbedder(missing).fit(["x"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+        GemmaEmbedder(tmp_path / "empty").transform(["x"])
+    with pytest.raises(ModelNotFoundError, match="org/not-cached"):
+        GemmaEmbedder("org/not-cached").transform(["x"])
+    with pytest.raises(ValueError, match="'model_name_or_path' parameter .* is required"):
+        GemmaEmbedder().fit(["x"])
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"quantization": "3bit"}, "The 'quantization' parameter of GemmaEmbedder must be a str among .*'4bit'.*Got '3bit' instead"),
+        ({"pooling": "max2"}, "The 'pooling' parameter of GemmaEmbedder must be .*Got 'max2' instead"),
+        ({"devices": ["cuda:7"]}, "device 'cuda:7' requested but only 0 CUDA devices are visible"),
+        ({"devices": ["tpu"]}, "unknown device 'tpu'"),
+        ({"devices": []}, "non-empty list"),
+        ({"max_length": 0}, "The 'max_length' parameter of GemmaEmbedder must be an int in the range"),
+        ({"torch_dtype": "fp8"}, "The 'torch_dtype' parameter of GemmaEmbedder must be .*Got 'fp8' instead"),
+        ({"padding": "left"}, "The 'padding' parameter"),
+    ],
+)
+def test_parameter_validation_in_fit_and_transform(tiny_gemma, params, match):
+    import torch
+
+    if torch.cuda.device_count() > 7 and "cuda:7" in str(params):
+        pytest.skip("this machine has a cuda:7")
+    emb = GemmaEmbedder(tiny_gemma, **params)  # __init__ never validates
+    with pytest.raises(ValueError, match=match):
+        emb.fit(["x"])
+    with pytest.raises(ValueError, match=match):
+        emb.transform(["x"])
+
+
+def test_torch_dtype_object_and_bf16(tiny_gemma, arena_texts):
+    import torch
+
+    texts = list(arena_texts[:16])
+    ref = _emb(tiny_gemma).transform(texts)
+    bf16 = _emb(tiny_gemma, torch_dtype=torch.bfloat16).transform(texts)
+    cos = (ref * bf16).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cos.min() > 0.99
+    assert np.abs(ref - bf16).max() > 0  # really ran in bf16
+
+
+def test_feature_names_and_set_output(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    names = emb.get_feature_names_out()
+    assert names.shape == (64,) and names[0] == "gemmaembedder0" and names[-1] == "gemmaembedder63"
+    assert getattr(emb, "_lazy_runtime", None) is None  # names come from the config only
+    out = emb.set_output(transform="pandas").fit_transform(pd.Series(["a", "b"], index=[5, 9]))
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(names) and list(out.index) == [5, 9]
+
+
+def test_set_params_after_loading_reloads(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    a = emb.transform(["x y z"])
+    emb.set_params(pooling="last")
+    b = emb.transform(["x y z"])
+    assert not np.allclose(a, b)
+    first = emb._lazy_runtime
+    emb.set_params(devices=["cpu", "cpu"])
+    emb.transform(["x y z", "other"])
+    assert emb._lazy_runtime is not first and len(emb._lazy_runtime[1].models) == 2

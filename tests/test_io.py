@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gemma_pref import labels_from_winner, load_arena_csv, write_submission
+
+
+def test_labels_from_winner_on_sample(arena):
+    y = labels_from_winner(arena)
+    assert y.dtype == np.int64 and set(y) == {0, 1, 2}
+    assert (y == 0).sum() == arena["winner_model_a"].sum()
+    assert (y == 2).sum() == arena["winner_tie"].sum()
+
+
+def test_labels_from_winner_errors():
+    df = pd.DataFrame({"winner_model_a": [1, 1], "winner_model_b": [0, 1], "winner_tie": [0, 0]},
+                      index=["a", "b"])
+    with pytest.raises(ValueError, match="row 'b': expected exactly one 1"):
+        labels_from_winner(df)
+    with pytest.raises(ValueError, match="Missing label column.*'winner_tie'"):
+        labels_from_winner(df.drop(columns="winner_tie"))
+
+
+def test_write_submission(tmp_path):
+    path = write_submission(["x", "y"], np.array([[2.0, 1.0, 1.0], [0.2, 0.3, 0.5]]), tmp_path / "s.csv")
+    df = pd.read_csv(path)
+    assert list(df.columns) == ["id", "winner_model_a", "winner_model_b", "winner_tie"]
+    np.testing.assert_allclose(df.iloc[:, 1:].sum(axis=1), 1.0)
+    assert df.iloc[0, 1] == 0.5
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    ("ids", "proba", "match"),
+    [
+        ([1], [[0.5, 0.5]], r"shape \(n_rows, 3\)"),
+        ([1, 2], [[0.2, 0.3, 0.5]], "ids has 2 entries but proba has 1 rows"),
+        ([1], [[np.nan, 0.5, 0.5]], r"row 0 \(id 1\) is not a probability vector"),
+        ([1], [[-0.1, 0.6, 0.5]], "not a probability vector"),
+    ],
+)
+def test_write_submission_errors(tmp_path, ids, proba, match):
+    with pytest.raises(ValueError, match=match):
+        write_submission(ids, proba, tmp_path / "s.csv")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_load_arena_csv(tmp_path, arena):
+    path = tmp_path / "train.csv"
+    arena.head(3).to_csv(path, index=False)
+    assert load_arena_csv(path, require_labels=True).shape == (3, 9)
+    arena.head(3).drop(columns=["response_b"]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="lacks column.*'response_b'"):
+        load_arena_csv(path)
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        load_arena_csv(tmp_path / "nope.csv")

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+from gemma_pref import (
+    clear_memory_cache,
+    labels_from_winner,
+    make_catboost_classifier,
+    make_preference_pipeline,
+)
+
+
+def _pipe(path, **kw):
+    return make_preference_pipeline(
+        path,
+        max_length=96,
+        torch_dtype="float32",
+        classifier=make_catboost_classifier(iterations=30),
+        **kw,
+    )
+
+
+def test_default_pipeline_settings():
+    pipe = make_preference_pipeline("some/dir", batch_size=4)
+    assert list(pipe.named_steps) == ["formatter", "embedder", "classifier"]
+    assert pipe.named_steps["embedder"].batch_size == 4
+    params = pipe.named_steps["classifier"].get_params()
+    assert params["loss_function"] == "MultiClass"
+    assert params["learning_rate"] == 0.03 and params["iterations"] == 1000
+    assert params["task_type"] in ("CPU", "GPU")
+    lr = LogisticRegression()
+    assert make_preference_pipeline("x", classifier=lr).named_steps["classifier"] is lr
+
+
+def test_fit_predict_proba_columns_follow_labels(tiny_gemma, arena):
+    df = arena.head(90)
+    y = labels_from_winner(df)
+    pipe = _pipe(tiny_gemma).fit(df, y)
+    proba = pipe.predict_proba(df.head(10))
+    assert proba.shape == (10, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert list(pipe.classes_) == [0, 1, 2]
+
+
+def test_joblib_round_trip_identical_and_small(tiny_gemma, arena, tmp_path):
+    train, test = arena.head(80), arena.iloc[80:100]
+    pipe = _pipe(tiny_gemma, memory_cache=False).fit(train, labels_from_winner(train))
+    before = pipe.predict_proba(test)
+    path = tmp_path / "pipe.joblib"
+    joblib.dump(pipe, path)
+    cb = tmp_path / "model.cbm"
+    pipe.named_steps["classifier"].save_model(str(cb))
+    # the file holds the parameters and the CatBoost model, never the weights
+    assert path.stat().st_size < 5_000_000 + cb.stat().st_size
+    buf = io.BytesIO()
+    joblib.dump(pipe[:-1], buf)
+    assert len(buf.getvalue()) < 50_000
+    clear_memory_cache()
+    loaded = joblib.load(path)
+    assert getattr(loaded.named_steps["embedder"], "_lazy_runtime", None) is None
+    np.testing.assert_array_equal(loaded.predict_proba(test), before)
+
+
+def test_cross_val_score_embeds_each_text_once(tiny_gemma, arena, monkeypatch):
+    from transformers.models.gemma2.modeling_gemma2 import Gemma2Model
+
+    rows: list[int] = []
+    original = Gemma2Model.forward
+
+    def counting_forward(self, *args, **kwargs):
+        rows.append(int(kwargs["input_ids"].shape[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
+    df = arena.head(100)
+    y = labels_from_winner(df)
+    scores = cross_val_score(_pipe(tiny_gemma), df, y, cv=5, scoring="neg_log_loss")
+    assert scores.shape == (5,) and np.isfinite(scores).all() and (scores < 0).all()
+    # 5 folds each embed 80 train + 20 test rows: 500 rows without the cache
+    assert sum(rows) == len(set(df.index))
+    assert sum(rows) == 100
+
+
+def test_pipeline_with_logistic_regression(tiny_gemma, arena):
+    df = arena.head(60)
+    pipe = make_preference_pipeline(
+        tiny_gemma, max_length=64, torch_dtype="float32",
+        classifier=LogisticRegression(max_iter=200),
+    )
+    proba = pipe.fit(df, labels_from_winner(df)).predict_proba(df)
+    assert proba.shape == (60, 3)
+
+
+def test_set_output_pandas_through_pipeline(tiny_gemma, arena):
+    pipe = _pipe(tiny_gemma)[:-1].set_output(transform="pandas")
+    out = pipe.fit_transform(arena.head(4))
+    assert list(out.columns[:2]) == ["gemmaembedder0", "gemmaembedder1"]
+    assert out.shape == (4, 64)
+
+
+@pytest.mark.parametrize("bad", ["3bit"])
+def test_pipeline_fit_validates_embedder(tiny_gemma, arena, bad):
+    pipe = _pipe(tiny_gemma, quantization=bad)
+    with pytest.raises(ValueError, match="'quantization' parameter"):
+        pipe.fit(arena.head(10), labels_from_winner(arena.head(10)))
