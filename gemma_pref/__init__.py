@@ -10,21 +10,27 @@ and classify with CatBoost, all in one scikit-learn pipeline built by
 from __future__ import annotations
 
 from ._version import __version__
+from .augmentation import SwapABClassifier, swap_ab, swap_labels
 from .cache import clear_memory_cache
 from .datasets import load_arena_sample
 from .embedding import GemmaEmbedder
 from .exceptions import ArenaFormatError, DeviceWorkerError, ModelNotFoundError
-from .formatting import SEED_TEMPLATE, ArenaTextFormatter
+from .features import ArenaStructureFeatures
+from .formatting import SEED_TEMPLATE, ArenaTextFormatter, truncation_report
 from .io import labels_from_winner, load_arena_csv, write_submission
+from .model_selection import PromptGroupKFold, prompt_groups
 from .pipeline import make_catboost_classifier, make_preference_pipeline
 
 __all__ = [
     "SEED_TEMPLATE",
     "ArenaFormatError",
+    "ArenaStructureFeatures",
     "ArenaTextFormatter",
     "DeviceWorkerError",
     "GemmaEmbedder",
     "ModelNotFoundError",
+    "PromptGroupKFold",
+    "SwapABClassifier",
     "__version__",
     "clear_memory_cache",
     "labels_from_winner",
@@ -32,5 +38,9 @@ __all__ = [
     "load_arena_sample",
     "make_catboost_classifier",
     "make_preference_pipeline",
+    "prompt_groups",
+    "swap_ab",
+    "swap_labels",
+    "truncation_report",
     "write_submission",
 ]

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .exceptions import ArenaFormatError
 
 __all__ = [
     "ARENA_COLUMNS",
+    "CHARS_PER_TOKEN",
+    "MIN_TOKENS_PER_TURN",
     "SEED_TEMPLATE",
     "ArenaTextFormatter",
     "parse_turns",
+    "truncation_report",
 ]
 
 #: The three text columns of an arena row, in template order.
@@ -169,6 +174,238 @@ def _join_turns(turns: Sequence[str], mode: str, labelled: bool) -> str:
     return "\n\n".join(f"[Turn {i}] {t}" for i, t in enumerate(turns, start=1))
 
 
+# --------------------------------------------------------------- token budget
+#: Characters per token of the fallback counter used when no tokenizer is given.
+CHARS_PER_TOKEN = 4
+
+
+def _water_fill(lengths: Sequence[int], budget: int) -> list[int]:
+    """Split ``budget`` over parts: short parts keep all, the rest share equally.
+
+    >>> _water_fill([10, 500, 800], 300)
+    [10, 145, 145]
+    >>> _water_fill([10, 20], 300)
+    [10, 20]
+    """
+    alloc = [0] * len(lengths)
+    remaining = max(int(budget), 0)
+    left = len(lengths)
+    for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
+        take = min(int(lengths[i]), remaining // left)
+        alloc[i] = take
+        remaining -= take
+        left -= 1
+    return alloc
+
+
+class _TokenCounter:
+    """Count tokens and cut texts to a number of tokens.
+
+    With a Hugging Face fast tokenizer, counts are exact and cuts fall on token
+    boundaries of the original text (through the offset mapping, so the kept
+    prefix is the original text, never a decoded approximation). Without one,
+    a token is :data:`CHARS_PER_TOKEN` characters.
+    """
+
+    def __init__(self, tokenizer: Any = None) -> None:
+        self.tokenizer = tokenizer
+        self._memo: dict[str, list[int]] = {}
+
+    def total(self, text: str) -> int:
+        """Tokens of a whole text, special tokens included (as an embedder sees it)."""
+        if self.tokenizer is None:
+            return -(-len(text) // CHARS_PER_TOKEN)
+        return len(self.tokenizer(text)["input_ids"])
+
+    def ends(self, text: str) -> list[int]:
+        """Character offset at which each token of ``text`` ends (no special tokens)."""
+        if not text:
+            return []
+        if self.tokenizer is None:
+            return [*range(CHARS_PER_TOKEN, len(text), CHARS_PER_TOKEN), len(text)]
+        ends = self._memo.get(text)
+        if ends is None:
+            enc = self.tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True
+            )
+            ends, last = [], 0
+            for _, end in enc["offset_mapping"]:
+                last = max(last, int(end))
+                ends.append(last)
+            if len(self._memo) >= 256:  # the parts of the row being cut
+                self._memo.clear()
+            self._memo[text] = ends
+        return ends
+
+    def count(self, text: str) -> int:
+        """Tokens of ``text`` without special tokens."""
+        return len(self.ends(text))
+
+    def cut(self, text: str, n_tokens: int) -> str:
+        """The longest prefix of ``text`` made of its first ``n_tokens`` tokens."""
+        ends = self.ends(text)
+        if n_tokens >= len(ends):
+            return text
+        return text[: ends[n_tokens - 1]] if n_tokens > 0 else ""
+
+
+def _check_fast_tokenizer(tokenizer: Any) -> None:
+    try:
+        tokenizer("a", add_special_tokens=False, return_offsets_mapping=True)
+    except (NotImplementedError, TypeError, ValueError) as exc:
+        raise ValueError(
+            "The 'tokenizer' parameter of ArenaTextFormatter must be a Hugging Face "
+            "fast tokenizer (one that returns an offset mapping, as AutoTokenizer "
+            f"loads by default); got {type(tokenizer).__name__} ({exc})."
+        ) from None
+
+
+def _load_tokenizer(tokenizer: Any) -> Any:
+    """Resolve the ``tokenizer`` parameter: None, a loaded tokenizer or a path."""
+    if tokenizer is None or not isinstance(tokenizer, (str, os.PathLike)):
+        return tokenizer
+    from . import _loading
+
+    raw = os.fspath(tokenizer)
+    try:
+        return _loading.load_tokenizer(raw)  # local_files_only=True: never downloads
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"The 'tokenizer' parameter of ArenaTextFormatter is {raw!r}, from which "
+            "no tokenizer can be loaded: expected a local directory with tokenizer "
+            "files (such as the checkpoint given to GemmaEmbedder) or the name of a "
+            f"model in the local Hugging Face cache; nothing is downloaded. ({exc})"
+        ) from None
+
+
+def _column_pieces(turns: Sequence[str], mode: str, labelled: bool, first: int):
+    """(label, text) pieces of one column, joined with blank lines.
+
+    Mirrors :func:`_join_turns`; ``first`` drops the oldest turns and keeps the
+    original turn numbers of the rest.
+    """
+    if not turns:
+        return []
+    if mode == "last":
+        return [("", turns[-1])]
+    if not labelled:
+        return [("", turns[0])]
+    return [(f"[Turn {i}] ", t) for i, t in enumerate(turns, start=1)][first:]
+
+
+def _join_pieces(pieces: Sequence[tuple[str, str]]) -> str:
+    return "\n\n".join(label + text for label, text in pieces)
+
+
+def _cut_column(
+    pieces: Sequence[tuple[str, str]], share: int, counter: _TokenCounter
+) -> tuple[str, float]:
+    """Cut one column to about ``share`` tokens, water-filling over its turns.
+
+    Returns the text and the fewest tokens left to a turn that was cut, when
+    the column has several turns (``inf`` otherwise or when none was cut).
+    """
+    full = _join_pieces(pieces)
+    if counter.count(full) <= share:
+        return full, math.inf
+    if len(pieces) == 1:
+        label, text = pieces[0]
+        return label + counter.cut(text, share - counter.count(label)), math.inf
+    frame = counter.count(_join_pieces([(label, "") for label, _ in pieces]))
+    lengths = [counter.count(t) for _, t in pieces]
+    alloc = _water_fill(lengths, share - frame)
+    stub = min((k for k, n in zip(alloc, lengths) if k < n), default=math.inf)
+    text = _join_pieces(
+        [(label, counter.cut(t, k)) for (label, t), k in zip(pieces, alloc)]
+    )
+    return text, stub
+
+
+#: With ``turns="all"`` under a budget, the oldest turns are dropped rather
+#: than cutting a turn to fewer tokens than this.
+MIN_TOKENS_PER_TURN = 32
+
+
+def _fit_to_budget(
+    parts: Sequence[Sequence[str]],
+    mode: str,
+    labelled: bool,
+    fill: Callable[[str, str, str], str],
+    counter: _TokenCounter,
+    max_tokens: int,
+    overhead: int,
+) -> tuple[str, str, str]:
+    """Cut prompt, response_a and response_b so that the filled template fits.
+
+    The budget left by the template (``overhead`` tokens) is water-filled over
+    the three columns and, within a column, over its turns. Token counts of
+    parts do not add up exactly (merges across boundaries), so the budget is
+    tightened by the measured excess until the whole text fits. With
+    ``turns="all"``, the oldest turns are dropped (from all columns at once)
+    while a turn would be cut to fewer than :data:`MIN_TOKENS_PER_TURN` tokens,
+    or the text cannot fit otherwise, down to the last turn.
+    """
+    budget = max_tokens - overhead
+    n_first = max(len(t) for t in parts) if mode == "all" and labelled else 1
+    best: tuple[str, str, str] | None = None
+    for first in range(n_first):
+        last_chance = first == n_first - 1
+        cols = [_column_pieces(t, mode, labelled, first) for t in parts]
+        lengths = [counter.count(_join_pieces(c)) for c in cols]
+        slack = 0
+        for _ in range(8):
+            shares = _water_fill(lengths, budget - slack)
+            cut = [_cut_column(c, k, counter) for c, k in zip(cols, shares)]
+            if not last_chance and min(stub for _, stub in cut) < MIN_TOKENS_PER_TURN:
+                break  # drop the oldest turn instead
+            p, a, b = (text for text, _ in cut)
+            best = (p, a, b)
+            excess = counter.total(fill(p, a, b)) - max_tokens
+            if excess <= 0:
+                return best
+            if slack >= budget:
+                break
+            slack += excess
+    assert best is not None
+    return best  # best effort: the template or the turn labels alone overflow
+
+
+def _quoted_list(names: Sequence[str]) -> str:
+    quoted = [repr(n) for n in names]
+    if len(quoted) == 1:
+        return quoted[0]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _arena_frame(
+    X: Any, owner: str, required: Sequence[str] = ARENA_COLUMNS
+) -> pd.DataFrame:
+    """Check that ``X`` is a DataFrame (or mapping) of arena rows; return it.
+
+    Errors name ``owner``, the missing columns and the columns found.
+    """
+    if isinstance(X, str):
+        raise ValueError(
+            f"A pandas DataFrame with columns {_quoted_list(required)} expected, "
+            "string object received."
+        )
+    if isinstance(X, Mapping) and not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(dict(X))
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            f"A pandas DataFrame with columns {_quoted_list(required)} expected, "
+            f"got {type(X).__name__}."
+        )
+    missing = [c for c in required if c not in X.columns]
+    if missing:
+        raise ValueError(
+            f"Missing column(s) {', '.join(repr(c) for c in missing)}: "
+            f"{owner} needs {_quoted_list(required)}; got columns "
+            f"{list(map(str, X.columns))}."
+        )
+    return X
+
+
 class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     """Format Chatbot Arena rows into one text per row.
 
@@ -185,13 +422,42 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         turn, each turn is prefixed with ``[Turn i]`` and turns are separated by
         a blank line. Rows with a single turn format identically in both modes.
     swap : bool, default=False
-        Exchange ``response_a`` and ``response_b`` (used for A/B augmentation).
+        Exchange ``response_a`` and ``response_b``, at fit and at transform
+        alike: a fixed view of the rows. For A/B augmentation (swapped copies
+        at fit, averaged swapped predictions) use
+        :class:`~gemma_pref.augmentation.SwapABClassifier`, which swaps the
+        raw rows (and so every branch of the pipeline) instead.
     template : str or callable, default=None
         ``None`` uses :data:`SEED_TEMPLATE`, the reference notebook's Gemma
         chat template. A string is filled with ``str.format`` using the fields
         ``{prompt}``, ``{response_a}`` and ``{response_b}``. A callable is
         called as ``template(prompt, response_a, response_b)`` and must return
         a ``str``.
+    max_tokens : int or None, default=None
+        Token budget of each formatted text, special tokens included: set it
+        to the embedder's ``max_length``. A text over budget has its prompt,
+        ``response_a`` and ``response_b`` cut (keeping the start of each) to
+        their shares, so that both answers survive the embedder's right
+        truncation: parts shorter than an equal share keep everything and the
+        others split what is left (water-filling); with ``turns="all"`` each
+        column's share is water-filled over its turns in the same way. Texts
+        within budget are unchanged. ``None``: no budget (the reference
+        notebook's behaviour).
+    tokenizer : str, os.PathLike, tokenizer or None, default=None
+        How ``max_tokens`` counts tokens. A local checkpoint directory (or the
+        name of a model in the local Hugging Face cache) is loaded lazily with
+        ``AutoTokenizer.from_pretrained(..., local_files_only=True)``, never
+        downloaded, and is dropped when pickling; a loaded Hugging Face fast
+        tokenizer is used as is. ``None`` counts
+        :data:`CHARS_PER_TOKEN` (4) characters per token: free, but only
+        approximate (code and non-Latin scripts take more tokens per
+        character, so such texts may still overrun). Ignored when
+        ``max_tokens`` is ``None``.
+
+    See Also
+    --------
+    truncation_report : How much of each part survives a token limit.
+    GemmaEmbedder : Embeds the texts.
 
     Notes
     -----
@@ -201,6 +467,15 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     missing cell (``NaN``) become the empty string. A cell that is not a JSON
     list of strings raises :class:`~gemma_pref.exceptions.ArenaFormatError`, a
     ``ValueError`` naming the column, the row label and an excerpt.
+
+    Without a budget, the embedder's right truncation at ``max_length`` cuts
+    the end of the text: with the reference template that is ``response_b``,
+    often entirely (:func:`truncation_report` measures it). Token counts of
+    parts do not add up exactly, so under a budget the shares are tightened by
+    the measured excess until the whole text fits. With ``turns="all"``, the
+    oldest turns are dropped from all three columns at once rather than cut
+    a turn to fewer than :data:`MIN_TOKENS_PER_TURN` (32) tokens; the kept
+    turns keep their numbers.
 
     Examples
     --------
@@ -221,12 +496,25 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     >>> ArenaTextFormatter(template="{response_a} vs {response_b}",
     ...                    swap=True).fit_transform(df)
     array([' vs Hello!'], dtype=object)
+
+    Under a budget of 12 tokens (4 characters each without a tokenizer) the
+    short parts stay whole and the long answer gets the rest:
+
+    >>> long = pd.DataFrame({"prompt": ['["Why?"]'],
+    ...                      "response_a": ['["Because."]'],
+    ...                      "response_b": ['["' + "b" * 80 + '"]']})
+    >>> fmt = ArenaTextFormatter(template="{prompt}|{response_a}|{response_b}",
+    ...                          max_tokens=12)
+    >>> fmt.fit_transform(long)[0]
+    'Why?|Because.|bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
     """
 
     _parameter_constraints: dict = {
         "turns": [StrOptions({"last", "all"})],
         "swap": ["boolean"],
         "template": [str, callable, None],
+        "max_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "tokenizer": [str, os.PathLike, callable, None],
     }
 
     def __init__(
@@ -235,15 +523,35 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         turns: str = "last",
         swap: bool = False,
         template: str | Callable[[str, str, str], str] | None = None,
+        max_tokens: int | None = None,
+        tokenizer: Any = None,
     ) -> None:
         self.turns = turns
         self.swap = swap
         self.template = template
+        self.max_tokens = max_tokens
+        self.tokenizer = tokenizer
 
     def _check_params(self) -> None:
         self._validate_params()
         if isinstance(self.template, str):
             _template_fields(self.template)
+
+    def _token_counter(self) -> _TokenCounter | None:
+        """The counter of the budget, loading the tokenizer on first use."""
+        if self.max_tokens is None:
+            return None
+        if isinstance(self.tokenizer, (str, os.PathLike)):
+            key = os.fspath(self.tokenizer)
+            cached = getattr(self, "_lazy_tokenizer", None)
+            if cached is None or cached[0] != key:
+                cached = (key, _load_tokenizer(key))
+                _check_fast_tokenizer(cached[1])
+                self._lazy_tokenizer = cached
+            return _TokenCounter(cached[1])
+        if self.tokenizer is not None:
+            _check_fast_tokenizer(self.tokenizer)
+        return _TokenCounter(self.tokenizer)
 
     def fit(self, X: Any, y: Any = None) -> ArenaTextFormatter:
         """Validate the parameters and the columns of ``X``.
@@ -262,6 +570,7 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         self._columns(X)
+        self._token_counter()  # a tokenizer path that does not load fails here
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -278,6 +587,14 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         texts : ndarray of shape (n_rows,), dtype=object
             One ``str`` per row, in input order.
         """
+        rows = self._format_parts(X)
+        out = np.empty(len(rows), dtype=object)
+        for i, (_, _, _, text) in enumerate(rows):
+            out[i] = text
+        return out
+
+    def _format_parts(self, X: Any) -> list[tuple[Any, tuple, tuple, str]]:
+        """Per row: label, (prompt, a, b) before and after the budget, text."""
         self._check_params()
         prompts, resp_a, resp_b, labels = self._columns(X)
         if self.swap:
@@ -286,7 +603,9 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         else:
             names = ARENA_COLUMNS
         fill = self._filler()
-        out = np.empty(len(labels), dtype=object)
+        counter = self._token_counter()
+        overhead = None
+        rows = []
         for i, row in enumerate(labels):
             parts = [
                 parse_turns(prompts[i], column=names[0], row=row),
@@ -294,15 +613,29 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
                 parse_turns(resp_b[i], column=names[2], row=row),
             ]
             labelled = max(len(p) for p in parts) > 1
-            p, a, b = (_join_turns(t, self.turns, labelled) for t in parts)
-            text = fill(p, a, b)
+            source = tuple(_join_turns(t, self.turns, labelled) for t in parts)
+            text = fill(*source)
             if not isinstance(text, str):
                 raise TypeError(
                     "The 'template' callable of ArenaTextFormatter must return a "
                     f"str; got {type(text).__name__} at row {row!r}."
                 )
-            out[i] = text
-        return out
+            kept = source
+            if counter is not None and counter.total(text) > self.max_tokens:
+                if overhead is None:
+                    overhead = counter.total(fill("", "", ""))
+                kept = _fit_to_budget(
+                    parts,
+                    self.turns,
+                    labelled,
+                    fill,
+                    counter,
+                    self.max_tokens,
+                    overhead,
+                )
+                text = fill(*kept)
+            rows.append((row, source, kept, text))
+        return rows
 
     def _filler(self) -> Callable[[str, str, str], str]:
         template = self.template
@@ -313,25 +646,7 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _columns(X: Any) -> tuple[list, list, list, list]:
-        if isinstance(X, str):
-            raise ValueError(
-                "A pandas DataFrame with columns 'prompt', 'response_a' and "
-                "'response_b' expected, string object received."
-            )
-        if isinstance(X, Mapping) and not isinstance(X, pd.DataFrame):
-            X = pd.DataFrame(dict(X))
-        if not isinstance(X, pd.DataFrame):
-            raise ValueError(
-                "A pandas DataFrame with columns 'prompt', 'response_a' and "
-                f"'response_b' expected, got {type(X).__name__}."
-            )
-        missing = [c for c in ARENA_COLUMNS if c not in X.columns]
-        if missing:
-            raise ValueError(
-                f"Missing column(s) {', '.join(repr(c) for c in missing)}: "
-                "ArenaTextFormatter needs 'prompt', 'response_a' and "
-                f"'response_b'; got columns {list(map(str, X.columns))}."
-            )
+        X = _arena_frame(X, "ArenaTextFormatter")
         return (
             X["prompt"].tolist(),
             X["response_a"].tolist(),
@@ -364,3 +679,127 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         tags.requires_fit = False
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a tokenizer loaded from a path is reloaded after unpickling
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if not k.startswith("_lazy_")}
+
+
+def _field_spans(
+    template: str, values: Mapping[str, str]
+) -> dict[str, tuple[int, int]]:
+    """Character span of the first occurrence of each field in the filled text."""
+    formatter = string.Formatter()
+    spans: dict[str, tuple[int, int]] = {}
+    pos = 0
+    for literal, name, spec, conversion in formatter.parse(template):
+        pos += len(literal)
+        if name is None:
+            continue
+        value = formatter.format_field(
+            formatter.convert_field(values[name], conversion), spec or ""
+        )
+        spans.setdefault(name, (pos, pos + len(value)))
+        pos += len(value)
+    return spans
+
+
+def truncation_report(
+    X: Any,
+    *,
+    max_length: int,
+    tokenizer: Any = None,
+    formatter: ArenaTextFormatter | None = None,
+) -> pd.DataFrame:
+    """Measure how much of each part of the formatted rows survives truncation.
+
+    Formats ``X`` with ``formatter``, tokenizes each text as an embedder does
+    (special tokens included), keeps its first ``max_length`` tokens (right
+    truncation, as :class:`~gemma_pref.GemmaEmbedder` does) and reports, for
+    the prompt and each answer, how many characters the formatter's joined
+    turns had and how many are left in the kept tokens.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Arena rows with columns ``prompt``, ``response_a``, ``response_b``.
+    max_length : int
+        Tokens the embedder keeps per text.
+    tokenizer : str, os.PathLike, tokenizer or None, default=None
+        As the ``tokenizer`` parameter of :class:`ArenaTextFormatter`: a local
+        checkpoint directory, a loaded fast tokenizer, or ``None`` for 4
+        characters per token.
+    formatter : ArenaTextFormatter or None, default=None
+        The formatter to measure, with a string template (spans are located
+        through it). ``None``: ``ArenaTextFormatter()``, the reference
+        notebook's rule (last turn, no budget).
+
+    Returns
+    -------
+    report : pandas.DataFrame
+        Indexed like ``X``. ``n_tokens``: tokens of the formatted text before
+        truncation. For ``c`` in ``prompt``, ``response_a``, ``response_b``
+        (the template fields, so after ``swap``): ``c_chars``, characters of
+        the part before any budget; ``c_kept_chars``, characters of it left
+        after the formatter's budget and the truncation at ``max_length``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from gemma_pref import ArenaTextFormatter
+    >>> from gemma_pref.formatting import truncation_report
+    >>> df = pd.DataFrame({"prompt": ['["Why?"]'],
+    ...                    "response_a": ['["' + "a" * 80 + '"]'],
+    ...                    "response_b": ['["' + "b" * 80 + '"]']})
+    >>> tmpl = "{prompt}|{response_a}|{response_b}"
+    >>> seed = truncation_report(df, max_length=24,
+    ...                          formatter=ArenaTextFormatter(template=tmpl))
+    >>> seed[["response_a_kept_chars", "response_b_kept_chars"]].iloc[0].tolist()
+    [80, 10]
+    >>> budget = ArenaTextFormatter(template=tmpl, max_tokens=24)
+    >>> fair = truncation_report(df, max_length=24, formatter=budget)
+    >>> fair[["response_a_kept_chars", "response_b_kept_chars"]].iloc[0].tolist()
+    [44, 44]
+    """
+    if formatter is None:
+        formatter = ArenaTextFormatter()
+    if callable(formatter.template):
+        raise ValueError(
+            "truncation_report needs a formatter with a string template (or None, "
+            "the seed template) to locate the parts; got a callable template."
+        )
+    if not isinstance(max_length, Integral) or max_length < 1:
+        raise ValueError(f"max_length must be a positive int; got {max_length!r}.")
+    tok = _load_tokenizer(tokenizer)
+    if tok is not None:
+        _check_fast_tokenizer(tok)
+    template = SEED_TEMPLATE if formatter.template is None else formatter.template
+    rows = formatter._format_parts(X)
+    records = []
+    for _, source, kept, text in rows:
+        if tok is None:
+            n_tokens = -(-len(text) // CHARS_PER_TOKEN)
+            cutoff = min(len(text), max_length * CHARS_PER_TOKEN)
+        else:
+            enc = tok(text, return_offsets_mapping=True)
+            n_tokens = len(enc["input_ids"])
+            if n_tokens <= max_length:
+                cutoff = len(text)
+            else:
+                cutoff = max(
+                    (int(e) for _, e in enc["offset_mapping"][:max_length]), default=0
+                )
+        spans = _field_spans(template, dict(zip(ARENA_COLUMNS, kept)))
+        record: dict[str, int] = {"n_tokens": n_tokens}
+        for name, original in zip(ARENA_COLUMNS, source):
+            start, end = spans.get(name, (0, 0))
+            record[f"{name}_chars"] = len(original)
+            record[f"{name}_kept_chars"] = max(0, min(end, cutoff) - start)
+        records.append(record)
+    columns = ["n_tokens"] + [
+        f"{name}_{kind}" for name in ARENA_COLUMNS for kind in ("chars", "kept_chars")
+    ]
+    return pd.DataFrame(
+        records, index=[row for row, *_ in rows], columns=columns, dtype=np.int64
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
     check_estimator_cloneable,
@@ -15,8 +16,15 @@ from sklearn.utils.estimator_checks import (
 )
 
 from gemma_pref import ArenaTextFormatter, GemmaEmbedder
+from gemma_pref.augmentation import SwapABClassifier
+from gemma_pref.features import ArenaStructureFeatures
 
-ESTIMATORS = [ArenaTextFormatter(), GemmaEmbedder()]
+ESTIMATORS = [
+    ArenaTextFormatter(),
+    GemmaEmbedder(),
+    ArenaStructureFeatures(),
+    SwapABClassifier(LogisticRegression()),
+]
 
 
 @parametrize_with_checks(ESTIMATORS)

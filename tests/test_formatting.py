@@ -246,3 +246,158 @@ def test_set_output_pandas_gives_one_text_column(arena):
     out = fmt.fit_transform(arena.head(3))
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == ["text"] and list(out.index) == list(arena.head(3).index)
+
+
+# ------------------------------------------------------------- token budget
+SEP = "\x1f"  # a separator no arena text contains
+PARTS = f"{{prompt}}{SEP}{{response_a}}{SEP}{{response_b}}"
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_gemma):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_gemma, local_files_only=True)
+
+
+def test_a_budget_nothing_exceeds_changes_nothing(arena, tiny_gemma):
+    plain = ArenaTextFormatter().fit_transform(arena)
+    roomy = ArenaTextFormatter(max_tokens=100_000, tokenizer=tiny_gemma).fit_transform(arena)
+    assert [t.encode("utf-8") for t in roomy] == [t.encode("utf-8") for t in plain]
+    every = ArenaTextFormatter(turns="all").fit_transform(arena)
+    roomy_all = ArenaTextFormatter(
+        turns="all", max_tokens=100_000, tokenizer=tiny_gemma
+    ).fit_transform(arena)
+    assert list(roomy_all) == list(every)
+
+
+@pytest.mark.parametrize("turns", ["last", "all"])
+def test_budget_fits_every_text_and_keeps_both_answers(arena, tiny_gemma, tiny_tokenizer, turns):
+    budget = 256
+    fmt = ArenaTextFormatter(turns=turns, max_tokens=budget, tokenizer=tiny_gemma)
+    texts = fmt.fit_transform(arena)
+    lengths = [len(ids) for ids in tiny_tokenizer(list(texts))["input_ids"]]
+    assert max(lengths) <= budget
+    plain = ArenaTextFormatter(turns=turns).fit_transform(arena)
+    assert sum(a != b for a, b in zip(texts, plain)) > 500  # most rows are over
+    # same texts as the seed template wherever the row already fits
+    seed_len = [len(ids) for ids in tiny_tokenizer(list(plain))["input_ids"]]
+    for t, p, n in zip(texts, plain, seed_len):
+        if n <= budget:
+            assert t == p
+
+    cut = ArenaTextFormatter(turns=turns, template=PARTS, max_tokens=budget,
+                             tokenizer=tiny_gemma).fit_transform(arena)
+    full = ArenaTextFormatter(turns=turns, template=PARTS).fit_transform(arena)
+    for c, f in zip(cut, full):
+        kept, source = c.split(SEP), f.split(SEP)
+        for k, s in zip(kept, source):
+            if turns == "last":
+                assert s.startswith(k)  # each part keeps its beginning
+            if s.strip():
+                assert k.strip(), "an answer or prompt was cut to nothing"
+
+
+def test_short_parts_stay_whole_long_parts_share(tiny_gemma, tiny_tokenizer):
+    long_a = " ".join(f"alpha{i}" for i in range(400))
+    long_b = " ".join(f"beta{i}" for i in range(400))
+    df = pd.DataFrame(
+        {"prompt": [json.dumps(["Which is better?"])] * 2,
+         "response_a": [json.dumps([long_a]), json.dumps(["Short answer."])],
+         "response_b": [json.dumps([long_b])] * 2}
+    )
+    fmt = ArenaTextFormatter(template=PARTS, max_tokens=200, tokenizer=tiny_tokenizer)
+    both_long, one_short = (t.split(SEP) for t in fmt.fit_transform(df))
+    assert both_long[0] == one_short[0] == "Which is better?"
+    assert one_short[1] == "Short answer."
+    n = [len(tiny_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in both_long]
+    assert abs(n[1] - n[2]) <= 2  # equal shares of what the prompt left
+    m = [len(tiny_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in one_short]
+    assert m[2] > n[2] + 50  # B gets what the short A did not use
+    for parts in (both_long, one_short):
+        assert len(tiny_tokenizer(SEP.join(parts))["input_ids"]) <= 200
+
+
+def test_multi_turn_budget_keeps_recent_turns_and_their_numbers(tiny_gemma, tiny_tokenizer):
+    turns = 12
+    df = pd.DataFrame(
+        {"prompt": [json.dumps([f"question {i} " * 5 for i in range(turns)])],
+         "response_a": [json.dumps([f"answer a{i} " * 30 for i in range(turns)])],
+         "response_b": [json.dumps([f"answer b{i} " * 30 for i in range(turns)])]}
+    )
+    text = ArenaTextFormatter(turns="all", max_tokens=160, tokenizer=tiny_gemma).fit_transform(df)[0]
+    assert len(tiny_tokenizer(text)["input_ids"]) <= 160
+    assert f"[Turn {turns}] " in text and "[Turn 1] " not in text
+    b_part = text.split("Model B:\n")[1]
+    assert f"[Turn {turns}] answer b{turns - 1}" in b_part
+
+
+def test_budget_without_tokenizer_counts_four_chars_a_token(arena):
+    texts = ArenaTextFormatter(max_tokens=300).fit_transform(arena)
+    assert max(len(t) for t in texts) <= 1200
+    assert all("Model B:\n<end" not in t for t, (_, row) in zip(texts, arena.iterrows())
+               if (json.loads(row["response_b"])[-1] or "").strip())
+
+
+def test_budget_smaller_than_the_template_is_best_effort():
+    df = pd.DataFrame({"prompt": ['["p"]'], "response_a": ['["a a a"]'], "response_b": ['["b"]']})
+    assert ArenaTextFormatter(max_tokens=2).fit_transform(df)[0] == SEED_TEMPLATE.format(
+        prompt="", response_a="", response_b=""
+    )
+
+
+def test_tokenizer_path_is_loaded_lazily_and_not_pickled(arena, tiny_gemma, tiny_tokenizer):
+    import pickle
+
+    fmt = ArenaTextFormatter(max_tokens=128, tokenizer=tiny_gemma)
+    assert not hasattr(fmt, "_lazy_tokenizer")
+    out = fmt.fit_transform(arena.head(20))
+    assert hasattr(fmt, "_lazy_tokenizer")
+    blob = pickle.dumps(fmt)
+    assert len(blob) < 2_000
+    loaded = pickle.loads(blob)
+    assert not hasattr(loaded, "_lazy_tokenizer")
+    assert list(loaded.transform(arena.head(20))) == list(out)
+    # a loaded tokenizer object works the same
+    same = ArenaTextFormatter(max_tokens=128, tokenizer=tiny_tokenizer).fit_transform(arena.head(20))
+    assert list(same) == list(out)
+
+
+def test_bad_budget_parameters_are_rejected_in_fit(arena, tmp_path):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'max_tokens' parameter"):
+        ArenaTextFormatter(max_tokens=0).fit(arena.head(2))
+    with pytest.raises(ValueError, match="'tokenizer' parameter of ArenaTextFormatter is"):
+        ArenaTextFormatter(max_tokens=64, tokenizer=str(tmp_path / "nowhere")).fit(arena.head(2))
+    with pytest.raises(ValueError, match="must be a Hugging Face fast tokenizer"):
+        ArenaTextFormatter(max_tokens=64, tokenizer=str.split).fit(arena.head(2))
+    # without a budget the tokenizer is not needed, so not loaded
+    ArenaTextFormatter(tokenizer=str(tmp_path / "nowhere")).fit(arena.head(2))
+
+
+def test_truncation_report_seed_rule_vs_budget(arena, tiny_gemma):
+    from gemma_pref.formatting import truncation_report
+
+    seed = truncation_report(arena, max_length=256, tokenizer=tiny_gemma)
+    budget = truncation_report(
+        arena, max_length=256, tokenizer=tiny_gemma,
+        formatter=ArenaTextFormatter(max_tokens=256, tokenizer=tiny_gemma),
+    )
+    assert list(seed.index) == list(arena.index)
+    has_b = seed["response_b_chars"] > 0
+    b_lost_seed = int((has_b & (seed["response_b_kept_chars"] == 0)).sum())
+    b_lost_budget = int((has_b & (budget["response_b_kept_chars"] == 0)).sum())
+    a_lost_seed = int(((seed["response_a_chars"] > 0) & (seed["response_a_kept_chars"] == 0)).sum())
+    # right truncation drops B entirely in most rows of the sample, A far less
+    assert b_lost_seed > 0.5 * has_b.sum() and b_lost_seed > 4 * a_lost_seed
+    assert b_lost_budget == 0
+    assert (budget["n_tokens"] <= 256).all() and (seed["n_tokens"] > 256).sum() > 500
+    # the budget shares the room: B keeps as much as A on average
+    frac = budget[["response_a_kept_chars", "response_b_kept_chars"]].to_numpy() / np.maximum(
+        budget[["response_a_chars", "response_b_chars"]].to_numpy(), 1
+    )
+    assert abs(frac[:, 0].mean() - frac[:, 1].mean()) < 0.05
+    with pytest.raises(ValueError, match="string template"):
+        truncation_report(arena, max_length=8,
+                          formatter=ArenaTextFormatter(template=lambda p, a, b: p))

@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import mannwhitneyu
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from gemma_pref import (
+    ArenaFormatError,
+    ArenaTextFormatter,
+    GemmaEmbedder,
+    labels_from_winner,
+)
+from gemma_pref.augmentation import SwapABClassifier, swap_ab
+from gemma_pref.features import RESPONSE_FEATURES, ArenaStructureFeatures
+
+MARKDOWN = """# Title
+Some **bold** text and `code` here.
+
+- one
+- two
+* three
+
+1. first
+2) second
+
+```python
+print("hi")
+```
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+See https://example.com and [x](http://x.org).
+I'm sorry, but as an AI I cannot do that."""
+
+EXPECTED_MARKDOWN = {
+    "chars": len(MARKDOWN),
+    "words": len(MARKDOWN.split()),
+    "lines": 15,
+    "bullet_items": 3,
+    "numbered_items": 2,
+    "code_blocks": 1,
+    "inline_code": 1,
+    "headers": 1,
+    "bold": 1,
+    "links": 2,
+    "table_rows": 3,
+    "refusals": 3,
+    "empty": 0,
+}
+
+
+def _frame(prompt, a, b):
+    return pd.DataFrame(
+        {
+            "prompt": [json.dumps(prompt)],
+            "response_a": [json.dumps(a)],
+            "response_b": [json.dumps(b)],
+        }
+    )
+
+
+def _row(df, **params):
+    out = (
+        ArenaStructureFeatures(**params)
+        .set_output(transform="pandas")
+        .fit_transform(df)
+    )
+    return out.iloc[0]
+
+
+def test_counts_of_a_markdown_answer_and_a_null_answer():
+    row = _row(_frame(["Explain, please"], [MARKDOWN], [None]))
+    assert set(EXPECTED_MARKDOWN) == set(RESPONSE_FEATURES)
+    for name, value in EXPECTED_MARKDOWN.items():
+        assert row[f"response_a_{name}"] == value, name
+        b = 1.0 if name == "empty" else 0.0
+        assert row[f"response_b_{name}"] == b, name
+        assert row[f"diff_{name}"] == value - b, name
+    assert (
+        row["n_turns"] == 1 and row["prompt_chars"] == 15 and row["prompt_words"] == 2
+    )
+    # ratio A / (A + B): 1 where only A has some, 0.5 where neither, 0 for empty
+    assert row["ratio_chars"] == 1.0 and row["ratio_empty"] == 0.0
+    both_zero = _row(_frame(["q"], ["plain"], ["text"]))
+    assert both_zero["ratio_code_blocks"] == 0.5
+    assert both_zero["ratio_chars"] == pytest.approx(5 / 9)
+
+
+def test_turns_all_sums_and_last_keeps_the_last_turn():
+    df = _frame(["p1", "p2 words"], ["- a\n- b", "x"], ["## H", None])
+    every, last = _row(df), _row(df, turns="last")
+    assert every["n_turns"] == last["n_turns"] == 2
+    assert (
+        every["response_a_bullet_items"] == 2 and last["response_a_bullet_items"] == 0
+    )
+    assert every["response_a_chars"] == 8 and last["response_a_chars"] == 1
+    assert every["response_b_headers"] == 1 and last["response_b_headers"] == 0
+    assert every["response_b_empty"] == 0 and last["response_b_empty"] == 1
+    assert every["prompt_chars"] == 10 and last["prompt_chars"] == 8
+
+
+def test_missing_cells_and_empty_lists_are_empty_answers():
+    df = pd.DataFrame(
+        {
+            "prompt": ['["q"]', "[]"],
+            "response_a": [np.nan, "[]"],
+            "response_b": ['["b"]', None],
+        }
+    )
+    out = ArenaStructureFeatures().set_output(transform="pandas").fit_transform(df)
+    assert out["response_a_empty"].tolist() == [1.0, 1.0]
+    assert out["response_a_chars"].tolist() == [0.0, 0.0]
+    assert out["response_b_empty"].tolist() == [0.0, 1.0]
+    assert out["n_turns"].tolist() == [1.0, 0.0]
+    assert np.isfinite(out.to_numpy()).all()
+
+
+def test_sample_matrix_names_and_set_output(arena):
+    feats = ArenaStructureFeatures()
+    X = feats.fit_transform(arena)
+    names = feats.get_feature_names_out()
+    assert X.shape == (715, len(names)) == (715, feats.n_features_out_)
+    assert X.dtype == np.float64 and np.isfinite(X).all()
+    assert len(set(names)) == len(names)
+    ratios = X[:, [n.startswith("ratio_") for n in names]]
+    assert ratios.shape[1] == len(RESPONSE_FEATURES)
+    assert ratios.min() >= 0.0 and ratios.max() <= 1.0
+    frame = ArenaStructureFeatures().set_output(transform="pandas").fit_transform(arena)
+    assert list(frame.columns) == list(names) and frame.index.equals(arena.index)
+    np.testing.assert_array_equal(frame.to_numpy(), X)
+    # the sample's answers that are a single null turn
+    assert frame["response_a_empty"].sum() == 1 and frame["response_b_empty"].sum() == 2
+
+
+def test_swapping_the_answers_swaps_the_features(arena):
+    feats = ArenaStructureFeatures().set_output(transform="pandas")
+    x, s = feats.fit_transform(arena), feats.fit_transform(swap_ab(arena))
+    for f in RESPONSE_FEATURES:
+        np.testing.assert_array_equal(s[f"response_a_{f}"], x[f"response_b_{f}"])
+        np.testing.assert_array_equal(s[f"response_b_{f}"], x[f"response_a_{f}"])
+        np.testing.assert_array_equal(s[f"diff_{f}"], -x[f"diff_{f}"])
+        np.testing.assert_allclose(s[f"ratio_{f}"], 1 - x[f"ratio_{f}"], atol=1e-12)
+    for same in ("n_turns", "prompt_chars", "prompt_words"):
+        np.testing.assert_array_equal(s[same], x[same])
+
+
+def test_the_longer_answer_tends_to_win_on_the_sample(arena):
+    # the signal these features exist for, on real preferences
+    y = labels_from_winner(arena)
+    ratio = (
+        ArenaStructureFeatures()
+        .set_output(transform="pandas")
+        .fit_transform(arena)["ratio_chars"]
+    )
+    a_wins, b_wins = ratio[y == 0], ratio[y == 1]
+    assert a_wins.mean() > 0.5 > b_wins.mean()
+    assert mannwhitneyu(a_wins, b_wins, alternative="greater").pvalue < 1e-3
+
+
+def test_errors_name_the_column_and_row():
+    df = pd.DataFrame(
+        {
+            "prompt": ['["p"]', '["p"]'],
+            "response_a": ['["a"]', '["a"]'],
+            "response_b": ['["b"]', "oops"],
+        },
+        index=["r0", "r9"],
+    )
+    with pytest.raises(ArenaFormatError, match="response_b at row 'r9'"):
+        ArenaStructureFeatures().fit_transform(df)
+    with pytest.raises(
+        ValueError, match="Missing column.*ArenaStructureFeatures needs"
+    ):
+        ArenaStructureFeatures().fit(df.drop(columns="prompt"))
+    with pytest.raises(ValueError, match="string object received"):
+        ArenaStructureFeatures().fit("prompt")
+    with pytest.raises(
+        InvalidParameterError, match="'turns' parameter of ArenaStructureFeatures"
+    ):
+        ArenaStructureFeatures(turns="first").fit(df)
+
+
+def test_stateless_and_picklable(arena):
+    feats = ArenaStructureFeatures(turns="last")
+    out = feats.transform(arena.head(5))  # no fit needed
+    again = pickle.loads(pickle.dumps(feats)).transform(arena.head(5))
+    np.testing.assert_array_equal(out, again)
+
+
+def test_feature_union_with_gemma_embeddings(tiny_gemma, arena):
+    df = arena.head(24)
+    embed = Pipeline(
+        [
+            ("formatter", ArenaTextFormatter()),
+            (
+                "embedder",
+                GemmaEmbedder(tiny_gemma, max_length=64, torch_dtype="float32"),
+            ),
+        ]
+    )
+    union = FeatureUnion([("emb", embed), ("feat", ArenaStructureFeatures())])
+    X = union.fit_transform(df)
+    n_feat = ArenaStructureFeatures().n_features_out_
+    assert X.shape == (24, 64 + n_feat) and np.isfinite(X).all()
+    np.testing.assert_allclose(X[:, :64], embed.fit_transform(df), rtol=1e-6)
+    np.testing.assert_array_equal(X[:, 64:], ArenaStructureFeatures().fit_transform(df))
+
+    frame = union.set_output(transform="pandas").fit_transform(df)
+    assert frame.columns[0] == "emb__gemmaembedder0"
+    assert frame.columns[-1] == "feat__ratio_empty"
+    assert "feat__diff_chars" in frame.columns and frame.index.equals(df.index)
+
+    # and a classifier on top, swap-augmented, end to end
+    y = labels_from_winner(df)
+    clf = SwapABClassifier(
+        make_pipeline(
+            FeatureUnion([("emb", embed), ("feat", ArenaStructureFeatures())]),
+            StandardScaler(),
+            LogisticRegression(C=0.01),
+        )
+    ).fit(df, y)
+    proba = clf.predict_proba(df)
+    assert proba.shape == (24, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_column_transformer_selects_the_arena_columns(arena):
+    ct = ColumnTransformer(
+        [("feat", ArenaStructureFeatures(), ["prompt", "response_a", "response_b"])]
+    )
+    out = ct.fit_transform(arena.head(10))
+    np.testing.assert_array_equal(
+        out, ArenaStructureFeatures().fit_transform(arena.head(10))
+    )
+    assert ct.get_feature_names_out()[0] == "feat__n_turns"
