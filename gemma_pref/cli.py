@@ -1,0 +1,410 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``gemma-pref`` command line: ``fit``, ``predict``, ``cv`` and ``embed``.
+
+This is the only module that writes to stdout. Every output file is written to
+a temporary name and renamed into place, so a failed or interrupted run never
+leaves a half-written file, and an existing file is only replaced when
+``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+logger = logging.getLogger("gemma_pref.cli")
+
+DEFAULT_PIPELINE = "gemma-pref-pipeline.joblib"
+
+
+class CLIError(Exception):
+    """An error reported to the user as one line, exit status 1."""
+
+
+# --------------------------------------------------------------------- helpers
+def _out(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CLIError(f"{str(path)!r} already exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise CLIError(f"{str(path)!r} is a directory; expected a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"output directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"output directory {str(parent)!r} is not writable")
+    return path
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` then rename ``tmp`` to ``path``; no partial file on error."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
+    import gemma_pref as gp
+
+    if path is None:
+        df = gp.load_arena_sample()
+        source = "bundled arena sample (715 rows of the Kaggle train.csv)"
+        if not labels:
+            df = df.drop(columns=list(gp.io.WINNER_COLUMNS))
+        return df, source
+    return gp.load_arena_csv(path, require_labels=labels), path
+
+
+def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
+    devices: Any = args.devices
+    if devices != "auto" and "," in devices:
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    cache_dir = None if args.no_cache else args.cache_dir
+    params: dict[str, Any] = {
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "max_tokens_per_batch": args.max_tokens_per_batch,
+        "devices": devices,
+        "quantization": args.quantization,
+        "torch_dtype": args.dtype,
+        "cache_dir": cache_dir,
+    }
+    return params
+
+
+def _model(args: argparse.Namespace) -> str | None:
+    if args.model is None:
+        return None
+    if not Path(args.model).expanduser().exists():
+        raise CLIError(
+            f"model directory {args.model!r} does not exist (gemma-pref never "
+            "downloads; pass a local checkpoint directory)"
+        )
+    return args.model
+
+
+def _build_pipeline(args: argparse.Namespace) -> Any:
+    import gemma_pref as gp
+
+    classifier = None
+    if args.classifier == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=2000))
+    else:
+        classifier = gp.make_catboost_classifier(iterations=args.iterations)
+    formatter = gp.ArenaTextFormatter(turns=args.turns)
+    return gp.make_preference_pipeline(
+        _model(args), classifier=classifier, formatter=formatter, **_embedder_params(args)
+    )
+
+
+def _summary(name: str, rows: int, seconds: float, extra: str = "") -> None:
+    rate = rows / seconds if seconds > 0 else float("inf")
+    _out(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}")
+
+
+def _scores(y: Any, proba: Any) -> dict[str, float]:
+    import numpy as np
+    from sklearn.metrics import accuracy_score, log_loss
+
+    return {
+        "log_loss": float(log_loss(y, proba, labels=[0, 1, 2])),
+        "accuracy": float(accuracy_score(y, np.argmax(proba, axis=1))),
+    }
+
+
+def _cv_splits(df: Any, y: Any, folds: int, grouped: bool) -> list[tuple[Any, Any]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    from .model_selection import PromptGroupKFold
+
+    if folds < 2:
+        raise CLIError(f"--folds must be at least 2, got {folds}")
+    splitter: Any = (PromptGroupKFold if grouped else StratifiedKFold)(
+        n_splits=folds, shuffle=True, random_state=0
+    )
+    return list(splitter.split(df, y))
+
+
+# -------------------------------------------------------------------- commands
+def cmd_fit(args: argparse.Namespace) -> int:
+    import joblib
+
+    import gemma_pref as gp
+
+    out = _check_output(args.output, args.overwrite)
+    df, source = _read_rows(args.train, labels=True, what="training")
+    y = gp.labels_from_winner(df)
+    pipe = _build_pipeline(args)
+    _out(f"fit: {len(df)} rows from {source}")
+    start = time.perf_counter()
+    pipe.fit(df, y)
+    seconds = time.perf_counter() - start
+    _atomic(out, lambda tmp: joblib.dump(pipe, tmp))
+    train = _scores(y, pipe.predict_proba(df))
+    _summary(
+        "fit",
+        len(df),
+        seconds,
+        f"; training-set log loss {train['log_loss']:.4f} (optimistic); saved {out}",
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import joblib
+
+    import gemma_pref as gp
+
+    out = _check_output(args.output, args.overwrite)
+    pipeline_path = Path(args.pipeline)
+    if not pipeline_path.is_file():
+        raise CLIError(
+            f"pipeline file {str(pipeline_path)!r} not found (create it with gemma-pref fit)"
+        )
+    df, source = _read_rows(args.test, labels=False, what="test")
+    pipe = joblib.load(pipeline_path)
+    _out(f"predict: {len(df)} rows from {source}")
+    start = time.perf_counter()
+    proba = pipe.predict_proba(df)
+    seconds = time.perf_counter() - start
+    gp.write_submission(df["id"], proba, out)
+    extra = f"; wrote {out}"
+    if all(c in df.columns for c in gp.io.WINNER_COLUMNS):
+        s = _scores(gp.labels_from_winner(df), proba)
+        extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
+    _summary("predict", len(df), seconds, extra)
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    import numpy as np
+    from sklearn.base import clone
+    from tqdm.auto import tqdm
+
+    import gemma_pref as gp
+
+    out = _check_output(args.output, args.overwrite)
+    df, source = _read_rows(args.train, labels=True, what="training")
+    y = gp.labels_from_winner(df)
+    pipe = _build_pipeline(args)
+    grouped = not args.no_group
+    splits = _cv_splits(df, y, args.folds, grouped)
+    _out(
+        f"cv: {len(df)} rows from {source}; {args.folds} folds"
+        f"{', grouped by prompt' if grouped else ''}"
+    )
+    start = time.perf_counter()
+    oof = np.zeros((len(df), 3))
+    folds = []
+    show = logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
+    for k, (train_idx, test_idx) in enumerate(
+        tqdm(splits, desc="CV folds", unit="fold", disable=not show)
+    ):
+        model = clone(pipe).fit(df.iloc[train_idx], y[train_idx])
+        oof[test_idx] = model.predict_proba(df.iloc[test_idx])
+        fold = {"fold": k, "rows": int(len(test_idx)), **_scores(y[test_idx], oof[test_idx])}
+        folds.append(fold)
+        _out(f"  fold {k}: log loss {fold['log_loss']:.4f}, accuracy {fold['accuracy']:.3f}")
+    seconds = time.perf_counter() - start
+    losses = np.array([f["log_loss"] for f in folds])
+    accs = np.array([f["accuracy"] for f in folds])
+    prior = np.bincount(y, minlength=3) / len(y)
+    report = {
+        "rows": int(len(df)),
+        "source": source,
+        "folds": int(args.folds),
+        "grouped_by_prompt": grouped,
+        "log_loss": float(losses.mean()),
+        "log_loss_std": float(losses.std()),
+        "accuracy": float(accs.mean()),
+        "accuracy_std": float(accs.std()),
+        "oof": _scores(y, oof),
+        "class_prior_log_loss": float(-(np.log(prior[y])).mean()),
+        "per_fold": folds,
+        "seconds": seconds,
+        "model": args.model or "default (Gemma 3 270M)",
+        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+    }
+    _atomic(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)))
+    _out(
+        f"cv log loss {report['log_loss']:.4f} +/- {report['log_loss_std']:.4f}, "
+        f"accuracy {report['accuracy']:.3f} (class prior: log loss "
+        f"{report['class_prior_log_loss']:.4f})"
+    )
+    _summary("cv", len(df), seconds, f"; wrote {out}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import gemma_pref as gp
+
+    out = _check_output(args.output, args.overwrite)
+    if out.suffix != ".npy":
+        raise CLIError(f"output {str(out)!r} must end in .npy")
+    df, source = _read_rows(args.input, labels=False, what="input")
+    texts = gp.ArenaTextFormatter(turns=args.turns, swap=args.swap).fit_transform(df)
+    embedder = gp.GemmaEmbedder(_model(args), **_embedder_params(args))
+    _out(f"embed: {len(df)} rows from {source}")
+    start = time.perf_counter()
+    X = embedder.fit_transform(texts)
+    seconds = time.perf_counter() - start
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, X)
+
+    _atomic(out, save)
+    _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from .demo_model import gemma_pref_home
+
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        metavar="DIR",
+        help="local Hugging Face checkpoint directory (default: Gemma 3 270M from "
+        "the 'demo' extra, converted once into the user cache)",
+    )
+    g.add_argument("--max-length", type=int, default=1024, metavar="N",
+                   help="tokens kept per row (default: 1024)")
+    g.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="rows per forward pass (default: 8)")
+    g.add_argument("--max-tokens-per-batch", type=int, default=None, metavar="N",
+                   help="padded tokens per forward pass (default: no limit)")
+    g.add_argument("--devices", default="auto",
+                   help="'auto', 'cpu', 'cuda:0' or a comma list 'cuda:0,cuda:1' (default: auto)")
+    g.add_argument("--quantization", choices=["4bit", "8bit"], default=None,
+                   help="bitsandbytes quantization (4bit is NF4)")
+    g.add_argument("--dtype", default="auto",
+                   choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights/compute dtype (default: auto)")
+    g.add_argument("--turns", choices=["last", "all"], default="last",
+                   help="conversation turns to keep (default: last)")
+    g.add_argument("--cache-dir", default=str(gemma_pref_home() / "embeddings"),
+                   metavar="DIR", help="on-disk embedding cache (default: %(default)s)")
+    g.add_argument("--no-cache", action="store_true", help="do not use the on-disk cache")
+
+
+def _add_classifier_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("classifier")
+    g.add_argument("--classifier", choices=["catboost", "logreg"], default="catboost",
+                   help="classifier on the embeddings (default: catboost)")
+    g.add_argument("--iterations", type=int, default=1000, metavar="N",
+                   help="CatBoost iterations (default: 1000)")
+    g.add_argument("--C", type=float, default=1.0, help="logreg inverse regularisation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="gemma-pref",
+        description="Predict which of two chatbot answers a person prefers "
+        "(Kaggle LMSYS Chatbot Arena format). With no data arguments, the "
+        "bundled 715-row sample is used.",
+    )
+    parser.add_argument("--version", action="version", version=f"gemma-pref {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="train a pipeline on a labelled CSV and save it")
+    p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
+    p.add_argument("--output", "-o", default=DEFAULT_PIPELINE,
+                   help="pipeline file to write (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_model_args(p)
+    _add_classifier_args(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="write submission.csv from a saved pipeline")
+    p.add_argument("--pipeline", default=DEFAULT_PIPELINE,
+                   help="pipeline file from 'fit' (default: %(default)s)")
+    p.add_argument("--test", metavar="CSV",
+                   help="Kaggle test.csv (default: bundled sample, labels dropped)")
+    p.add_argument("--output", "-o", default="submission.csv",
+                   help="submission file to write (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("cv", help="k-fold log loss and accuracy, printed and written as JSON")
+    p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    p.add_argument("--no-group", action="store_true",
+                   help="plain stratified folds (default: grouped by prompt)")
+    p.add_argument("--output", "-o", default="cv.json",
+                   help="metrics file to write (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_model_args(p)
+    _add_classifier_args(p)
+    p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("embed", help="embed rows into a .npy matrix")
+    p.add_argument("--input", metavar="CSV", help="arena CSV (default: bundled sample)")
+    p.add_argument("--swap", action="store_true", help="exchange response_a and response_b")
+    p.add_argument("--output", "-o", default="embeddings.npy",
+                   help=".npy file to write (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_embed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gemma_pref").setLevel(level)
+    if args.quiet:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("gemma-pref: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (CLIError, ValueError, OSError, ImportError)):
+            message = f"{type(exc).__name__}: {message}"
+        print(f"gemma-pref: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The gemma-pref command line, driven as a user would (subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def run(*args, cwd, home):
+    env = dict(os.environ, GEMMA_PREF_HOME=str(home), HF_HUB_OFFLINE="1")
+    return subprocess.run(
+        [sys.executable, "-m", "gemma_pref", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, arena):
+    d = tmp_path_factory.mktemp("cli")
+    arena.iloc[:90].to_csv(d / "train.csv", index=False)
+    arena.iloc[90:120].drop(
+        columns=["winner_model_a", "winner_model_b", "winner_tie"]
+    ).to_csv(d / "test.csv", index=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def model_args(tiny_gemma):
+    return ["--model", tiny_gemma, "--max-length", "64", "--dtype", "float32"]
+
+
+@pytest.fixture(scope="module")
+def fitted(work, model_args):
+    home = work / "home"
+    r = run("fit", "--train", "train.csv", "--iterations", "20", "-o", "pipe.joblib",
+            *model_args, "--cache-dir", work / "cache", cwd=work, home=home)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def _no_temp_files(d):
+    return not [p for p in d.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_fit_writes_pipeline_and_summary(work, fitted):
+    assert (work / "pipe.joblib").stat().st_size > 0
+    assert "fit: 90 rows from train.csv" in fitted.stdout
+    assert "rows/s" in fitted.stdout and "training-set log loss" in fitted.stdout
+    assert list((work / "cache").rglob("*.emb"))  # the on-disk cache was used
+
+
+def test_predict_writes_submission(work, fitted):
+    r = run("predict", "--pipeline", "pipe.joblib", "--test", "test.csv",
+            "-o", "submission.csv", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    sub = pd.read_csv(work / "submission.csv")
+    assert list(sub.columns) == ["id", "winner_model_a", "winner_model_b", "winner_tie"]
+    assert len(sub) == 30
+    assert sub["id"].tolist() == pd.read_csv(work / "test.csv")["id"].tolist()
+    np.testing.assert_allclose(sub.iloc[:, 1:].sum(axis=1), 1.0, atol=1e-9)
+    assert "predict: 30 rows" in r.stdout and "log loss" not in r.stdout
+    assert _no_temp_files(work)
+
+
+def test_predict_reports_log_loss_when_labels_exist(work, fitted):
+    r = run("predict", "--pipeline", "pipe.joblib", "--test", "train.csv",
+            "-o", "sub_train.csv", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    assert "log loss" in r.stdout and len(pd.read_csv(work / "sub_train.csv")) == 90
+
+
+def test_cv_prints_and_writes_json(work, model_args):
+    r = run("cv", "--train", "train.csv", "--folds", "3", "--iterations", "10",
+            "-o", "cv.json", *model_args, "--no-cache", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((work / "cv.json").read_text())
+    assert report["folds"] == 3 and report["rows"] == 90 and report["grouped_by_prompt"]
+    assert len(report["per_fold"]) == 3
+    assert 0 < report["log_loss"] < 5 and 0 <= report["accuracy"] <= 1
+    assert f"cv log loss {report['log_loss']:.4f}" in r.stdout
+    assert r.stdout.count("fold ") >= 3
+
+
+def test_embed_bundled_sample_by_default(work, model_args):
+    r = run("embed", "-o", "emb.npy", *model_args, "--max-length", "32", "--no-cache",
+            cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    X = np.load(work / "emb.npy")
+    assert X.shape == (715, 64) and X.dtype == np.float32
+    assert "bundled arena sample" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--train", "missing.csv"], "arena CSV not found: 'missing.csv'"),
+        (["fit", "--train", "test.csv"], "lacks column(s) 'winner_model_a'"),
+        (["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"], "pipeline file 'nope.joblib' not found"),
+        (["embed", "--model", "no-such-dir", "-o", "e2.npy"], "model directory 'no-such-dir' does not exist"),
+        (["embed", "--model", "empty-model", "-o", "e3.npy"], "has no config.json"),
+        (["embed", "--input", "bad.csv", "--model", "TINY", "-o", "e4.npy"], "response_a at row 0: expected a JSON list of strings"),
+        (["cv", "--folds", "1", "--model", "TINY", "-o", "cv2.json"], "--folds must be at least 2"),
+    ],
+)
+def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, args, message):
+    (work / "empty-model").mkdir(exist_ok=True)
+    pd.DataFrame({"id": [1], "prompt": ['["p"]'], "response_a": ["not json"],
+                  "response_b": ['["b"]']}).to_csv(work / "bad.csv", index=False)
+    args = [str(tiny_gemma) if a == "TINY" else a for a in args]
+    before = set(os.listdir(work))
+    r = run(*args, "--overwrite",
+            cwd=work, home=work / "home")
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("gemma-pref: error:")]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert set(os.listdir(work)) == before  # no output, no temp file
+
+
+def test_existing_output_is_not_overwritten(work, fitted, model_args):
+    (work / "keep.npy").write_bytes(b"precious")
+    r = run("embed", "-o", "keep.npy", *model_args, cwd=work, home=work / "home")
+    assert r.returncode == 1 and "pass --overwrite" in r.stderr
+    assert (work / "keep.npy").read_bytes() == b"precious"
+
+
+def test_version_and_help(work):
+    r = run("--version", cwd=work, home=work / "home")
+    assert r.returncode == 0 and r.stdout.startswith("gemma-pref ")
+    r = run("cv", "--help", cwd=work, home=work / "home")
+    assert "--group" in r.stdout or "--no-group" in r.stdout
