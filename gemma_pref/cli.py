@@ -210,6 +210,11 @@ def cmd_cv(args: argparse.Namespace) -> int:
     import gemma_pref as gp
 
     out = _check_output(args.output, args.overwrite)
+    stem = out.with_suffix("") if out.suffix == ".json" else out
+    plots = [] if args.no_plots else [
+        _check_output(stem.with_name(stem.name + suffix), args.overwrite)
+        for suffix in (".reliability.png", ".confusion.png")
+    ]
     df, source = _read_rows(args.train, labels=True, what="training")
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
@@ -248,10 +253,17 @@ def cmd_cv(args: argparse.Namespace) -> int:
         "class_prior_log_loss": float(-(np.log(prior[y])).mean()),
         "per_fold": folds,
         "seconds": seconds,
+        "plots": [str(p) for p in plots],
         "model": args.model or "default (Gemma 3 270M)",
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
     }
     _atomic(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)))
+    if plots:
+        from .plots import save_cv_plots
+
+        title = f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}"
+        save_cv_plots(y, oof, stem, title=title)
+        _out(f"wrote {plots[0]} and {plots[1]}")
     _out(
         f"cv log loss {report['log_loss']:.4f} +/- {report['log_loss_std']:.4f}, "
         f"accuracy {report['accuracy']:.3f} (class prior: log loss "
@@ -365,7 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-group", action="store_true",
                    help="plain stratified folds (default: grouped by prompt)")
     p.add_argument("--output", "-o", default="cv.json",
-                   help="metrics file to write (default: %(default)s)")
+                   help="metrics file to write (default: %(default)s); the reliability "
+                   "diagram and confusion matrix go next to it as "
+                   "<name>.reliability.png and <name>.confusion.png")
+    p.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_model_args(p)
     _add_classifier_args(p)

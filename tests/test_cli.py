@@ -85,6 +85,9 @@ def test_cv_prints_and_writes_json(work, model_args):
     assert 0 < report["log_loss"] < 5 and 0 <= report["accuracy"] <= 1
     assert f"cv log loss {report['log_loss']:.4f}" in r.stdout
     assert r.stdout.count("fold ") >= 3
+    for name in ("cv.reliability.png", "cv.confusion.png"):
+        assert (work / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["plots"] == ["cv.reliability.png", "cv.confusion.png"]
 
 
 def test_embed_bundled_sample_by_default(work, model_args):
