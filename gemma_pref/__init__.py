@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from ._version import __version__
 from .augmentation import SwapABClassifier, swap_ab, swap_labels
-from .cache import clear_memory_cache
+from .cache import CacheIntegrityWarning, CacheWriteWarning, clear_memory_cache
 from .datasets import load_arena_sample
 from .embedding import GemmaEmbedder
-from .exceptions import ArenaFormatError, DeviceWorkerError, ModelNotFoundError
+from .exceptions import (
+    ArenaFormatError,
+    DeviceWorkerError,
+    ModelNotFoundError,
+    SafeFormatError,
+    VersionMismatchWarning,
+)
 from .features import ArenaStructureFeatures
 from .formatting import SEED_TEMPLATE, ArenaTextFormatter, truncation_report
 from .io import labels_from_winner, load_arena_csv, write_submission
 from .model_selection import PromptGroupKFold, prompt_groups
+from .persistence import load, load_safe, save, save_safe
 from .pipeline import make_catboost_classifier, make_preference_pipeline
 
 __all__ = [
@@ -26,19 +33,27 @@ __all__ = [
     "ArenaFormatError",
     "ArenaStructureFeatures",
     "ArenaTextFormatter",
+    "CacheIntegrityWarning",
+    "CacheWriteWarning",
     "DeviceWorkerError",
     "GemmaEmbedder",
     "ModelNotFoundError",
     "PromptGroupKFold",
+    "SafeFormatError",
     "SwapABClassifier",
+    "VersionMismatchWarning",
     "__version__",
     "clear_memory_cache",
     "labels_from_winner",
+    "load",
     "load_arena_csv",
     "load_arena_sample",
+    "load_safe",
     "make_catboost_classifier",
     "make_preference_pipeline",
     "prompt_groups",
+    "save",
+    "save_safe",
     "swap_ab",
     "swap_labels",
     "truncation_report",

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,16 @@ __all__ = ["Runtime"]
 logger = logging.getLogger(__name__)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator out-of-memory error."""
     oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(exc, oom)
+    if isinstance(exc, oom):
+        return True
+    # older torch, MPS and some CUDA library paths raise a plain RuntimeError
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 class Runtime:
@@ -72,9 +80,15 @@ class Runtime:
         self.pad_id = 0 if pad is None else int(pad)
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
-        """Token ids of each text (special tokens added, right-truncated)."""
+        """Token ids of each text (special tokens added, right-truncated).
+
+        Lone UTF-16 surrogates (``"\\ud83d"``, which JSON allows) cannot be
+        encoded as UTF-8; the tokenizer would raise a ``TypeError``. They are
+        replaced by U+FFFD, as :class:`~gemma_pref.ArenaTextFormatter` does.
+        """
+        texts = [_SURROGATE.sub("\ufffd", t) for t in texts]
         enc = self.tokenizer(
-            list(texts),
+            texts,
             add_special_tokens=True,
             truncation=True,
             max_length=max_length,
@@ -94,8 +108,15 @@ class Runtime:
         pooling: str,
         padding: str,
         progress: Any = None,
+        on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
     ) -> np.ndarray:
-        """Embed ``texts`` into a float32 array, rows in input order."""
+        """Embed ``texts`` into a float32 array, rows in input order.
+
+        ``on_batch(rows, vectors)`` is called after each forward pass (from
+        the device's thread) with the indices into ``texts`` and their
+        vectors, so that callers can cache finished work before a later batch
+        fails.
+        """
         ids = self.tokenize(texts, max_length)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         pad_to = max_length if padding == "max_length" else None
@@ -117,6 +138,8 @@ class Runtime:
                     out[0][part] = vecs
                     if progress is not None:
                         progress.update(len(part))
+                if on_batch is not None:
+                    on_batch(part, vecs)
 
         run_on_devices(self.devices, batches, work)
         if out[0] is None:
@@ -143,37 +166,51 @@ class Runtime:
         pooling: str,
         token_caps: list[int | None],
     ) -> np.ndarray:
+        """Forward ``rows``; on out-of-memory, halve the batch and retry.
+
+        Halving goes down to one row; the vectors equal those of an unsplit
+        batch (masked pooling does not depend on the padding). The largest
+        batch that failed is remembered per device (``token_caps``) so that
+        later batches are cut before they fail. One row that does not fit
+        raises ``torch.OutOfMemoryError`` naming the device and the remedies.
+        """
+        device = self.devices[dev_index]
+        width = pad_to or int(lengths[rows].max())
         try:
             return self._forward(dev_index, rows, ids, lengths, pad_to, pooling)
         except Exception as exc:
             if not _is_oom(exc):
                 raise
-            device = self.devices[dev_index]
-            width = pad_to or int(lengths[rows].max())
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
             if len(rows) == 1:
+                _release_memory(device)
                 raise torch.cuda.OutOfMemoryError(
-                    f"out of memory on {device} with a single row of {width} tokens; "
-                    "lower max_length, use quantization='4bit' or '8bit', or a "
-                    "lower-precision torch_dtype"
+                    f"out of memory on device {device!r} embedding a single text of "
+                    f"{width} tokens (batches were already halved down to one "
+                    "text). Lower max_length (or max_tokens_per_batch), load the "
+                    "model with quantization='4bit' or '8bit', use "
+                    "torch_dtype='bfloat16', or free memory on this device."
                 ) from exc
-            half = (len(rows) + 1) // 2
-            token_caps[dev_index] = half * width
-            logger.warning(
-                "Out of memory on %s with %d rows x %d tokens; retrying with %d rows",
-                device,
-                len(rows),
-                width,
-                half,
-            )
-            first = self._forward_backoff(
-                dev_index, rows[:half], ids, lengths, pad_to, pooling, token_caps
-            )
-            second = self._forward_backoff(
-                dev_index, rows[half:], ids, lengths, pad_to, pooling, token_caps
-            )
-            return np.concatenate([first, second])
+        # Retry outside the except block: the exception's traceback holds the
+        # failed batch's activations, which must be freed before the retry.
+        _release_memory(device)
+        half = (len(rows) + 1) // 2
+        cap = half * width
+        if token_caps[dev_index] is None or cap < token_caps[dev_index]:
+            token_caps[dev_index] = cap
+        logger.warning(
+            "Out of memory on %s with %d rows x %d tokens; retrying with %d rows",
+            device,
+            len(rows),
+            width,
+            half,
+        )
+        first = self._forward_backoff(
+            dev_index, rows[:half], ids, lengths, pad_to, pooling, token_caps
+        )
+        second = self._forward_backoff(
+            dev_index, rows[half:], ids, lengths, pad_to, pooling, token_caps
+        )
+        return np.concatenate([first, second])
 
     def _forward(
         self,
@@ -186,7 +223,8 @@ class Runtime:
     ) -> np.ndarray:
         model = self.models[dev_index]
         device = self.devices[dev_index]
-        width = pad_to or int(lengths[rows].max())
+        # max(..., 1): a tokenizer that adds no special token gives "" no token
+        width = max(pad_to or int(lengths[rows].max()), 1)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for j, r in enumerate(rows):
@@ -209,3 +247,8 @@ class Runtime:
                 "models (Gemma-2 among them): use torch_dtype='bfloat16' or 'float32'"
             )
         return vecs
+
+
+def _release_memory(device: str) -> None:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()

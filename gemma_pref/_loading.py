@@ -7,10 +7,12 @@ imports them inside functions so that ``import gemma_pref`` stays light.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ __all__ = [
     "resolve_dtype",
     "load_tokenizer",
     "load_model",
+    "library_versions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,24 +95,84 @@ def _from_hf_cache(name: str) -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """A cheap identity of a checkpoint directory.
-
-    Hashes the content of ``config.json`` and the tokenizer files, and the
-    name, size and modification time of each weight file (weights can be tens
-    of gigabytes; reading them would cost more than embedding).
-    """
-    digest = hashlib.sha256()
-    digest.update(str(model_dir).encode())
-    for name in ("config.json", *_TOKENIZER_FILES):
-        f = model_dir / name
-        if f.is_file():
-            digest.update(name.encode() + b"\0" + f.read_bytes() + b"\0")
+def _fingerprint_files(model_dir: Path) -> list[tuple[Path, bool]]:
+    """Files of a checkpoint that define its vectors: (path, hash the content?)."""
+    files = []
     for f in sorted(model_dir.iterdir()):
-        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES):
-            st = f.stat()
-            digest.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\0".encode())
-    return digest.hexdigest()
+        if not f.is_file():
+            continue
+        if f.name.endswith(_WEIGHT_SUFFIXES):
+            files.append((f, False))
+        elif f.name in _TOKENIZER_FILES or f.name.endswith(".json"):
+            # config.json, tokenizer files, sharded-weight indexes, ...
+            files.append((f, True))
+    return files
+
+
+_FINGERPRINTS: dict[tuple[Any, ...], str] = {}
+_FINGERPRINTS_LOCK = threading.Lock()
+
+
+_SAMPLES = 16
+_SAMPLE_BYTES = 64 * 1024
+
+
+def _sampled_digest(path: Path, size: int) -> bytes:
+    """Hash of 16 evenly spaced 64 KiB blocks of a file (1 MiB read at most)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        if size <= _SAMPLES * _SAMPLE_BYTES:
+            digest.update(f.read())
+        else:
+            step = (size - _SAMPLE_BYTES) // (_SAMPLES - 1)
+            for i in range(_SAMPLES):
+                f.seek(i * step)
+                digest.update(f.read(_SAMPLE_BYTES))
+    return digest.digest()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A cheap, content-based identity of a checkpoint directory.
+
+    Hashes the directory path, the content of ``config.json``, the tokenizer
+    files and every other ``*.json`` file, and for each weight file its name,
+    size and 16 evenly spaced 64 KiB blocks of its content (weights can be tens
+    of gigabytes: reading them whole would cost more than embedding). Re-saving
+    other weights or another configuration in place changes the fingerprint;
+    copying or re-mounting the same files (a Kaggle dataset in a new session)
+    does not, so an on-disk embedding cache stays valid.
+
+    The result is memoised per process on the ``stat`` signature (name, size,
+    modification time, inode) of those files, so calling this before every
+    ``transform`` costs a few ``stat`` calls.
+    """
+    model_dir = Path(model_dir)
+    files = _fingerprint_files(model_dir)
+    signature: list[Any] = [str(model_dir)]
+    stats = []
+    for f, _ in files:
+        st = f.stat()
+        stats.append(st)
+        signature.append((f.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    key = tuple(signature)
+    with _FINGERPRINTS_LOCK:
+        cached = _FINGERPRINTS.get(key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    digest.update(str(model_dir).encode() + b"\0")
+    for (f, by_content), st in zip(files, stats):
+        if by_content:
+            digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        else:
+            digest.update(f"{f.name}:{st.st_size}:".encode())
+            digest.update(_sampled_digest(f, st.st_size) + b"\0")
+    value = digest.hexdigest()
+    with _FINGERPRINTS_LOCK:
+        if len(_FINGERPRINTS) > 256:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[key] = value
+    return value
 
 
 def load_config(model_dir: Path) -> Any:
@@ -259,6 +322,26 @@ def load_model(
         # the KV cache is useless for one forward pass and costs memory
         model.config.use_cache = False
     return model
+
+
+def library_versions(quantization: str | None = None) -> dict[str, str | None]:
+    """Major.minor versions of the libraries that compute the vectors.
+
+    Part of the embedding cache key: a new torch or transformers minor release
+    may change a model's numerics (patch releases are taken to not).
+    """
+    names = ["torch", "transformers"] + (["bitsandbytes"] if quantization else [])
+    return {name: _minor_version(name) for name in names}
+
+
+@functools.cache
+def _minor_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return ".".join(version(name).split("+")[0].split(".")[:2])
+    except PackageNotFoundError:
+        return None
 
 
 def describe(model_dir: Path) -> dict[str, Any]:

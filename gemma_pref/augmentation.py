@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from .formatting import _arena_frame
+from .persistence import _check_state, _stamp_state
 
 __all__ = ["SWAP_COLUMN_PAIRS", "SwapABClassifier", "swap_ab", "swap_labels"]
 
@@ -329,3 +330,10 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
         return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _stamp_state(super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # warns (VersionMismatchWarning) when pickled by another gemma-pref
+        super().__setstate__(_check_state(self, state))

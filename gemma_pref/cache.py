@@ -13,8 +13,11 @@ each distinct text goes through the model once per process.
 On disk, each entry is one small file written to a temporary name and renamed
 into place (atomic on POSIX and Windows), so concurrent writers and crashes
 never leave a partial entry under a valid name. Each file carries a checksum;
-an entry that fails it is reported with :class:`CacheIntegrityWarning`,
-deleted and recomputed.
+an entry that fails it (or holds a non-finite value) is reported with
+:class:`CacheIntegrityWarning`, deleted and recomputed. A cache that cannot
+be written (disk full, permissions) is reported with :class:`CacheWriteWarning`
+and the embeddings are still returned: a cache never costs the work it was
+meant to keep.
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ import numpy as np
 
 __all__ = [
     "CacheIntegrityWarning",
+    "CacheWriteWarning",
     "DiskCache",
     "MemoryCache",
+    "check_cache_dir",
     "clear_memory_cache",
     "entry_key",
     "memory_cache",
     "settings_fingerprint",
+    "verify_disk_cache",
 ]
 
 _MAGIC = b"GPEMB1\0\0"
@@ -48,6 +54,10 @@ _HEADER = struct.Struct("<8sI16s")  # magic, dim, blake2b-128 of the payload
 
 class CacheIntegrityWarning(UserWarning):
     """Issued when an on-disk cache entry is truncated or corrupt (it is recomputed)."""
+
+
+class CacheWriteWarning(UserWarning):
+    """Issued when an on-disk cache entry cannot be written (the vectors are kept)."""
 
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
@@ -137,6 +147,17 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
+def check_cache_dir(root: str | os.PathLike[str]) -> Path:
+    """Return ``root`` as a path; raise if it exists and is not a directory."""
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            "The 'cache_dir' parameter of GemmaEmbedder must be a directory "
+            f"(created if missing); got {os.fspath(root)!r}, which is a file."
+        )
+    return path
+
+
 class DiskCache:
     """Embedding store under ``root/<fingerprint[:24]>/<key[:2]>/<key>.emb``.
 
@@ -156,28 +177,40 @@ class DiskCache:
         fingerprint: str,
         description: dict[str, Any] | None = None,
     ) -> None:
-        self.root = Path(root).expanduser()
+        self.root = check_cache_dir(root)
         self.dir = self.root / fingerprint[:24]
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "meta.json"
         if description is not None and not meta.exists():
-            _atomic_write(
-                meta,
-                json.dumps(
-                    {"fingerprint": fingerprint, **description},
-                    indent=2,
-                    default=repr,
-                ).encode(),
-            )
+            try:
+                _atomic_write(
+                    meta,
+                    json.dumps(
+                        {"fingerprint": fingerprint, **description},
+                        indent=2,
+                        default=repr,
+                    ).encode(),
+                )
+            except OSError:  # meta.json is for humans; the entries matter
+                pass
 
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.emb"
 
     def get(self, key: str) -> np.ndarray | None:
+        """The vector stored under ``key``, or ``None`` (missing or corrupt)."""
         path = self._path(key)
         try:
             blob = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:  # a directory, no permission, an I/O error
+            warnings.warn(
+                f"gemma-pref cache entry {path} cannot be read ({exc}); "
+                "it is recomputed.",
+                CacheIntegrityWarning,
+                stacklevel=3,
+            )
             return None
         vec = _decode(blob)
         if vec is None:
@@ -193,10 +226,82 @@ class DiskCache:
                 pass
         return vec
 
-    def put(self, key: str, vec: np.ndarray) -> None:
+    def try_put(self, key: str, vec: np.ndarray) -> OSError | None:
+        """Store ``vec`` under ``key`` atomically; return the error, if any.
+
+        Safe to call from several threads and processes at once: the entry is
+        written to a unique temporary file and renamed into place, so a reader
+        sees either no entry or a whole one.
+        """
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, _encode(vec))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, _encode(vec))
+        except OSError as exc:
+            return exc
+        return None
+
+    def put(self, key: str, vec: np.ndarray) -> None:
+        """Store ``vec`` under ``key``; warn (:class:`CacheWriteWarning`) on failure."""
+        error = self.try_put(key, vec)
+        if error is not None:
+            self.warn_write_errors([error], stacklevel=4)
+
+    def warn_write_errors(self, errors: list[OSError], stacklevel: int = 4) -> None:
+        """Issue one :class:`CacheWriteWarning` for entries that were not written."""
+        warnings.warn(
+            f"gemma-pref could not write {len(errors)} embedding cache "
+            f"entr{'y' if len(errors) == 1 else 'ies'} under {self.dir} "
+            f"({errors[0]}); the vectors are returned but not cached.",
+            CacheWriteWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def verify_disk_cache(
+    root: str | os.PathLike[str], *, delete: bool = False
+) -> tuple[int, list[Path]]:
+    """Check the checksum of every entry of an on-disk embedding cache.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        A ``cache_dir`` given to :class:`~gemma_pref.GemmaEmbedder`.
+    delete : bool, default=False
+        Delete the entries that fail (they are recomputed on next use).
+
+    Returns
+    -------
+    n_ok : int
+        Entries whose header, length, checksum and values are valid.
+    bad : list of pathlib.Path
+        Entries that are truncated or corrupt.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> root = tempfile.mkdtemp()
+    >>> DiskCache(root, "0" * 64).put("ab" * 20, np.ones(4, dtype=np.float32))
+    >>> verify_disk_cache(root)
+    (1, [])
+    """
+    n_ok, bad = 0, []
+    for path in sorted(Path(root).expanduser().glob("*/*/*.emb")):
+        try:
+            ok = _decode(path.read_bytes()) is not None
+        except OSError:
+            ok = False
+        if ok:
+            n_ok += 1
+            continue
+        bad.append(path)
+        if delete:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+    return n_ok, bad
 
 
 def _encode(vec: np.ndarray) -> bytes:
@@ -214,7 +319,10 @@ def _decode(blob: bytes) -> np.ndarray | None:
         return None
     if hashlib.blake2b(payload, digest_size=16).digest() != digest:
         return None
-    return np.frombuffer(payload, dtype="<f4").astype(np.float32)
+    vec = np.frombuffer(payload, dtype="<f4").astype(np.float32)
+    if not np.isfinite(vec).all():  # gemma-pref never writes one: not an entry
+        return None
+    return vec
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -153,8 +153,6 @@ def _cv_splits(df: Any, y: Any, folds: int, grouped: bool) -> list[tuple[Any, An
 
 # -------------------------------------------------------------------- commands
 def cmd_fit(args: argparse.Namespace) -> int:
-    import joblib
-
     import gemma_pref as gp
 
     out = _check_output(args.output, args.overwrite)
@@ -165,7 +163,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pipe.fit(df, y)
     seconds = time.perf_counter() - start
-    _atomic(out, lambda tmp: joblib.dump(pipe, tmp))
+    gp.save(pipe, out)  # atomic; records the library versions
     train = _scores(y, pipe.predict_proba(df))
     _summary(
         "fit",
@@ -177,8 +175,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import joblib
-
     import gemma_pref as gp
 
     out = _check_output(args.output, args.overwrite)
@@ -188,7 +184,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"pipeline file {str(pipeline_path)!r} not found (create it with gemma-pref fit)"
         )
     df, source = _read_rows(args.test, labels=False, what="test")
-    pipe = joblib.load(pipeline_path)
+    pipe = gp.load(pipeline_path)  # warns when saved by other versions
     _out(f"predict: {len(df)} rows from {source}")
     start = time.perf_counter()
     proba = pipe.predict_proba(df)

@@ -25,8 +25,8 @@ def resolve_devices(devices: str | Sequence[str]) -> list[str]:
     Raises
     ------
     ValueError
-        Naming the bad entry when it is not a device, or names a CUDA device
-        that is not visible.
+        Naming the parameter, the bad entry and the allowed values when an
+        entry is not a device, or names a device that is not visible.
     """
     import torch
 
@@ -58,18 +58,35 @@ def resolve_devices(devices: str | Sequence[str]) -> list[str]:
             n = torch.cuda.device_count() if torch.cuda.is_available() else 0
             index = 0 if dev.index is None else dev.index
             if index >= n:
+                allowed = ", ".join(
+                    repr(d) for d in ["auto", "cpu", *(f"cuda:{i}" for i in range(n))]
+                )
                 raise ValueError(
-                    f"device {entry!r} requested but only {n} CUDA device"
-                    f"{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} visible "
-                    "(set devices='cpu' or 'auto')."
+                    f"The 'devices' parameter of GemmaEmbedder names a device that "
+                    f"is not visible: device {entry!r} requested but only {n} CUDA "
+                    f"device{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} "
+                    f"visible; allowed here: {allowed} (or a list of them)."
                 )
             resolved.append(f"cuda:{index}")
-        elif dev.type in ("cpu", "mps", "xpu"):
+        elif dev.type == "cpu":
+            resolved.append(str(dev))
+        elif dev.type in ("mps", "xpu"):
+            backend = (
+                getattr(torch.backends, "mps", None)
+                if dev.type == "mps"
+                else getattr(torch, "xpu", None)
+            )
+            if backend is None or not backend.is_available():
+                raise ValueError(
+                    f"The 'devices' parameter of GemmaEmbedder names a device that "
+                    f"is not available: {entry!r}; allowed here: 'auto', 'cpu' or "
+                    "a visible 'cuda:N'."
+                )
             resolved.append(str(dev))
         else:
             raise ValueError(
                 f"The 'devices' parameter of GemmaEmbedder has an unsupported "
-                f"device {entry!r}; expected 'cpu' or 'cuda:N'."
+                f"device {entry!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
             )
     return resolved
 
@@ -133,7 +150,16 @@ def run_on_devices(
             t.join()
     if errors:
         index, exc = errors[0]
-        raise _device_error(devices[index], index, len(devices), exc) from exc
+        error = _device_error(devices[index], index, len(devices), exc)
+        others = [
+            f"device {devices[i]!r} (worker {i + 1}): {type(e).__name__}: {e}"
+            for i, e in errors[1:]
+        ]
+        if others:
+            error = DeviceWorkerError(
+                f"{error} [also failed: {'; '.join(others)}]", device=error.device
+            )
+        raise error from exc
 
 
 def _device_error(

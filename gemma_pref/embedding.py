@@ -20,7 +20,14 @@ from sklearn.utils._param_validation import (
 )
 
 from . import _loading
-from .cache import DiskCache, entry_key, memory_cache, settings_fingerprint
+from .cache import (
+    DiskCache,
+    check_cache_dir,
+    entry_key,
+    memory_cache,
+    settings_fingerprint,
+)
+from .persistence import _check_state, _stamp_state
 from .pooling import POOLING_MODES
 
 __all__ = ["GemmaEmbedder"]
@@ -60,7 +67,10 @@ def _as_texts(X: Any) -> list[str]:
                 "texts)."
             )
         X = X.iloc[:, 0]
+    column = "text"
     if isinstance(X, pd.Series):
+        if X.name is not None:
+            column = str(X.name)
         values = X.tolist()
         labels = X.index.tolist()
     else:
@@ -82,8 +92,8 @@ def _as_texts(X: Any) -> list[str]:
     for value, label in zip(values, labels):
         if not isinstance(value, str):
             raise ValueError(
-                f"text at row {label!r}: expected str, got {type(value).__name__} "
-                f"{repr(value)[:60]}"
+                f"{column} at row {label!r}: expected str, got "
+                f"{type(value).__name__} {repr(value)[:60]}"
             )
     return values
 
@@ -139,8 +149,11 @@ default="auto"
         notebook did; the vectors are the same, only slower.
     cache_dir : str, os.PathLike or None, default=None
         Directory of an on-disk embedding cache shared between processes and
-        runs. Keys cover the model's identity, every setting that changes the
-        vectors and the text. ``None``: no disk cache.
+        runs. Keys cover the model's identity (path, configuration and
+        tokenizer files, weight files' size and time), every setting that
+        changes the vectors, the major.minor versions of torch and
+        transformers, and the text. Entries are written as batches finish, so
+        an interrupted run resumes where it stopped. ``None``: no disk cache.
     memory_cache : bool, default=True
         Use the process-wide in-memory cache, so that the folds of
         ``cross_val_score`` embed each distinct text once.
@@ -167,7 +180,10 @@ default="auto"
     -----
     Pickling (``joblib.dump``) keeps the parameters only: the weights and the
     tokenizer are dropped and reloaded from ``model_name_or_path`` at the next
-    ``transform``. ``clone`` is cheap for the same reason.
+    ``transform``. ``clone`` is cheap for the same reason. The pickle records
+    the gemma-pref version; unpickling it under another version issues a
+    :class:`~gemma_pref.exceptions.VersionMismatchWarning` (see
+    :mod:`gemma_pref.persistence` for a format that runs no pickle code).
 
     Examples
     --------
@@ -238,6 +254,8 @@ default="auto"
         """Validate the parameters; return the resolved device list."""
         self._validate_params()
         _check_torch_dtype(self.torch_dtype)
+        if self.cache_dir is not None:
+            check_cache_dir(self.cache_dir)
         from .devices import resolve_devices
 
         return resolve_devices(self.devices)
@@ -303,7 +321,9 @@ default="auto"
             return out
 
         dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
-        fingerprint = self._settings_fingerprint(model_dir, dtype)
+        # memoised on the files' stat: re-saving the model in place changes it
+        model_fp = _loading.model_fingerprint(model_dir)
+        fingerprint = self._settings_fingerprint(model_fp, dtype)
         mem = memory_cache() if self.memory_cache else None
         disk = None
         if self.cache_dir is not None:
@@ -333,17 +353,43 @@ default="auto"
                 len(texts) - sum(len(v) for v in missing.values()),
                 len(texts),
             )
-            vecs = self._embed_uncached([texts[missing[k][0]] for k in keys], devices, dtype)
+            write_errors: list[OSError] = []
+
+            def store(rows: np.ndarray, vecs: np.ndarray) -> None:
+                # called after each forward pass: a later failure (a device
+                # error, an interrupt) keeps the work already done
+                for r, vec in zip(rows, vecs):
+                    if mem is not None:
+                        mem.put(keys[r], vec)
+                    if disk is not None:
+                        error = disk.try_put(keys[r], vec)
+                        if error is not None:
+                            write_errors.append(error)
+
+            try:
+                vecs = self._embed_uncached(
+                    [texts[missing[k][0]] for k in keys],
+                    devices,
+                    dtype,
+                    model_fp,
+                    on_batch=store if mem is not None or disk is not None else None,
+                )
+            finally:
+                if write_errors:
+                    disk.warn_write_errors(write_errors)  # type: ignore[union-attr]
             for key, vec in zip(keys, vecs):
                 out[missing[key]] = vec
-                if mem is not None:
-                    mem.put(key, vec)
-                if disk is not None:
-                    disk.put(key, vec)
         return out
 
-    def _embed_uncached(self, texts: list[str], devices: list[str], dtype: Any) -> np.ndarray:
-        runtime = self._runtime(devices, dtype)
+    def _embed_uncached(
+        self,
+        texts: list[str],
+        devices: list[str],
+        dtype: Any,
+        model_fp: str,
+        on_batch: Any = None,
+    ) -> np.ndarray:
+        runtime = self._runtime(devices, dtype, model_fp)
         show = self.show_progress_bar
         if show is None:
             show = logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
@@ -358,11 +404,13 @@ default="auto"
                 pooling=self.pooling,
                 padding=self.padding,
                 progress=bar,
+                on_batch=on_batch,
             )
 
-    def _runtime(self, devices: list[str], dtype: Any) -> Any:
+    def _runtime(self, devices: list[str], dtype: Any, model_fp: str) -> Any:
         key = (
             str(self._model_dir()),
+            model_fp,  # weights re-saved in place: reload them
             tuple(devices),
             str(dtype),
             self.quantization,
@@ -397,15 +445,11 @@ default="auto"
             "model_kwargs": self.model_kwargs,
             "tokenizer_kwargs": self.tokenizer_kwargs,
             "format": _VECTOR_FORMAT,
+            "libraries": _loading.library_versions(self.quantization),
         }
 
-    def _settings_fingerprint(self, model_dir: Path, dtype: Any) -> str:
-        cached = getattr(self, "_lazy_model_fp", None)
-        stamp = (str(model_dir),)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, _loading.model_fingerprint(model_dir))
-            self._lazy_model_fp = cached
-        return settings_fingerprint({"model": cached[1], **self._vector_settings(dtype)})
+    def _settings_fingerprint(self, model_fp: str, dtype: Any) -> str:
+        return settings_fingerprint({"model": model_fp, **self._vector_settings(dtype)})
 
     @property
     def _n_features_out(self) -> int:
@@ -435,7 +479,12 @@ default="auto"
     # ------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        return {k: v for k, v in state.items() if not k.startswith("_lazy_")}
+        state = {k: v for k, v in state.items() if not k.startswith("_lazy_")}
+        return _stamp_state(state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # warns (VersionMismatchWarning) when pickled by another gemma-pref
+        super().__setstate__(_check_state(self, state))
 
     def free(self) -> None:
         """Drop the loaded model replicas and tokenizer (reloaded on next use)."""

@@ -5,18 +5,29 @@ Hierarchy::
 
     Exception
     ├── ValueError
-    │   └── ArenaFormatError          a cell is not a JSON list of strings
+    │   ├── ArenaFormatError          a cell is not a JSON list of strings
+    │   └── SafeFormatError           save_safe/load_safe cannot or may not
     ├── RuntimeError
     │   └── DeviceWorkerError         the forward pass failed on one device
     └── OSError
         └── ModelNotFoundError        the model path is not a local checkpoint
+
+    Warning
+    └── UserWarning
+        └── VersionMismatchWarning    unpickled under other package versions
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ArenaFormatError", "DeviceWorkerError", "ModelNotFoundError"]
+__all__ = [
+    "ArenaFormatError",
+    "DeviceWorkerError",
+    "ModelNotFoundError",
+    "SafeFormatError",
+    "VersionMismatchWarning",
+]
 
 
 class ArenaFormatError(ValueError):
@@ -58,3 +69,54 @@ class ModelNotFoundError(OSError):
     gemma-pref never downloads weights: pass a local directory (or the name of
     a model already in the local Hugging Face cache).
     """
+
+
+class SafeFormatError(ValueError):
+    """Raised by :func:`~gemma_pref.persistence.save_safe` and
+    :func:`~gemma_pref.persistence.load_safe`.
+
+    At save time: a part of the estimator cannot be written without pickle (a
+    type outside :data:`~gemma_pref.persistence.SAFE_TYPES`, a callable
+    parameter, a loaded tokenizer object, ...). At load time: the path is not
+    a model written by ``save_safe``, or it names a type or a value that the
+    safe loader does not construct. The message names the part (for example
+    ``pipeline.steps['formatter'].template``) and what was found.
+    """
+
+
+class VersionMismatchWarning(UserWarning):
+    """Issued when an estimator is loaded under other package versions.
+
+    Raised on unpickling a gemma-pref estimator stamped by another gemma-pref
+    version (``joblib.load`` or ``pickle.load``), and by
+    :func:`~gemma_pref.persistence.load` / :func:`~gemma_pref.persistence.load_safe`
+    when gemma-pref, scikit-learn or CatBoost differ from the versions that
+    saved the file. Predictions may differ or fail; refit, or install the
+    versions named in the message.
+
+    Attributes
+    ----------
+    package : str
+        The package whose version differs, e.g. ``"gemma_pref"``.
+    original_version : str
+        The version that saved the estimator (``"unknown"`` if not recorded).
+    current_version : str
+        The version installed now.
+    estimator_name : str or None
+        The class of the unpickled estimator, when one is concerned.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        package: str,
+        original_version: str,
+        current_version: str,
+        estimator_name: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.package = package
+        self.original_version = original_version
+        self.current_version = current_version
+        self.estimator_name = estimator_name

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 
 from .formatting import _arena_frame, parse_turns
+from .persistence import _check_state, _stamp_state
 
 __all__ = ["RESPONSE_FEATURES", "ArenaStructureFeatures"]
 
@@ -249,3 +250,10 @@ class ArenaStructureFeatures(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.requires_fit = False
         return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _stamp_state(super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # warns (VersionMismatchWarning) when pickled by another gemma-pref
+        super().__setstate__(_check_state(self, state))

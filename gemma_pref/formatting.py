@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .exceptions import ArenaFormatError
+from .persistence import _check_state, _stamp_state
 
 __all__ = [
     "ARENA_COLUMNS",
@@ -82,7 +83,8 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     -------
     turns : list of str
         One string per turn. A JSON ``null`` item becomes ``""``; a missing
-        cell becomes ``[]``. Lone UTF-16 surrogates are replaced by U+FFFD.
+        cell (``None``, ``NaN``, ``pd.NA``) becomes ``[]``. Lone UTF-16
+        surrogates are replaced by U+FFFD.
 
     Raises
     ------
@@ -97,7 +99,9 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     >>> parse_turns('["a\\\\"quoted\\\\" word"]')
     ['a"quoted" word']
     """
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+    if cell is None or cell is pd.NA or cell is pd.NaT:
+        return []  # pd.NA: missing cells of nullable dtypes (dtype_backend=...)
+    if isinstance(cell, (float, np.floating)) and math.isnan(cell):
         return []
     if isinstance(cell, str):
         try:
@@ -403,6 +407,13 @@ def _arena_frame(
             f"{owner} needs {_quoted_list(required)}; got columns "
             f"{list(map(str, X.columns))}."
         )
+    repeated = [c for c in required if int((X.columns == c).sum()) > 1]
+    if repeated:
+        raise ValueError(
+            f"Duplicate column(s) {', '.join(repr(c) for c in repeated)}: "
+            f"{owner} needs exactly one column each of {_quoted_list(required)}; "
+            f"got columns {list(map(str, X.columns))}."
+        )
     return X
 
 
@@ -683,7 +694,11 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         # a tokenizer loaded from a path is reloaded after unpickling
         state = super().__getstate__()
-        return {k: v for k, v in state.items() if not k.startswith("_lazy_")}
+        state = {k: v for k, v in state.items() if not k.startswith("_lazy_")}
+        return _stamp_state(state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(_check_state(self, state))
 
 
 def _field_spans(

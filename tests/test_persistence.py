@@ -1,0 +1,421 @@
+"""Saving fitted pipelines: no weights, version stamps, and the safe format."""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+import gemma_pref
+from gemma_pref import (
+    ArenaStructureFeatures,
+    ArenaTextFormatter,
+    GemmaEmbedder,
+    SwapABClassifier,
+    clear_memory_cache,
+    labels_from_winner,
+    make_catboost_classifier,
+    make_preference_pipeline,
+)
+from gemma_pref.exceptions import SafeFormatError, VersionMismatchWarning
+from gemma_pref.persistence import SAFE_TYPES, load, load_safe, save, save_safe
+
+
+@pytest.fixture(scope="module")
+def split(arena):
+    train, test = arena.head(80), arena.iloc[80:100]
+    return train, labels_from_winner(train), test
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_gemma, split):
+    """The preference pipeline (formatter, tiny Gemma-2, CatBoost), fitted."""
+    train, y, _ = split
+    pipe = make_preference_pipeline(
+        tiny_gemma,
+        max_length=96,
+        torch_dtype="float32",
+        classifier=make_catboost_classifier(iterations=30),
+    )
+    return pipe.fit(train, y)
+
+
+@pytest.fixture(scope="module")
+def fitted_custom(tiny_gemma, split):
+    """Swap augmentation around a FeatureUnion, a scaler and a linear model."""
+    train, y, _ = split
+    features = FeatureUnion(
+        [
+            (
+                "text",
+                make_pipeline(
+                    ArenaTextFormatter(
+                        turns="all", max_tokens=48, tokenizer=str(tiny_gemma)
+                    ),
+                    GemmaEmbedder(tiny_gemma, max_length=48, torch_dtype="float32"),
+                ),
+            ),
+            ("structure", ArenaStructureFeatures()),
+        ]
+    )
+    model = SwapABClassifier(
+        make_pipeline(
+            features, StandardScaler(), LogisticRegression(C=0.05, max_iter=500)
+        )
+    )
+    return model.fit(train, y)
+
+
+def _weight_row(tiny_gemma):
+    """256 bytes of the real checkpoint: one row of the embedding matrix."""
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(tiny_gemma / "model.safetensors"))
+    (name,) = [k for k in weights if k.endswith("embed_tokens.weight")]
+    return weights[name][7].astype(np.float32).tobytes()
+
+
+def _evil_pickle(marker: pathlib.Path) -> bytes:
+    """A pickle that creates ``marker`` when it is loaded."""
+
+    class Evil:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    return pickle.dumps(Evil())
+
+
+# ---------------------------------------------------------------- joblib/pickle
+def test_saved_pipeline_holds_no_weights_and_records_versions(
+    fitted, tiny_gemma, split, tmp_path
+):
+    _, _, test = split
+    fitted.predict_proba(test)  # the replicas are loaded in memory now
+    assert fitted.named_steps["embedder"]._lazy_runtime is not None
+    weights = (tiny_gemma / "model.safetensors").stat().st_size
+    row = _weight_row(tiny_gemma)
+
+    plain = tmp_path / "plain.joblib"
+    joblib.dump(fitted, plain)  # uncompressed: weights would show verbatim
+    ours = save(fitted, tmp_path / "ours.joblib", compress=0)
+    cbm = tmp_path / "model.cbm"
+    fitted.named_steps["classifier"].save_model(str(cbm))
+    for path in (plain, ours):
+        blob = path.read_bytes()
+        assert row not in blob
+        assert len(blob) < cbm.stat().st_size + 60_000 < weights
+        assert b"_gemma_pref_version" in blob  # the embedder's stamp
+    envelope = joblib.load(ours)
+    assert envelope["versions"]["gemma_pref"] == gemma_pref.__version__
+    assert envelope["versions"]["scikit-learn"] and envelope["versions"]["catboost"]
+    without_classifier = io.BytesIO()
+    pickle.dump(fitted[:-1], without_classifier)
+    assert len(without_classifier.getvalue()) < 20_000
+
+
+def test_save_load_round_trip_gives_identical_probabilities(fitted, split, tmp_path):
+    _, _, test = split
+    before = fitted.predict_proba(test)
+    path = save(fitted, tmp_path / "sub" / "pipe.joblib")
+    assert not list(path.parent.glob("*.tmp"))
+    clear_memory_cache()
+    loaded = load(path)
+    assert getattr(loaded.named_steps["embedder"], "_lazy_runtime", None) is None
+    np.testing.assert_array_equal(loaded.predict_proba(test), before)
+    # plain joblib keeps working, and gemma_pref.load reads it too
+    joblib.dump(fitted, tmp_path / "plain.joblib")
+    clear_memory_cache()
+    np.testing.assert_array_equal(
+        load(tmp_path / "plain.joblib").predict_proba(test), before
+    )
+
+
+def _other_version():
+    v = gemma_pref.__version__
+    return v[:-1] + ("8" if v[-1] == "9" else "9")  # same length, another version
+
+
+def test_unpickling_under_another_version_warns(fitted, tmp_path):
+    blob = pickle.dumps(fitted.named_steps["embedder"], protocol=4)
+    other = _other_version()
+
+    def short_str(text):  # pickle protocol 4 SHORT_BINUNICODE + memo PUT
+        return b"\x8c" + bytes([len(text)]) + text.encode() + b"\x94"
+
+    stamp = short_str("_gemma_pref_version") + short_str(gemma_pref.__version__)
+    assert blob.count(stamp) == 1
+    edited = blob.replace(stamp, short_str("_gemma_pref_version") + short_str(other))
+    # the current version: silent
+    pickle.loads(blob)
+    with pytest.warns(
+        VersionMismatchWarning,
+        match=(
+            rf"unpickle estimator GemmaEmbedder from gemma_pref version {other} when "
+            rf"using version {gemma_pref.__version__}"
+        ),
+    ) as record:
+        restored = pickle.loads(edited)
+    (warning,) = [w.message for w in record]
+    assert warning.estimator_name == "GemmaEmbedder" and warning.package == "gemma_pref"
+    assert warning.original_version == other
+    assert not hasattr(restored, "_gemma_pref_version")
+    # gemma_pref.load of a plain file passes the same warning through
+    (tmp_path / "edited.pkl").write_bytes(edited)
+    with pytest.warns(VersionMismatchWarning, match="GemmaEmbedder"):
+        load(tmp_path / "edited.pkl")
+
+
+def test_load_warns_once_per_package_with_another_version(fitted, tmp_path):
+    path = save(fitted, tmp_path / "pipe.joblib")
+    envelope = joblib.load(path)
+    envelope["versions"].update({"gemma_pref": "0.0.1", "scikit-learn": "0.24.2"})
+    joblib.dump(envelope, tmp_path / "old.joblib")
+    with pytest.warns(VersionMismatchWarning) as record:
+        loaded = load(tmp_path / "old.joblib")
+    found = sorted((w.message.package, w.message.original_version) for w in record)
+    assert found == [("gemma_pref", "0.0.1"), ("scikit-learn", "0.24.2")]
+    assert "saved with gemma_pref 0.0.1 and is loaded with gemma_pref" in str(
+        record[0].message
+    )
+    assert type(loaded).__name__ == "Pipeline"
+
+
+# ---------------------------------------------------------------- safe format
+def test_safe_round_trip_of_the_preference_pipeline(fitted, split, tmp_path):
+    _, _, test = split
+    before = fitted.predict_proba(test)
+    path = save_safe(fitted, tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == ["catboost-0.cbm", "manifest.json"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["versions"]["gemma_pref"] == gemma_pref.__version__
+    clear_memory_cache()
+    loaded = load_safe(path)
+    np.testing.assert_array_equal(loaded.predict_proba(test), before)
+    assert repr(loaded[:-1]) == repr(fitted[:-1])
+    # CatBoost reports the parameters stored in its model file (verbose=0 for
+    # verbose=False): equal values
+    assert loaded[-1].get_params() == fitted[-1].get_params()
+    embedder = loaded.named_steps["embedder"]
+    assert embedder.get_params() == fitted.named_steps["embedder"].get_params()
+    clone(loaded)  # a normal estimator
+
+
+def test_safe_round_trip_of_a_custom_model(fitted_custom, split, tmp_path):
+    _, _, test = split
+    before = fitted_custom.predict_proba(test)
+    path = save_safe(fitted_custom, tmp_path / "custom")
+    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
+    clear_memory_cache()
+    loaded = load_safe(path)
+    np.testing.assert_array_equal(loaded.predict_proba(test), before)
+    scaler, linear = loaded.estimator_[1], loaded.estimator_[2]
+    np.testing.assert_array_equal(scaler.scale_, fitted_custom.estimator_[1].scale_)
+    np.testing.assert_array_equal(linear.coef_, fitted_custom.estimator_[2].coef_)
+    assert list(loaded.estimator_[0].get_feature_names_out()) == list(
+        fitted_custom.estimator_[0].get_feature_names_out()
+    )
+    # saving again over our own output replaces it
+    save_safe(loaded, path)
+    np.testing.assert_array_equal(load_safe(path).predict_proba(test), before)
+
+
+def test_safe_loader_never_unpickles(fitted_custom, tmp_path):
+    # control: the evil pickle does run code when unpickled
+    control = tmp_path / "control-marker"
+    pickle.loads(_evil_pickle(control))
+    assert control.exists()
+
+    # 1. a pickle or joblib file is refused without being opened as a pickle
+    marker = tmp_path / "marker"
+    evil_file = tmp_path / "model.joblib"
+    evil_file.write_bytes(_evil_pickle(marker))
+    with pytest.raises(
+        SafeFormatError, match="not a directory written by gemma_pref.save_safe"
+    ):
+        load_safe(evil_file)
+    # 2. a safe directory whose arrays were replaced by pickled objects
+    path = save_safe(fitted_custom, tmp_path / "custom")
+    with np.load(path / "arrays.npz") as arrays:
+        keys = list(arrays.files)
+    evil = np.empty(1, dtype=object)
+    evil[0] = _EvilObject(marker)
+    np.savez(path / "arrays.npz", **{k: evil for k in keys})  # pickles the object
+    with pytest.raises(SafeFormatError, match="needs pickle"):
+        load_safe(path)
+    assert not marker.exists()
+
+
+class _EvilObject:
+    """Creates a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def _manifest_with(path, edit):
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda m: m["estimator"].update({"class": "builtins.eval"}),
+            "class 'builtins.eval' is not one of the types load_safe builds",
+        ),
+        (
+            lambda m: m["estimator"].update({"class": "os.system"}),
+            "'os.system' is not one",
+        ),
+        (
+            lambda m: m["estimator"]["params"].update(
+                {"memory": {"__type__": "pickle", "data": "gASV"}}
+            ),
+            "unknown value type 'pickle'",
+        ),
+        (
+            lambda m: m["estimator"]["params"].update({"evil": 1}),
+            r"unknown parameters \['evil'\]",
+        ),
+        (
+            lambda m: _embedder(m)["params"].update(
+                {
+                    "model_kwargs": {
+                        "__type__": "dict",
+                        "items": [["trust_remote_code", True]],
+                    }
+                }
+            ),
+            "trust_remote_code=True would run the checkpoint's Python code",
+        ),
+        (
+            lambda m: _embedder(m)["state"].update({"__class__": "x"}),
+            "bad attribute name '__class__'",
+        ),
+        (
+            lambda m: m["estimator"]["params"]["steps"]["items"][2]["items"][1].update(
+                {"model_file": "../x.cbm"}
+            ),
+            r"bad model file name '\.\./x\.cbm'",
+        ),
+        (
+            lambda m: m.update({"format": "pickle"}),
+            "is not a gemma_pref.save_safe manifest",
+        ),
+    ],
+    ids=[
+        "eval",
+        "os.system",
+        "unknown-value",
+        "unknown-param",
+        "trust_remote_code",
+        "dunder-attribute",
+        "path-escape",
+        "format",
+    ],
+)
+def test_safe_loader_refuses_what_it_does_not_build(fitted, tmp_path, edit, match):
+    path = save_safe(fitted, tmp_path / "model")
+    _manifest_with(path, edit)
+    with pytest.raises(SafeFormatError, match=match):
+        load_safe(path)
+
+
+def _embedder(manifest):
+    steps = manifest["estimator"]["params"]["steps"]["items"]
+    return steps[1]["items"][1]
+
+
+def test_load_safe_warns_on_other_versions(fitted, tmp_path):
+    path = save_safe(fitted, tmp_path / "model")
+
+    def old(m):
+        m["versions"].update({"gemma_pref": "0.0.1", "catboost": "1.0.0"})
+
+    _manifest_with(path, old)
+    with pytest.warns(VersionMismatchWarning) as record:
+        load_safe(path)
+    assert sorted(w.message.package for w in record) == ["catboost", "gemma_pref"]
+
+
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [
+        (
+            lambda p: make_pipeline(
+                ArenaTextFormatter(template=lambda a, b, c: a), LogisticRegression()
+            ),
+            r"estimator\(Pipeline\)\.steps\[0\]\[1\]\(ArenaTextFormatter\)\.template is <function",
+        ),
+        (
+            lambda p: make_pipeline(
+                ArenaStructureFeatures(),
+                FunctionTransformer(np.log1p),
+                LogisticRegression(),
+            ),
+            r"sklearn\.preprocessing\._function_transformer\.FunctionTransformer is not one of the types save_safe writes.*gemma_pref\.save",
+        ),
+        (
+            lambda p: make_pipeline(
+                ArenaTextFormatter(max_tokens=8, tokenizer=_tokenizer(p)),
+                LogisticRegression(),
+            ),
+            r"\(ArenaTextFormatter\)\.tokenizer is .*: save_safe cannot write a \w+ without pickle.*a tokenizer path",
+        ),
+        (
+            lambda p: GemmaEmbedder(p, model_kwargs={"device_map": object()}),
+            r"\.model_kwargs\['device_map'\] is <object",
+        ),
+    ],
+    ids=[
+        "callable-template",
+        "function-transformer",
+        "tokenizer-object",
+        "object-kwarg",
+    ],
+)
+def test_save_safe_refuses_what_needs_pickle(tiny_gemma, tmp_path, model, match):
+    with pytest.raises(SafeFormatError, match=match):
+        save_safe(model(tiny_gemma), tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+def _tokenizer(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def test_save_safe_never_overwrites_other_paths(tmp_path):
+    other = tmp_path / "my-data"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        save_safe(ArenaStructureFeatures(), other)
+    assert (other / "notes.txt").read_text() == "keep me"
+    with pytest.raises(
+        ValueError, match="is a directory; gemma_pref.load reads a joblib file"
+    ):
+        load(other)
+
+
+def test_safe_types_are_all_importable():
+    import importlib
+
+    for name, (module, attr) in SAFE_TYPES.items():
+        cls = getattr(importlib.import_module(module), attr)
+        assert name.endswith(attr) and isinstance(cls, type)
