@@ -133,6 +133,11 @@ class PromptGroupKFold(StratifiedGroupKFold):
     True
     """
 
+    def __init__(
+        self, n_splits: int = 5, *, shuffle: bool = False, random_state: Any = None
+    ) -> None:
+        super().__init__(n_splits=n_splits, shuffle=shuffle, random_state=random_state)
+
     def split(self, X: Any, y: Any = None, groups: Any = None):  # type: ignore[no-untyped-def]
         """Generate indices to split arena rows into training and test set.
 
