@@ -15,8 +15,10 @@ trap 'rm -rf "$work"' EXIT
 "$work/build-env/bin/python" -m build --sdist --wheel --outdir "$work/dist" . >/dev/null
 ls -l "$work/dist"
 wheel=$(ls "$work"/dist/gemma_pref-*.whl)
-unzip -l "$wheel" | grep -q "gemma_pref/data/arena_sample.csv"
-unzip -l "$wheel" | grep -q "gemma_pref/py.typed"
+# list to a file first: `unzip | grep -q` under pipefail dies of SIGPIPE
+unzip -l "$wheel" > "$work/wheel-files.txt"
+grep -q "gemma_pref/data/arena_sample.csv" "$work/wheel-files.txt"
+grep -q "gemma_pref/py.typed" "$work/wheel-files.txt"
 
 "$PY" -m venv "$work/env"
 # the CPU build of torch on machines of this kind (see README)
