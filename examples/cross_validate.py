@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--model", default=None, help="checkpoint dir (default: Gemma 3 270M)")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--iterations", type=int, default=1000, help="CatBoost iterations")
+    parser.add_argument("--recipe", default="pairwise", choices=["pairwise", "seed"])
+    parser.add_argument("--iterations", type=int, default=1000,
+                        help="CatBoost iterations (--recipe seed)")
     parser.add_argument("--cache-dir", default=None, help="on-disk embedding cache")
     args = parser.parse_args(argv)
 
@@ -36,7 +38,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         args.model,
         max_length=args.max_length,
         cache_dir=args.cache_dir,
-        classifier=gp.make_catboost_classifier(iterations=args.iterations),
+        recipe=args.recipe,
+        classifier=(
+            gp.make_catboost_classifier(iterations=args.iterations)
+            if args.recipe == "seed"
+            else None
+        ),
     )
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
     start = time.perf_counter()
@@ -53,7 +60,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "class_prior_log_loss": float(-np.log(prior[y]).mean()),
         "seconds": seconds,
     }
-    print(f"{args.folds}-fold CV grouped by prompt on {len(df)} rows ({seconds:.0f} s)")
+    print(
+        f"{args.folds}-fold CV grouped by prompt on {len(df)} rows, recipe "
+        f"{args.recipe!r} ({seconds:.0f} s)"
+    )
     for k, (l_k, a_k) in enumerate(zip(loss, acc)):
         print(f"  fold {k}: log loss {l_k:.4f}  accuracy {a_k:.3f}")
     print(

@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help="comma list, one model replica per device")
     parser.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
     parser.add_argument("--iterations", type=int, default=1000, help="CatBoost iterations")
+    parser.add_argument("--recipe", default="seed", choices=["seed", "pairwise"],
+                        help="seed: the notebook (one text per row, CatBoost); pairwise: "
+                        "one text per answer, the library's default (twice the rows "
+                        "to embed)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="share of train.csv held out for a log-loss estimate")
     parser.add_argument("--cache-dir", default=None, help="on-disk embedding cache")
@@ -61,7 +65,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         quantization=None if args.quantization == "none" else args.quantization,
         cache_dir=args.cache_dir,
         show_progress_bar=True,
-        classifier=gp.make_catboost_classifier(iterations=args.iterations),
+        recipe=args.recipe,
+        classifier=(
+            gp.make_catboost_classifier(iterations=args.iterations)
+            if args.recipe == "seed"
+            else None
+        ),
     )
 
     start = time.perf_counter()

@@ -3,8 +3,9 @@
 
 Format Chatbot Arena rows with :class:`ArenaTextFormatter`, embed them with a
 local Gemma (or any Hugging Face) checkpoint through :class:`GemmaEmbedder`,
-and classify with CatBoost, all in one scikit-learn pipeline built by
-:func:`make_preference_pipeline`.
+and classify the answers' embeddings with :class:`PairDifferenceClassifier`
+(or the reference notebook's CatBoost), all in one scikit-learn pipeline built
+by :func:`make_preference_pipeline`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,21 @@ from .exceptions import (
     VersionMismatchWarning,
 )
 from .features import ArenaStructureFeatures
-from .formatting import SEED_TEMPLATE, ArenaTextFormatter, truncation_report
+from .formatting import (
+    PAIR_TEMPLATE,
+    SEED_TEMPLATE,
+    ArenaTextFormatter,
+    truncation_report,
+)
 from .io import labels_from_winner, load_arena_csv, write_submission
 from .model_selection import PromptGroupKFold, prompt_groups
+from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
-from .pipeline import make_catboost_classifier, make_preference_pipeline
+from .pipeline import RECIPES, make_catboost_classifier, make_preference_pipeline
 
 __all__ = [
+    "PAIR_TEMPLATE",
+    "RECIPES",
     "SEED_TEMPLATE",
     "ArenaFormatError",
     "ArenaStructureFeatures",
@@ -38,6 +47,7 @@ __all__ = [
     "DeviceWorkerError",
     "GemmaEmbedder",
     "ModelNotFoundError",
+    "PairDifferenceClassifier",
     "PromptGroupKFold",
     "SafeFormatError",
     "SwapABClassifier",

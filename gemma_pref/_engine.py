@@ -50,6 +50,8 @@ class Runtime:
         bitsandbytes quantization.
     model_kwargs, tokenizer_kwargs : dict or None
         Passed to ``from_pretrained``.
+    progress : bool
+        Show transformers' weight-loading progress bars.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class Runtime:
         quantization: str | None,
         model_kwargs: dict | None = None,
         tokenizer_kwargs: dict | None = None,
+        progress: bool = True,
     ) -> None:
         self.devices = list(devices)
         self.dtype = dtype
@@ -71,6 +74,7 @@ class Runtime:
                 dtype=dtype,
                 quantization=quantization,
                 model_kwargs=model_kwargs,
+                progress=progress,
             )
             for device in self.devices
         ]

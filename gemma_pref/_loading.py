@@ -291,14 +291,17 @@ def load_model(
     dtype: Any,
     quantization: str | None = None,
     model_kwargs: dict | None = None,
+    progress: bool = True,
 ) -> Any:
     """Load the backbone of a checkpoint (no language-model head) on ``device``.
 
     ``AutoModel`` maps a causal-LM checkpoint such as Gemma-2 to its base model,
     so the forward pass returns the last hidden state and never computes the
-    vocabulary-sized logits.
+    vocabulary-sized logits. ``progress=False`` hides transformers' "Loading
+    weights" bar.
     """
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
     kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
     qconfig = quantization_config(quantization, dtype)
@@ -315,7 +318,14 @@ def load_model(
         str(dtype).replace("torch.", ""),
         quantization,
     )
-    model = AutoModel.from_pretrained(model_dir, **kwargs)
+    hide = not progress and hf_logging.is_progress_bar_enabled()
+    if hide:
+        hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(model_dir, **kwargs)
+    finally:
+        if hide:
+            hf_logging.enable_progress_bar()
     model.eval()
     model.requires_grad_(False)
     if hasattr(model, "config"):

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 __all__ = [
     "CacheIntegrityWarning",
@@ -326,14 +327,5 @@ def _decode(blob: bytes) -> np.ndarray | None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

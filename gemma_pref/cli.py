@@ -14,11 +14,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from ._atomic import atomic_path
 
 __all__ = ["main"]
 
@@ -52,17 +53,8 @@ def _check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp)`` then rename ``tmp`` to ``path``; no partial file on error."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
@@ -105,21 +97,50 @@ def _model(args: argparse.Namespace) -> str | None:
     return args.model
 
 
+def _logreg(C: float | None) -> Any:
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .pairwise import _LRCV_L2, DEFAULT_CS
+
+    if C is None:
+        search = LogisticRegressionCV(
+            Cs=list(DEFAULT_CS), scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
+        )
+        return make_pipeline(StandardScaler(), search)
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+
+
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
 
-    classifier = None
-    if args.classifier == "logreg":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        classifier = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=2000))
-    else:
+    if args.C is not None and args.C <= 0:
+        raise CLIError(f"--C must be positive, got {args.C}")
+    kind = args.classifier
+    if kind == "auto":
+        kind = "logreg" if args.recipe == "pairwise" else "catboost"
+    pairwise = args.recipe == "pairwise"
+    classifier: Any
+    if kind == "catboost":
         classifier = gp.make_catboost_classifier(iterations=args.iterations)
-    formatter = gp.ArenaTextFormatter(turns=args.turns)
+        if pairwise:
+            classifier = gp.PairDifferenceClassifier(classifier)
+    elif pairwise:
+        classifier = (
+            gp.PairDifferenceClassifier()
+            if args.C is None
+            else gp.PairDifferenceClassifier(_logreg(args.C))
+        )
+    else:
+        classifier = _logreg(args.C)
+    formatter = gp.ArenaTextFormatter(layout="pair" if pairwise else "joint", turns=args.turns)
     return gp.make_preference_pipeline(
-        _model(args), classifier=classifier, formatter=formatter, **_embedder_params(args)
+        _model(args),
+        recipe=args.recipe,
+        classifier=classifier,
+        formatter=formatter,
+        **_embedder_params(args),
     )
 
 
@@ -278,7 +299,10 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args.input, labels=False, what="input")
-    texts = gp.ArenaTextFormatter(turns=args.turns, swap=args.swap).fit_transform(df)
+    layout = "pair" if args.recipe == "pairwise" else "joint"
+    texts = gp.ArenaTextFormatter(layout=layout, turns=args.turns, swap=args.swap).fit_transform(
+        df
+    )
     embedder = gp.GemmaEmbedder(_model(args), **_embedder_params(args))
     _out(f"embed: {len(df)} rows from {source}")
     start = time.perf_counter()
@@ -318,6 +342,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="auto",
                    choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights/compute dtype (default: auto)")
+    g.add_argument("--recipe", choices=["pairwise", "seed"], default="pairwise",
+                   help="pairwise: one text per answer, classify the embeddings' "
+                   "difference; seed: one text per row, as the reference notebook "
+                   "(default: pairwise)")
     g.add_argument("--turns", choices=["last", "all"], default="last",
                    help="conversation turns to keep (default: last)")
     g.add_argument("--cache-dir", default=str(gemma_pref_home() / "embeddings"),
@@ -327,11 +355,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _add_classifier_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("classifier")
-    g.add_argument("--classifier", choices=["catboost", "logreg"], default="catboost",
-                   help="classifier on the embeddings (default: catboost)")
+    g.add_argument("--classifier", choices=["auto", "catboost", "logreg"], default="auto",
+                   help="classifier on the embeddings; auto: the recipe's "
+                   "(pairwise: logreg, seed: catboost) (default: auto)")
     g.add_argument("--iterations", type=int, default=1000, metavar="N",
                    help="CatBoost iterations (default: 1000)")
-    g.add_argument("--C", type=float, default=1.0, help="logreg inverse regularisation")
+    g.add_argument("--C", type=float, default=None,
+                   help="logreg inverse regularisation (default: chosen by "
+                   "cross-validation on the training rows)")
 
 
 def build_parser() -> argparse.ArgumentParser:

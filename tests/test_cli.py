@@ -38,7 +38,7 @@ def model_args(tiny_gemma):
 @pytest.fixture(scope="module")
 def fitted(work, model_args):
     home = work / "home"
-    r = run("fit", "--train", "train.csv", "--iterations", "20", "-o", "pipe.joblib",
+    r = run("fit", "--train", "train.csv", "-o", "pipe.joblib",
             *model_args, "--cache-dir", work / "cache", cwd=work, home=home)
     assert r.returncode == 0, r.stderr
     return r
@@ -49,7 +49,11 @@ def _no_temp_files(d):
 
 
 def test_fit_writes_pipeline_and_summary(work, fitted):
-    assert (work / "pipe.joblib").stat().st_size > 0
+    import gemma_pref as gp
+
+    pipe = gp.load(work / "pipe.joblib")
+    assert pipe["formatter"].layout == "pair"  # the default recipe
+    assert isinstance(pipe["classifier"], gp.PairDifferenceClassifier)
     assert "fit: 90 rows from train.csv" in fitted.stdout
     assert "rows/s" in fitted.stdout and "training-set log loss" in fitted.stdout
     assert list((work / "cache").rglob("*.emb"))  # the on-disk cache was used
@@ -90,13 +94,28 @@ def test_cv_prints_and_writes_json(work, model_args):
     assert report["plots"] == ["cv.reliability.png", "cv.confusion.png"]
 
 
+def test_cv_seed_recipe_with_catboost(work, model_args):
+    r = run("cv", "--train", "train.csv", "--folds", "2", "--recipe", "seed",
+            "--iterations", "10", "--no-plots", "-o", "cv_seed.json", *model_args,
+            "--no-cache", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((work / "cv_seed.json").read_text())
+    assert report["settings"]["recipe"] == "seed"
+    assert report["settings"]["classifier"] == "auto" and len(report["per_fold"]) == 2
+
+
 def test_embed_bundled_sample_by_default(work, model_args):
     r = run("embed", "-o", "emb.npy", *model_args, "--max-length", "32", "--no-cache",
             cwd=work, home=work / "home")
     assert r.returncode == 0, r.stderr
     X = np.load(work / "emb.npy")
-    assert X.shape == (715, 64) and X.dtype == np.float32
+    # pairwise: the prompt with answer A, then with answer B, side by side
+    assert X.shape == (715, 128) and X.dtype == np.float32
     assert "bundled arena sample" in r.stdout
+    r = run("embed", "-o", "emb_seed.npy", "--recipe", "seed", *model_args,
+            "--max-length", "32", "--no-cache", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    assert np.load(work / "emb_seed.npy").shape == (715, 64)
 
 
 @pytest.mark.parametrize(
@@ -109,6 +128,7 @@ def test_embed_bundled_sample_by_default(work, model_args):
         (["embed", "--model", "empty-model", "-o", "e3.npy"], "has no config.json"),
         (["embed", "--input", "bad.csv", "--model", "TINY", "-o", "e4.npy"], "response_a at row 0: expected a JSON list of strings"),
         (["cv", "--folds", "1", "--model", "TINY", "-o", "cv2.json"], "--folds must be at least 2"),
+        (["fit", "--C", "0", "--model", "TINY", "-o", "p2.joblib"], "--C must be positive, got 0.0"),
     ],
 )
 def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, args, message):

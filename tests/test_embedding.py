@@ -173,8 +173,26 @@ def test_bad_inputs(tiny_gemma):
         emb.fit("just one string")
     with pytest.raises(ValueError, match="text at row 1: expected str, got float nan"):
         emb.transform(["ok", float("nan")])
-    with pytest.raises(ValueError, match="DataFrame with 2 columns .*ArenaTextFormatter"):
-        emb.transform(pd.DataFrame({"a": ["x"], "b": ["y"]}))
+    with pytest.raises(ValueError, match="raw arena rows .*ArenaTextFormatter first"):
+        emb.transform(pd.DataFrame({"prompt": ["x"], "response_a": ["y"], "response_b": ["z"]}))
+    with pytest.raises(ValueError, match="text_b at row 'r1': expected str, got int 5"):
+        emb.transform(pd.DataFrame({"text_a": ["x", "y"], "text_b": ["z", 5]}, index=["r0", "r1"]))
+
+
+def test_several_text_columns_are_embedded_side_by_side(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    a, b = ["first answer", "second"], ["other one", "and another"]
+    single = emb.transform(a + b)
+    pairs = np.array([a, b], dtype=object).T  # (2 rows, 2 columns)
+    emb.fit(pairs)
+    X = emb.transform(pairs)
+    assert X.shape == (2, 128) and emb.n_features_in_ == 2
+    np.testing.assert_allclose(X[:, :64], single[:2], atol=1e-6)
+    np.testing.assert_allclose(X[:, 64:], single[2:], atol=1e-6)
+    frame = pd.DataFrame({"text_a": a, "text_b": b})
+    out = emb.set_output(transform="pandas").fit_transform(frame)
+    assert list(out.columns[[0, 64]]) == ["text_a__gemmaembedder0", "text_b__gemmaembedder0"]
+    np.testing.assert_allclose(out.to_numpy(), X, atol=1e-6)
 
 
 def test_missing_model_path_is_named(tmp_path):

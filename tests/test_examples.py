@@ -25,8 +25,8 @@ def run_example(name, *args, cwd):
 
 def test_cross_validate(tiny_gemma, tmp_path):
     out = run_example("cross_validate.py", "--model", tiny_gemma, "--max-length", "64",
-                      "--folds", "3", "--iterations", "20", cwd=tmp_path)
-    assert "3-fold CV grouped by prompt on 715 rows" in out
+                      "--folds", "3", cwd=tmp_path)
+    assert "3-fold CV grouped by prompt on 715 rows, recipe 'pairwise'" in out
     assert out.count("fold ") >= 3 and "class prior" in out
 
 

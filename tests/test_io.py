@@ -56,3 +56,25 @@ def test_load_arena_csv(tmp_path, arena):
         load_arena_csv(path)
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load_arena_csv(tmp_path / "nope.csv")
+
+
+def test_outputs_get_the_permissions_of_a_plain_open(tmp_path, arena):
+    """Atomic writes go through mkstemp (0o600); the final files must not."""
+    import os
+    import stat
+
+    import gemma_pref as gp
+    from gemma_pref.cache import DiskCache
+
+    old = os.umask(0o022)
+    os.umask(old)
+    expected = 0o666 & ~old
+    sub = write_submission([1, 2], np.full((2, 3), 1 / 3), tmp_path / "submission.csv")
+    saved = gp.save(gp.ArenaTextFormatter(), tmp_path / "formatter.joblib")
+    cache = DiskCache(tmp_path / "cache", "f" * 64, {"model": "none"})
+    cache.put("ab" * 16, np.ones(4, dtype=np.float32))
+    entries = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert entries
+    for path in [sub, saved, *entries]:
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+    assert not list(tmp_path.rglob("*.tmp"))

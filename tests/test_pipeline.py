@@ -27,15 +27,27 @@ def _pipe(path, **kw):
 
 
 def test_default_pipeline_settings():
+    from gemma_pref import ArenaTextFormatter, PairDifferenceClassifier
+
     pipe = make_preference_pipeline("some/dir", batch_size=4)
     assert list(pipe.named_steps) == ["formatter", "embedder", "classifier"]
     assert pipe.named_steps["embedder"].batch_size == 4
-    params = pipe.named_steps["classifier"].get_params()
+    # the default recipe: one text per answer, classify the difference
+    assert pipe.named_steps["formatter"].layout == "pair"
+    assert isinstance(pipe.named_steps["classifier"], PairDifferenceClassifier)
+    # the reference notebook's recipe: one text per row, CatBoost with its settings
+    seed = make_preference_pipeline("some/dir", recipe="seed")
+    assert seed.named_steps["formatter"].layout == "joint"
+    params = seed.named_steps["classifier"].get_params()
     assert params["loss_function"] == "MultiClass"
     assert params["learning_rate"] == 0.03 and params["iterations"] == 1000
     assert params["task_type"] in ("CPU", "GPU")
     lr = LogisticRegression()
     assert make_preference_pipeline("x", classifier=lr).named_steps["classifier"] is lr
+    fmt = ArenaTextFormatter(turns="all")
+    assert make_preference_pipeline("x", formatter=fmt).named_steps["formatter"] is fmt
+    with pytest.raises(ValueError, match="'recipe' parameter.*'pairwise', 'seed'.*'best'"):
+        make_preference_pipeline("x", recipe="best")
 
 
 def test_fit_predict_proba_columns_follow_labels(tiny_gemma, arena):
@@ -80,11 +92,16 @@ def test_cross_val_score_embeds_each_text_once(tiny_gemma, arena, monkeypatch):
     monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
     df = arena.head(100)
     y = labels_from_winner(df)
-    scores = cross_val_score(_pipe(tiny_gemma), df, y, cv=5, scoring="neg_log_loss")
-    assert scores.shape == (5,) and np.isfinite(scores).all() and (scores < 0).all()
-    # 5 folds each embed 80 train + 20 test rows: 500 rows without the cache
-    assert sum(rows) == len(set(df.index))
-    assert sum(rows) == 100
+    for recipe in ("seed", "pairwise"):
+        rows.clear()
+        pipe = _pipe(tiny_gemma, recipe=recipe)
+        scores = cross_val_score(pipe, df, y, cv=5, scoring="neg_log_loss")
+        assert scores.shape == (5,) and np.isfinite(scores).all() and (scores < 0).all()
+        # 5 folds each embed 80 train + 20 test rows: 500 rows without the cache;
+        # with the cache each distinct text runs through the model exactly once
+        distinct = set(pipe["formatter"].transform(df).ravel())
+        assert sum(rows) == len(distinct)
+        assert len(distinct) >= (100 if recipe == "seed" else 190)
 
 
 def test_pipeline_with_logistic_regression(tiny_gemma, arena):
@@ -98,10 +115,20 @@ def test_pipeline_with_logistic_regression(tiny_gemma, arena):
 
 
 def test_set_output_pandas_through_pipeline(tiny_gemma, arena):
-    pipe = _pipe(tiny_gemma)[:-1].set_output(transform="pandas")
+    pipe = _pipe(tiny_gemma, recipe="seed")[:-1].set_output(transform="pandas")
     out = pipe.fit_transform(arena.head(4))
     assert list(out.columns[:2]) == ["gemmaembedder0", "gemmaembedder1"]
     assert out.shape == (4, 64)
+    assert list(out.index) == list(arena.head(4).index)
+    pair = _pipe(tiny_gemma)[:-1].set_output(transform="pandas")
+    out = pair.fit_transform(arena.head(4))
+    assert out.shape == (4, 128)
+    assert list(out.columns[[0, 63, 64, 127]]) == [
+        "text_a__gemmaembedder0",
+        "text_a__gemmaembedder63",
+        "text_b__gemmaembedder0",
+        "text_b__gemmaembedder63",
+    ]
 
 
 @pytest.mark.parametrize("bad", ["3bit"])

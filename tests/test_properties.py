@@ -488,6 +488,12 @@ def test_embedder_input_checks(values, container, embedder):
         X = pd.DataFrame({"answer": pd.Series(values, index=labels, dtype=object)})
         column = "answer"
     bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if container in ("list", "tuple") and values and all(isinstance(v, list) for v in values):
+        # a list of equal-length lists is a table of texts, as in scikit-learn
+        widths = {len(v) for v in values}
+        if len(widths) == 1 and widths != {0}:
+            bad = [i for i, v in enumerate(values) if not all(isinstance(t, str) for t in v)]
+            column = "text" if widths == {1} else "text0"
     try:
         out = embedder.transform(X)
     except ValueError as exc:
@@ -496,7 +502,8 @@ def test_embedder_input_checks(values, container, embedder):
         assert str(exc).startswith(f"{column} at row {first!r}: expected str, got")
         return
     assert not bad
-    assert out.shape == (len(values), 64) and out.dtype == np.float32
+    width = len(values[0]) if values and column.startswith("text") and isinstance(values[0], list) else 1
+    assert out.shape == (len(values), 64 * width) and out.dtype == np.float32
     assert np.isfinite(out).all()
 
 

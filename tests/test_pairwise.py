@@ -1,0 +1,137 @@
+"""The pairwise recipe: one text per answer, a classifier of their difference."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import cross_val_score
+
+import gemma_pref as gp
+from gemma_pref import PairDifferenceClassifier
+
+
+def _hidden_quality(n, width=6, seed=0):
+    """Rows whose label follows the difference of two hidden answer scores."""
+    rng = np.random.default_rng(seed)
+    quality = rng.normal(size=(n, 2))
+    e_a = quality[:, :1] + 0.5 * rng.normal(size=(n, width))
+    e_b = quality[:, 1:] + 0.5 * rng.normal(size=(n, width))
+    gap = quality[:, 0] - quality[:, 1]
+    y = np.where(np.abs(gap) < 0.4, 2, (gap < 0).astype(int))
+    return np.hstack([e_a, e_b]), y
+
+
+def test_learns_from_the_difference_and_beats_the_prior():
+    X, y = _hidden_quality(600)
+    clf = PairDifferenceClassifier().fit(X[:400], y[:400])
+    prior = np.bincount(y[:400], minlength=3) / 400
+    loss = log_loss(y[400:], clf.predict_proba(X[400:]), labels=[0, 1, 2])
+    prior_loss = log_loss(y[400:], np.tile(prior, (200, 1)), labels=[0, 1, 2])
+    assert loss < prior_loss - 0.2
+    assert min(gp.pairwise.DEFAULT_CS) <= clf.C_ <= max(gp.pairwise.DEFAULT_CS)
+    assert list(clf.classes_) == [0, 1, 2]
+    assert clf.n_features_in_ == 12
+
+
+def test_swapping_the_answers_swaps_the_probabilities_exactly():
+    X, y = _hidden_quality(300, seed=1)
+    for clf in (PairDifferenceClassifier(), PairDifferenceClassifier(LogisticRegression())):
+        clf.fit(X, y)
+        p = clf.predict_proba(X)
+        swapped = clf.predict_proba(np.hstack([X[:, 6:], X[:, :6]]))
+        np.testing.assert_allclose(swapped, p[:, [1, 0, 2]], atol=1e-12)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_custom_estimator_sees_both_signs_of_the_difference():
+    X, y = _hidden_quality(200, seed=2)
+    clf = PairDifferenceClassifier(LogisticRegression(C=0.5)).fit(X, y)
+    assert clf.C_ is None
+    inner = clf.estimator_
+    assert inner.n_features_in_ == 6
+    # trained on d and -d: the intercepts of A-wins and B-wins are equal
+    assert abs(inner.intercept_[0] - inner.intercept_[1]) < 1e-3
+
+
+def test_without_ties_two_classes_are_learned():
+    X, y = _hidden_quality(200, seed=3)
+    keep = y != 2
+    clf = PairDifferenceClassifier(Cs=(0.1,), cv=2).fit(X[keep], y[keep])
+    assert list(clf.classes_) == [0, 1]
+    assert clf.predict_proba(X[:5]).shape == (5, 2)
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "match"),
+    [
+        (np.zeros((4, 3)), [0, 1, 2, 0], "even number of columns"),
+        (np.zeros((4, 4)), [0, 1, 5, 0], "y at position 2: expected 0"),
+        (np.zeros((4, 4)), [2, 2, 2, 2], "at least two classes"),
+        (np.zeros((4, 4)), None, "requires y"),
+    ],
+)
+def test_bad_input_is_named(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        PairDifferenceClassifier(cv=2).fit(X, y)
+
+
+def test_nan_and_width_mismatch_are_refused():
+    X, y = _hidden_quality(100, seed=4)
+    clf = PairDifferenceClassifier(Cs=(0.1,), cv=2).fit(X, y)
+    bad = X[:3].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict_proba(bad)
+    with pytest.raises(ValueError, match="12 features"):
+        clf.predict_proba(X[:, :10])
+    with pytest.raises(ValueError, match="'Cs' parameter"):
+        PairDifferenceClassifier(Cs=(0.0, 1.0), cv=2).fit(X, y)
+
+
+def test_default_pipeline_is_the_pairwise_recipe(tiny_gemma):
+    pipe = gp.make_preference_pipeline(tiny_gemma, max_length=64)
+    assert list(pipe.named_steps) == ["formatter", "embedder", "classifier"]
+    assert pipe["formatter"].layout == "pair"
+    assert isinstance(pipe["classifier"], PairDifferenceClassifier)
+    seed = gp.make_preference_pipeline(tiny_gemma, recipe="seed")
+    assert seed["formatter"].layout == "joint"
+    assert type(seed["classifier"]).__name__ == "CatBoostClassifier"
+    with pytest.raises(ValueError, match="'recipe'.*'pairwise', 'seed'.*'best'"):
+        gp.make_preference_pipeline(tiny_gemma, recipe="best")
+
+
+def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
+    y = gp.labels_from_winner(arena)
+    train, test = arena.iloc[:240], arena.iloc[240:270]
+    pipe = gp.make_preference_pipeline(tiny_gemma, max_length=64)
+    pipe.fit(train, y[:240])
+    proba = pipe.predict_proba(test)
+    assert proba.shape == (30, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # the embedder returns both answers' vectors side by side
+    hidden = pipe["embedder"].transform(pipe["formatter"].transform(test[:2])).shape[1] // 2
+    assert pipe["classifier"].n_features_in_ == 2 * hidden
+    # swapping response_a and response_b in the raw rows swaps A and B wins
+    swapped = pipe.predict_proba(gp.swap_ab(test))
+    np.testing.assert_allclose(swapped, proba[:, [1, 0, 2]], atol=1e-5)
+    # joblib round trip: same probabilities, no weights in the file
+    path = tmp_path / "pairwise.joblib"
+    joblib.dump(pipe, path)
+    assert path.stat().st_size < 5_000_000
+    np.testing.assert_allclose(joblib.load(path).predict_proba(test), proba, atol=1e-6)
+
+
+def test_pairwise_cross_val_score(tiny_gemma, arena):
+    y = gp.labels_from_winner(arena)
+    rows = arena.iloc[:150]
+    pipe = gp.make_preference_pipeline(tiny_gemma, max_length=48)
+    pipe.set_params(classifier__Cs=(1e-3, 1e-1), classifier__cv=3)
+    scores = cross_val_score(
+        clone(pipe), rows, y[:150], cv=gp.PromptGroupKFold(3), scoring="neg_log_loss"
+    )
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    assert (-scores < 1.5).all()  # never worse than a wildly overconfident model
