@@ -97,7 +97,8 @@ def make_preference_pipeline(
         features and the A/B symmetry.
     formatter : ArenaTextFormatter or None, default=None
         Replaces the recipe's formatter (for example to set ``turns="all"`` or
-        a token budget).
+        a token budget). With ``recipe="pairwise"`` and no ``classifier`` it
+        must have ``layout="pair"``; any other raises ``ValueError``.
     **embedder_params
         Keyword arguments of :class:`GemmaEmbedder` (``max_length``,
         ``quantization``, ``devices``, ``cache_dir``, ...).
@@ -127,6 +128,14 @@ def make_preference_pipeline(
         )
     if formatter is None:
         formatter = ArenaTextFormatter(layout="pair" if recipe == "pairwise" else "joint")
+    elif recipe == "pairwise" and classifier is None and formatter.layout != "pair":
+        # PairDifferenceClassifier would split one row's vector in two halves
+        raise ValueError(
+            "recipe='pairwise' classifies the difference of the two answers' "
+            "vectors and needs ArenaTextFormatter(layout='pair'); got a formatter "
+            f"with layout={formatter.layout!r}. Pass recipe='seed' (one text per "
+            "row), a formatter with layout='pair', or a classifier of your own."
+        )
     if classifier is None:
         classifier = (
             PairDifferenceClassifier() if recipe == "pairwise" else make_catboost_classifier()

@@ -44,10 +44,18 @@ def test_default_pipeline_settings():
     assert params["task_type"] in ("CPU", "GPU")
     lr = LogisticRegression()
     assert make_preference_pipeline("x", classifier=lr).named_steps["classifier"] is lr
-    fmt = ArenaTextFormatter(turns="all")
+    fmt = ArenaTextFormatter(layout="pair", turns="all")
     assert make_preference_pipeline("x", formatter=fmt).named_steps["formatter"] is fmt
     with pytest.raises(ValueError, match="'recipe' parameter.*'pairwise', 'seed'.*'best'"):
         make_preference_pipeline("x", recipe="best")
+    # a one-text-per-row formatter would feed PairDifferenceClassifier one vector,
+    # which it would split in two halves: refused, with the ways out
+    with pytest.raises(ValueError, match="needs ArenaTextFormatter\\(layout='pair'\\).*"
+                       "layout='joint'.*recipe='seed'"):
+        make_preference_pipeline("x", formatter=ArenaTextFormatter(turns="all"))
+    joint = ArenaTextFormatter(turns="all")
+    seed = make_preference_pipeline("x", recipe="seed", formatter=joint)
+    assert seed.named_steps["formatter"] is joint
 
 
 def test_fit_predict_proba_columns_follow_labels(tiny_gemma, arena):
