@@ -20,6 +20,12 @@ RECIPES: tuple[str, ...] = ("pairwise", "seed")
 
 
 def _catboost_gpu_available() -> bool:
+    import torch
+
+    # without a CUDA device, don't ask CatBoost: on machines with the CUDA
+    # runtime but no driver its probe prints an error line to stderr
+    if not torch.cuda.is_available():
+        return False
     try:
         from catboost.utils import get_gpu_device_count
 
