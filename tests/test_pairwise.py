@@ -135,3 +135,45 @@ def test_pairwise_cross_val_score(tiny_gemma, arena):
     )
     assert scores.shape == (3,) and np.isfinite(scores).all()
     assert (-scores < 1.5).all()  # never worse than a wildly overconfident model
+
+
+def test_estimator_contracts_on_even_width_data():
+    """What scikit-learn's generic checks would test, had their data an even width
+    (tests/test_common.py lists those checks as expected failures for that reason)."""
+    import copy
+    import pickle
+
+    X, y = _hidden_quality(240, width=4)
+    clf = PairDifferenceClassifier(Cs=(0.01, 0.1, 1.0), cv=3)
+    params = copy.deepcopy(clf.get_params())
+    clf.fit(X, y)
+    # fit leaves the parameters as given and only adds trailing-underscore state
+    assert clf.get_params().keys() == params.keys()
+    assert all(clf.get_params()[k] == v for k, v in params.items())
+    assert {k for k in vars(clf) if k not in params} <= {
+        "estimator_", "C_", "classes_", "n_features_in_"
+    }
+    # prediction does not change the fitted state
+    state = pickle.dumps(clf)
+    proba = clf.predict_proba(X)
+    clf.predict(X)
+    assert pickle.dumps(clf) == state
+    # pickling keeps predictions exactly
+    np.testing.assert_array_equal(pickle.loads(state).predict_proba(X), proba)
+    # rows are predicted independently: subsets and reordering change nothing
+    order = np.random.default_rng(1).permutation(len(X))
+    np.testing.assert_allclose(clf.predict_proba(X[order]), proba[order], atol=1e-12)
+    np.testing.assert_allclose(clf.predict_proba(X[:7]), proba[:7], atol=1e-12)
+    np.testing.assert_allclose(clf.predict_proba(X[:1]), proba[:1], atol=1e-12)
+    # Fortran-ordered and float32 input give the same result
+    np.testing.assert_allclose(clf.predict_proba(np.asfortranarray(X)), proba, atol=1e-12)
+    np.testing.assert_allclose(
+        clf.predict_proba(X.astype(np.float32)), proba, atol=1e-5
+    )
+    # a 1-D row is refused, as scikit-learn estimators do
+    with pytest.raises(ValueError, match="2D array"):
+        clf.predict_proba(X[0])
+    # refitting a clone on the same data gives the same model
+    again = clone(clf).fit(X, y)
+    np.testing.assert_allclose(again.predict_proba(X), proba, atol=1e-12)
+    assert again.C_ == clf.C_
