@@ -96,6 +96,10 @@ SAFE_TYPES: dict[str, tuple[str, str]] = {
         "ArenaStructureFeatures",
     ),
     "gemma_pref.SwapABClassifier": ("gemma_pref.augmentation", "SwapABClassifier"),
+    "gemma_pref.PairDifferenceClassifier": (
+        "gemma_pref.pairwise",
+        "PairDifferenceClassifier",
+    ),
     "sklearn.pipeline.Pipeline": ("sklearn.pipeline", "Pipeline"),
     "sklearn.pipeline.FeatureUnion": ("sklearn.pipeline", "FeatureUnion"),
     "sklearn.preprocessing.StandardScaler": ("sklearn.preprocessing", "StandardScaler"),

@@ -209,6 +209,21 @@ def test_safe_round_trip_of_the_preference_pipeline(fitted, split, tmp_path):
     clone(loaded)  # a normal estimator
 
 
+def test_safe_round_trip_of_the_default_pairwise_pipeline(tiny_gemma, split, tmp_path):
+    train, y, test = split
+    pipe = make_preference_pipeline(tiny_gemma, max_length=96, torch_dtype="float32")
+    pipe.fit(train, y)
+    before = pipe.predict_proba(test)
+    path = save_safe(pipe, tmp_path / "pairwise")
+    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
+    clear_memory_cache()
+    loaded = load_safe(path)
+    assert type(loaded[-1]).__name__ == "PairDifferenceClassifier"
+    assert loaded[-1].C_ == pipe[-1].C_ and loaded[-1].get_params()["Cs"] == pipe[-1].Cs
+    np.testing.assert_array_equal(loaded.predict_proba(test), before)
+    clone(loaded)
+
+
 def test_safe_round_trip_of_a_custom_model(fitted_custom, split, tmp_path):
     _, _, test = split
     before = fitted_custom.predict_proba(test)
