@@ -78,3 +78,14 @@ def test_outputs_get_the_permissions_of_a_plain_open(tmp_path, arena):
     for path in [sub, saved, *entries]:
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
     assert not list(tmp_path.rglob("*.tmp"))
+    # like open(path, "w"): a replaced file keeps its mode, and the umask is
+    # read at each write, not once
+    os.chmod(sub, 0o600)
+    write_submission([1, 2], np.full((2, 3), 1 / 3), sub)
+    assert stat.S_IMODE(sub.stat().st_mode) == 0o600
+    old = os.umask(0o077)
+    try:
+        fresh = write_submission([1], np.full((1, 3), 1 / 3), tmp_path / "private.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
