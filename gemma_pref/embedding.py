@@ -318,9 +318,13 @@ default="auto"
             raise ValueError(
                 "Iterable over raw text documents expected, string object received."
             )
+        # a new fit replaces what an earlier one learnt about the input
+        for attr in ("n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(attr, None)
         if X is not None:
             _, self.n_features_in_, names = _as_texts(X)
-            if isinstance(X, pd.DataFrame):
+            # as scikit-learn: column names only when they are all strings
+            if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
                 self.feature_names_in_ = np.asarray(names, dtype=object)
         self._model_dir()
         return self

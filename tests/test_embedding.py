@@ -262,3 +262,18 @@ def test_set_params_after_loading_reloads(tiny_gemma):
     emb.set_params(devices=["cpu", "cpu"])
     emb.transform(["x y z", "other"])
     assert emb._lazy_runtime is not first and len(emb._lazy_runtime[1].models) == 2
+
+
+def test_refit_replaces_what_an_earlier_fit_learnt(tiny_gemma):
+    emb = _emb(tiny_gemma)
+    emb.fit(pd.DataFrame({"text_a": ["x"], "text_b": ["y"]}))
+    assert emb.n_features_in_ == 2 and list(emb.feature_names_in_) == ["text_a", "text_b"]
+    assert len(emb.get_feature_names_out()) == 128
+    emb.fit(["x", "y"])
+    assert emb.n_features_in_ == 1 and not hasattr(emb, "feature_names_in_")
+    assert len(emb.get_feature_names_out()) == emb.n_features_out_ == 64
+    emb.fit(None)
+    assert not hasattr(emb, "n_features_in_")
+    # non-string column labels are not feature names, as in scikit-learn
+    emb.fit(pd.DataFrame([["x", "y"]]))
+    assert emb.n_features_in_ == 2 and not hasattr(emb, "feature_names_in_")
