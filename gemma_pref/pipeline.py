@@ -103,8 +103,10 @@ def make_preference_pipeline(
         features and the A/B symmetry.
     formatter : ArenaTextFormatter or None, default=None
         Replaces the recipe's formatter (for example to set ``turns="all"`` or
-        a token budget). With ``recipe="pairwise"`` and no ``classifier`` it
-        must have ``layout="pair"``; any other raises ``ValueError``.
+        a token budget). An :class:`ArenaTextFormatter` feeding
+        :class:`PairDifferenceClassifier` (``recipe="pairwise"`` without a
+        ``classifier``, or one given) must have ``layout="pair"``; any other
+        layout raises ``ValueError``.
     **embedder_params
         Keyword arguments of :class:`GemmaEmbedder` (``max_length``,
         ``quantization``, ``devices``, ``cache_dir``, ...).
@@ -134,13 +136,22 @@ def make_preference_pipeline(
         )
     if formatter is None:
         formatter = ArenaTextFormatter(layout="pair" if recipe == "pairwise" else "joint")
-    elif recipe == "pairwise" and classifier is None and formatter.layout != "pair":
+    pair_classifier = isinstance(classifier, PairDifferenceClassifier) or (
+        classifier is None and recipe == "pairwise"
+    )
+    if (
+        pair_classifier
+        and isinstance(formatter, ArenaTextFormatter)
+        and formatter.layout != "pair"
+    ):
         # PairDifferenceClassifier would split one row's vector in two halves
         raise ValueError(
-            "recipe='pairwise' classifies the difference of the two answers' "
-            "vectors and needs ArenaTextFormatter(layout='pair'); got a formatter "
-            f"with layout={formatter.layout!r}. Pass recipe='seed' (one text per "
-            "row), a formatter with layout='pair', or a classifier of your own."
+            "PairDifferenceClassifier (the classifier of recipe='pairwise') "
+            "classifies the difference of the two answers' vectors and needs "
+            "ArenaTextFormatter(layout='pair'); got a formatter with "
+            f"layout={formatter.layout!r}. Pass a formatter with layout='pair', "
+            "recipe='seed' with its CatBoost (one text per row), or another "
+            "classifier."
         )
     if classifier is None:
         classifier = (

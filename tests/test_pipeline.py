@@ -56,6 +56,18 @@ def test_default_pipeline_settings():
     joint = ArenaTextFormatter(turns="all")
     seed = make_preference_pipeline("x", recipe="seed", formatter=joint)
     assert seed.named_steps["formatter"] is joint
+    # the same mistake with the classifier given explicitly
+    with pytest.raises(ValueError, match="needs ArenaTextFormatter\\(layout='pair'\\)"):
+        make_preference_pipeline("x", recipe="seed", classifier=PairDifferenceClassifier())
+    with pytest.raises(ValueError, match="layout='joint'"):
+        make_preference_pipeline(
+            "x", classifier=PairDifferenceClassifier(), formatter=ArenaTextFormatter()
+        )
+    # a formatter of another kind is the user's business
+    from sklearn.preprocessing import FunctionTransformer
+
+    other = FunctionTransformer()
+    assert make_preference_pipeline("x", formatter=other).named_steps["formatter"] is other
 
 
 def test_fit_predict_proba_columns_follow_labels(tiny_gemma, arena):
