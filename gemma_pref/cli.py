@@ -98,22 +98,23 @@ def _model(args: argparse.Namespace) -> str | None:
 
 
 def _logreg(C: float | None) -> Any:
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .pairwise import _LRCV_L2, DEFAULT_CS
+    from .pairwise import _LRCV_L2, DEFAULT_CS, _scaled_logreg
 
     if C is None:
         search = LogisticRegressionCV(
             Cs=list(DEFAULT_CS), scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
         )
         return make_pipeline(StandardScaler(), search)
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    return _scaled_logreg(C)
 
 
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
+    from gemma_pref.pipeline import _RECIPE_LAYOUT
 
     if args.C is not None and args.C <= 0:
         raise CLIError(f"--C must be positive, got {args.C}")
@@ -134,7 +135,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
         )
     else:
         classifier = _logreg(args.C)
-    formatter = gp.ArenaTextFormatter(layout="pair" if pairwise else "joint", turns=args.turns)
+    formatter = gp.ArenaTextFormatter(layout=_RECIPE_LAYOUT[args.recipe], turns=args.turns)
     return gp.make_preference_pipeline(
         _model(args),
         recipe=args.recipe,
@@ -294,15 +295,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     import gemma_pref as gp
+    from gemma_pref.pipeline import _RECIPE_LAYOUT
 
     out = _check_output(args.output, args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args.input, labels=False, what="input")
-    layout = "pair" if args.recipe == "pairwise" else "joint"
-    texts = gp.ArenaTextFormatter(layout=layout, turns=args.turns, swap=args.swap).fit_transform(
-        df
+    formatter = gp.ArenaTextFormatter(
+        layout=_RECIPE_LAYOUT[args.recipe], turns=args.turns, swap=args.swap
     )
+    texts = formatter.fit_transform(df)
     embedder = gp.GemmaEmbedder(_model(args), **_embedder_params(args))
     _out(f"embed: {len(df)} rows from {source}")
     start = time.perf_counter()

@@ -39,6 +39,15 @@ def _lrcv_l2_params() -> dict[str, Any]:
 
 _LRCV_L2 = _lrcv_l2_params()
 
+def _scaled_logreg(C: float) -> Any:
+    """StandardScaler + multinomial LogisticRegression with inverse strength ``C``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+
+
 #: Inverse regularisation strengths searched by default (log-spaced).
 DEFAULT_CS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
@@ -173,8 +182,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         return self
 
     def _search(self, D: np.ndarray, Y: np.ndarray, n: int) -> tuple[Any, float]:
-        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-        from sklearn.pipeline import make_pipeline
+        from sklearn.linear_model import LogisticRegressionCV
         from sklearn.preprocessing import StandardScaler
 
         Cs = [float(c) for c in self.Cs]
@@ -196,8 +204,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             **_LRCV_L2,
         ).fit(scaled, Y)
         C = float(np.ravel(search.C_)[0])
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
-        return model.fit(D, Y), C
+        return _scaled_logreg(C).fit(D, Y), C
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of model_a wins, model_b wins, tie; swap-symmetric.

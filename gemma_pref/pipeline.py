@@ -17,6 +17,8 @@ __all__ = ["RECIPES", "make_catboost_classifier", "make_preference_pipeline"]
 
 #: The recipes of :func:`make_preference_pipeline`.
 RECIPES: tuple[str, ...] = ("pairwise", "seed")
+#: The ``ArenaTextFormatter`` layout each recipe embeds.
+_RECIPE_LAYOUT = {"pairwise": "pair", "seed": "joint"}
 
 
 def _catboost_gpu_available() -> bool:
@@ -135,7 +137,7 @@ def make_preference_pipeline(
             f"{', '.join(map(repr, RECIPES))}; got {recipe!r}."
         )
     if formatter is None:
-        formatter = ArenaTextFormatter(layout="pair" if recipe == "pairwise" else "joint")
+        formatter = ArenaTextFormatter(layout=_RECIPE_LAYOUT[recipe])
     pair_classifier = isinstance(classifier, PairDifferenceClassifier) or (
         classifier is None and recipe == "pairwise"
     )
