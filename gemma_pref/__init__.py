@@ -10,6 +10,7 @@ by :func:`make_preference_pipeline`.
 
 from __future__ import annotations
 
+from . import plots  # cheap: matplotlib is imported when a plot is drawn
 from ._version import __version__
 from .augmentation import SwapABClassifier, swap_ab, swap_labels
 from .cache import CacheIntegrityWarning, CacheWriteWarning, clear_memory_cache
@@ -59,6 +60,7 @@ __all__ = [
     "load_arena_csv",
     "load_arena_sample",
     "load_safe",
+    "plots",
     "make_catboost_classifier",
     "make_preference_pipeline",
     "prompt_groups",

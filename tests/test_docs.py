@@ -70,3 +70,19 @@ def test_site_builds_in_strict_mode(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-4000:]
     assert (tmp_path / "site" / "api" / "index.html").is_file()
+
+
+def test_documented_modules_resolve_in_a_fresh_interpreter():
+    """``gp.plots`` and every name in ``__all__`` work after a bare ``import gemma_pref``.
+
+    In one pytest process another test may have imported a submodule already, which
+    would hide a page that relies on it; a new interpreter does not.
+    """
+    code = (
+        "import gemma_pref as gp\n"
+        "missing = [n for n in gp.__all__ if not hasattr(gp, n)]\n"
+        "assert not missing, missing\n"
+        "assert callable(gp.plots.save_cv_plots)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
