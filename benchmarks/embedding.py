@@ -24,8 +24,8 @@ Run::
 
     python benchmarks/embedding.py                       # default model, 715 rows, 1024 tokens
     python benchmarks/embedding.py --rows 64 --max-length 256   # a quick look
-    python benchmarks/embedding.py --rows 128 --seed-dtype default,float32 \
-        --out benchmarks/results/embedding-seed-dtypes   # the seed loop in both dtypes
+    python benchmarks/embedding.py --seed-dtype default,float32 \
+        --out benchmarks/results/embedding-seed-dtypes-715   # both seed dtypes, ~2 h
 
 Needs ``pip install -e ".[bench]"`` (sentence-transformers).
 
