@@ -106,11 +106,9 @@ class Config:
 
 
 def _logreg(C: float = C_A_PRIORI) -> Any:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from gemma_pref.pairwise import _scaled_logreg
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    return _scaled_logreg(C)
 
 
 def _logreg_cv() -> Any:
@@ -121,21 +119,9 @@ def _logreg_cv() -> Any:
     prompt (it sees features, not rows); with ``SwapABClassifier(augment=True)``
     a row and its swapped twin can fall on both sides of an inner split.
     """
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from gemma_pref.pairwise import _scaled_logreg_cv
 
-    return make_pipeline(
-        StandardScaler(),
-        LogisticRegressionCV(
-            Cs=C_GRID,
-            l1_ratios=(0.0,),
-            cv=5,
-            scoring="neg_log_loss",
-            max_iter=5000,
-            use_legacy_attributes=False,
-        ),
-    )
+    return _scaled_logreg_cv(C_GRID)
 
 
 def _formatter(ctx: Context, budget: bool, layout: str = "joint") -> Any:
@@ -470,12 +456,10 @@ BY_NAME = {c.name: c for c in CONFIGS}
 
 # ---------------------------------------------------------------------- running
 def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, log_loss
+    """Log loss and accuracy, as ``gemma-pref cv`` reports them."""
+    from gemma_pref.cli import _scores as cli_scores
 
-    return {
-        "log_loss": float(log_loss(y, proba, labels=[0, 1, 2])),
-        "accuracy": float(accuracy_score(y, np.argmax(proba, axis=1))),
-    }
+    return cli_scores(y, proba)
 
 
 def _chosen_params(model: Any) -> dict[str, Any] | None:

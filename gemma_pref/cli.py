@@ -98,18 +98,9 @@ def _model(args: argparse.Namespace) -> str | None:
 
 
 def _logreg(C: float | None) -> Any:
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from .pairwise import DEFAULT_CS, _scaled_logreg, _scaled_logreg_cv
 
-    from .pairwise import _LRCV_L2, DEFAULT_CS, _scaled_logreg
-
-    if C is None:
-        search = LogisticRegressionCV(
-            Cs=list(DEFAULT_CS), scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
-        )
-        return make_pipeline(StandardScaler(), search)
-    return _scaled_logreg(C)
+    return _scaled_logreg_cv(DEFAULT_CS) if C is None else _scaled_logreg(C)
 
 
 def _build_pipeline(args: argparse.Namespace) -> Any:

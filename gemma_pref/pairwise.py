@@ -27,6 +27,7 @@ from .augmentation import _SWAPPED_LABEL, _check_labels, swap_labels
 
 __all__ = ["DEFAULT_CS", "PairDifferenceClassifier"]
 
+
 def _lrcv_l2_params() -> dict[str, Any]:
     """Plain L2 in LogisticRegressionCV, without the deprecation warnings of 1.8+."""
     import sklearn
@@ -39,6 +40,7 @@ def _lrcv_l2_params() -> dict[str, Any]:
 
 _LRCV_L2 = _lrcv_l2_params()
 
+
 def _scaled_logreg(C: float) -> Any:
     """StandardScaler + multinomial LogisticRegression with inverse strength ``C``."""
     from sklearn.linear_model import LogisticRegression
@@ -46,6 +48,19 @@ def _scaled_logreg(C: float) -> Any:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+
+
+def _scaled_logreg_cv(Cs: Any) -> Any:
+    """StandardScaler + LogisticRegressionCV (plain L2, 5 stratified folds, log
+    loss) choosing ``C`` among ``Cs`` inside each fit."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    search = LogisticRegressionCV(
+        Cs=list(Cs), cv=5, scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
+    )
+    return make_pipeline(StandardScaler(), search)
 
 
 #: Inverse regularisation strengths searched by default (log-spaced).
