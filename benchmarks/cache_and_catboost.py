@@ -65,10 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
             gp.clear_memory_cache()
             start = time.perf_counter()
             scores = cross_val_score(pipe, df, y, cv=cv, scoring="neg_log_loss")
-            runs[name] = {"seconds": time.perf_counter() - start,
-                          "log_loss": float(-scores.mean())}
-            print(f"cross_val_score, {name} cache: {runs[name]['seconds']:.1f} s, "
-                  f"log loss {runs[name]['log_loss']:.4f}", flush=True)
+            runs[name] = {"seconds": time.perf_counter() - start, "log_loss": float(-scores.mean())}
+            print(
+                f"cross_val_score, {name} cache: {runs[name]['seconds']:.1f} s, "
+                f"log loss {runs[name]['log_loss']:.4f}",
+                flush=True,
+            )
         files = list(Path(cache_dir).rglob("*.emb"))
         runs["cache_files"] = len(files)
         runs["cache_mb"] = sum(f.stat().st_size for f in files) / 2**20
@@ -79,18 +81,23 @@ def main(argv: list[str] | None = None) -> dict:
     gp.clear_memory_cache()
     texts = gp.ArenaTextFormatter().fit_transform(df)
     X = gp.GemmaEmbedder(args.model, max_length=args.max_length).fit_transform(texts)
-    clf = gp.make_catboost_classifier(iterations=args.iterations, task_type="CPU",
-                                      thread_count=-1)
+    clf = gp.make_catboost_classifier(iterations=args.iterations, task_type="CPU", thread_count=-1)
     start = time.perf_counter()
     clf.fit(X, y)
     seconds = time.perf_counter() - start
     report["catboost"] = {
-        "rows": int(X.shape[0]), "features": int(X.shape[1]),
-        "iterations": args.iterations, "thread_count": os.cpu_count(),
-        "seconds": seconds, "seconds_per_iteration": seconds / args.iterations,
+        "rows": int(X.shape[0]),
+        "features": int(X.shape[1]),
+        "iterations": args.iterations,
+        "thread_count": os.cpu_count(),
+        "seconds": seconds,
+        "seconds_per_iteration": seconds / args.iterations,
     }
-    print(f"CatBoost CPU fit: {seconds:.1f} s for {args.iterations} iterations on "
-          f"{X.shape[0]} x {X.shape[1]}", flush=True)
+    print(
+        f"CatBoost CPU fit: {seconds:.1f} s for {args.iterations} iterations on "
+        f"{X.shape[0]} x {X.shape[1]}",
+        flush=True,
+    )
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

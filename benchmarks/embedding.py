@@ -107,7 +107,10 @@ def seed_loop(model_dir, texts, max_length, device, dtype):
         kwargs["dtype"] = getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs).to(device).eval()
     tokens = tokenizer(
-        list(texts), padding="max_length", max_length=max_length, truncation=True,
+        list(texts),
+        padding="max_length",
+        max_length=max_length,
+        truncation=True,
         return_tensors="pt",
     )
     input_ids, attention_mask = tokens["input_ids"], tokens["attention_mask"]
@@ -123,7 +126,8 @@ def seed_loop(model_dir, texts, max_length, device, dtype):
             torch.cuda.empty_cache()
             with torch.no_grad():
                 outputs = model(
-                    input_ids=batch_ids, attention_mask=batch_mask,
+                    input_ids=batch_ids,
+                    attention_mask=batch_mask,
                     output_hidden_states=True,
                 )
                 embed = outputs.hidden_states[-1]
@@ -141,13 +145,17 @@ def st_loop(model_dir, texts, max_length, device):
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     transformer = Transformer(
-        str(model_dir), max_seq_length=max_length,
+        str(model_dir),
+        max_seq_length=max_length,
         model_kwargs={"dtype": torch.bfloat16, "local_files_only": True},
         processor_kwargs={"local_files_only": True},
         config_kwargs={"local_files_only": True},
     )
-    dim = transformer.get_embedding_dimension() if hasattr(
-        transformer, "get_embedding_dimension") else transformer.get_word_embedding_dimension()
+    dim = (
+        transformer.get_embedding_dimension()
+        if hasattr(transformer, "get_embedding_dimension")
+        else transformer.get_word_embedding_dimension()
+    )
     model = SentenceTransformer(modules=[transformer, Pooling(dim, "mean")], device=device)
 
     def run(n=None):
@@ -180,11 +188,18 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=None, help="first N rows (default: all)")
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--device", default="cuda:0" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--seed-dtype", default="default",
-                   help="dtype of the seed loop: 'default' (from_pretrained's) or a torch "
-                   "dtype; several, comma-separated, run one seed loop each")
-    p.add_argument("--reference-rows", type=int, default=64,
-                   help="rows embedded in float32 as the accuracy reference")
+    p.add_argument(
+        "--seed-dtype",
+        default="default",
+        help="dtype of the seed loop: 'default' (from_pretrained's) or a torch "
+        "dtype; several, comma-separated, run one seed loop each",
+    )
+    p.add_argument(
+        "--reference-rows",
+        type=int,
+        default=64,
+        help="rows embedded in float32 as the accuracy reference",
+    )
     p.add_argument("--skip", nargs="*", default=[], choices=["seed", "st"])
     p.add_argument("--out", default=str(RESULTS / "embedding"))
     args = p.parse_args(argv)
@@ -217,30 +232,43 @@ def main(argv=None):
             "peak_cuda_gb": (cuda_peak() or 0) / 2**30 or None,
             "dtype": dtype,
         }
-        print(f"{name}: {seconds:.1f} s, {len(texts) / seconds:.2f} rows/s, "
-              f"{real_tokens / seconds:.0f} real tokens/s", flush=True)
+        print(
+            f"{name}: {seconds:.1f} s, {len(texts) / seconds:.2f} rows/s, "
+            f"{real_tokens / seconds:.0f} real tokens/s",
+            flush=True,
+        )
 
     # (c) gemma-pref, defaults
-    emb = gp.GemmaEmbedder(args.model, max_length=args.max_length, devices=args.device,
-                           memory_cache=False)
+    emb = gp.GemmaEmbedder(
+        args.model, max_length=args.max_length, devices=args.device, memory_cache=False
+    )
     batches = plan_batches(lengths, batch_size=emb.batch_size)
     dtype = str(gp._loading.resolve_dtype("auto", args.device)).replace("torch.", "")
-    record("gemma-pref", lambda: emb.transform(texts),
-           real_tokens / padding_efficiency(lengths, batches), dtype,
-           lambda: emb.transform(texts[:8]))
+    record(
+        "gemma-pref",
+        lambda: emb.transform(texts),
+        real_tokens / padding_efficiency(lengths, batches),
+        dtype,
+        lambda: emb.transform(texts[:8]),
+    )
     emb = None  # free the model before the next method loads its own
 
     if "st" not in args.skip:
         run, st_dtype = st_loop(model_dir, texts, args.max_length, args.device)
-        record("sentence-transformers", run,
-               real_tokens / padding_efficiency(lengths, plan_batches(lengths, batch_size=32)),
-               st_dtype, lambda: run(8))
+        record(
+            "sentence-transformers",
+            run,
+            real_tokens / padding_efficiency(lengths, plan_batches(lengths, batch_size=32)),
+            st_dtype,
+            lambda: run(8),
+        )
         del run
     if "seed" not in args.skip:
         seed_dtypes = args.seed_dtype.split(",")
         for requested in seed_dtypes:
             run, _, processed, seed_dtype = seed_loop(
-                model_dir, texts, args.max_length, args.device, requested)
+                model_dir, texts, args.max_length, args.device, requested
+            )
             seed_dtype = seed_dtype.replace("torch.", "")
             name = "seed loop" if len(seed_dtypes) == 1 else f"seed loop ({seed_dtype})"
             record(name, run, processed, seed_dtype, lambda: run(2))
@@ -250,17 +278,24 @@ def main(argv=None):
 
     # accuracy: fp32 reference on a subset
     n_ref = min(args.reference_rows, len(texts))
-    ref = gp.GemmaEmbedder(args.model, max_length=args.max_length, devices=args.device,
-                           torch_dtype="float32", memory_cache=False).transform(texts[:n_ref])
+    ref = gp.GemmaEmbedder(
+        args.model,
+        max_length=args.max_length,
+        devices=args.device,
+        torch_dtype="float32",
+        memory_cache=False,
+    ).transform(texts[:n_ref])
     agree = {
-        "gemma-pref vs float32 reference (min cosine)":
-            float(cosine(outputs["gemma-pref"][:n_ref], ref).min()),
+        "gemma-pref vs float32 reference (min cosine)": float(
+            cosine(outputs["gemma-pref"][:n_ref], ref).min()
+        ),
     }
     if "sentence-transformers" in outputs:
         d = np.abs(outputs["gemma-pref"] - outputs["sentence-transformers"])
         agree["gemma-pref vs sentence-transformers (max abs diff)"] = float(d.max())
         agree["gemma-pref vs sentence-transformers (min cosine)"] = float(
-            cosine(outputs["gemma-pref"], outputs["sentence-transformers"]).min())
+            cosine(outputs["gemma-pref"], outputs["sentence-transformers"]).min()
+        )
     speedups = {}
     base = results["gemma-pref"]["rows_per_s"]
     for name in results:
@@ -270,7 +305,7 @@ def main(argv=None):
     report = {
         "date": date.today().isoformat(),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"torch {torch.__version__}",
+        f"torch {torch.__version__}",
         "device": args.device,
         "model": str(model_dir),
         "rows": len(texts),
@@ -301,8 +336,12 @@ def main(argv=None):
             f"{r['real_tokens_per_s']:.0f} | {r['padding_efficiency']:.3f} | "
             f"{r['peak_rss_gb']:.2f} | {cuda} |"
         )
-    lines += ["", *(f"- {k}: {v:.2f}x" for k, v in speedups.items()),
-              *(f"- {k}: {v:.6g}" for k, v in agree.items()), ""]
+    lines += [
+        "",
+        *(f"- {k}: {v:.2f}x" for k, v in speedups.items()),
+        *(f"- {k}: {v:.6g}" for k, v in agree.items()),
+        "",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
     return report

@@ -33,17 +33,40 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 GEMMA2_9B = dict(
-    vocab_size=256000, hidden_size=3584, intermediate_size=14336, num_hidden_layers=42,
-    num_attention_heads=16, num_key_value_heads=8, head_dim=256,
-    query_pre_attn_scalar=256, sliding_window=4096, max_position_embeddings=8192,
-    attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+    vocab_size=256000,
+    hidden_size=3584,
+    intermediate_size=14336,
+    num_hidden_layers=42,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=256,
+    query_pre_attn_scalar=256,
+    sliding_window=4096,
+    max_position_embeddings=8192,
+    attn_logit_softcapping=50.0,
+    final_logit_softcapping=30.0,
 )
-TINY = dict(GEMMA2_9B, vocab_size=2048, hidden_size=64, intermediate_size=128,
-            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+TINY = dict(
+    GEMMA2_9B,
+    vocab_size=2048,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
 
 # dense bf16 tensor-core peak, TFLOP/s (vendor data sheets, without sparsity)
-PEAK_BF16_TFLOPS = {"H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 989.0,
-                    "H200": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0}
+PEAK_BF16_TFLOPS = {
+    "H100 SXM": 989.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "H200": 989.0,
+    "A100": 312.0,
+    "L4": 121.0,
+    "T4": 65.0,
+}
 
 
 def build_checkpoint(path: Path, sizes: dict) -> Path:
@@ -51,14 +74,17 @@ def build_checkpoint(path: Path, sizes: dict) -> Path:
     import torch
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from gemma_pref.testing import _build_tokenizer
+    from gemma_pref.testing import build_tiny_tokenizer
 
     if (path / "config.json").is_file():
         return path
-    tokenizer = _build_tokenizer(2048)
-    config = Gemma2Config(**sizes, pad_token_id=tokenizer.pad_token_id,
-                          bos_token_id=tokenizer.bos_token_id,
-                          eos_token_id=tokenizer.eos_token_id)
+    tokenizer = build_tiny_tokenizer(2048)
+    config = Gemma2Config(
+        **sizes,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
@@ -96,10 +122,14 @@ def run_one(args: argparse.Namespace) -> dict:
     df = gp.load_arena_sample()
     texts = gp.ArenaTextFormatter().fit_transform(df.head(args.rows) if args.rows else df)
     emb = gp.GemmaEmbedder(
-        args.checkpoint, max_length=args.max_length, batch_size=args.batch_size,
-        max_tokens_per_batch=args.max_tokens_per_batch, devices=args.device,
+        args.checkpoint,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        max_tokens_per_batch=args.max_tokens_per_batch,
+        devices=args.device,
         quantization=None if args.quantization == "none" else args.quantization,
-        torch_dtype="bfloat16", memory_cache=False,
+        torch_dtype="bfloat16",
+        memory_cache=False,
         model_kwargs={"attn_implementation": args.attn},
     )
     emb.transform(texts[:4])  # load + warm up
@@ -121,9 +151,13 @@ def run_one(args: argparse.Namespace) -> dict:
     name = torch.cuda.get_device_name(0) if cuda else "cpu"
     peak = peak_tflops(name) if cuda else None
     return {
-        "quantization": args.quantization, "attn_implementation": args.attn,
-        "device": name, "rows": len(texts), "real_tokens": tokens,
-        "seconds": seconds, "rows_per_s": len(texts) / seconds,
+        "quantization": args.quantization,
+        "attn_implementation": args.attn,
+        "device": name,
+        "rows": len(texts),
+        "real_tokens": tokens,
+        "seconds": seconds,
+        "rows_per_s": len(texts) / seconds,
         "tokens_per_s": tokens / seconds,
         "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "achieved_tflops": achieved,
@@ -167,45 +201,79 @@ def main(argv=None):
     root = Path(args.checkpoint or tempfile.mkdtemp(prefix="gemma2-9b-random-"))
     build_checkpoint(root, sizes)
     rows = []
-    for quantization in (["none", "8bit", "4bit"] if args.quantization is None
-                         else [args.quantization]):
+    for quantization in (
+        ["none", "8bit", "4bit"] if args.quantization is None else [args.quantization]
+    ):
         for attn in attention_implementations() if args.attn is None else [args.attn]:
-            cmd = [sys.executable, __file__, "--checkpoint", str(root), "--device", args.device,
-                   "--quantization", quantization, "--attn", attn,
-                   "--max-length", str(args.max_length), "--batch-size", str(args.batch_size),
-                   "--max-tokens-per-batch", str(args.max_tokens_per_batch)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--checkpoint",
+                str(root),
+                "--device",
+                args.device,
+                "--quantization",
+                quantization,
+                "--attn",
+                attn,
+                "--max-length",
+                str(args.max_length),
+                "--batch-size",
+                str(args.batch_size),
+                "--max-tokens-per-batch",
+                str(args.max_tokens_per_batch),
+            ]
             if args.rows:
                 cmd += ["--rows", str(args.rows)]
             if args.tiny:
                 cmd.append("--tiny")
-            r = subprocess.run(cmd, capture_output=True, text=True,
-                               env=dict(os.environ, HF_HUB_OFFLINE="1"))
+            r = subprocess.run(
+                cmd, capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1")
+            )
             if r.returncode != 0:
-                rows.append({"quantization": quantization, "attn_implementation": attn,
-                             "error": r.stderr.strip().splitlines()[-1].split(". ")[0][:160]})
+                rows.append(
+                    {
+                        "quantization": quantization,
+                        "attn_implementation": attn,
+                        "error": r.stderr.strip().splitlines()[-1].split(". ")[0][:160],
+                    }
+                )
             else:
                 rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
 
-    report = {"date": date.today().isoformat(), "sizes": sizes, "max_length": args.max_length,
-              "batch_size": args.batch_size, "max_tokens_per_batch": args.max_tokens_per_batch,
-              "results": rows}
+    report = {
+        "date": date.today().isoformat(),
+        "sizes": sizes,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "max_tokens_per_batch": args.max_tokens_per_batch,
+        "results": rows,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    lines = [f"# GPU benchmark, Gemma-2-9b architecture ({report['date']})", "",
-             "| weights | attention | device | tokens/s | rows/s | peak CUDA (GiB) "
-             "| TFLOP/s | of bf16 peak |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"# GPU benchmark, Gemma-2-9b architecture ({report['date']})",
+        "",
+        "| weights | attention | device | tokens/s | rows/s | peak CUDA (GiB) "
+        "| TFLOP/s | of bf16 peak |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['quantization']} | {r['attn_implementation']} | error: "
-                         f"{r['error']} | | | | | |")
+            lines.append(
+                f"| {r['quantization']} | {r['attn_implementation']} | error: "
+                f"{r['error']} | | | | | |"
+            )
             continue
         frac = f"{r['fraction_of_bf16_peak']:.1%}" if r["fraction_of_bf16_peak"] else "-"
         mem = f"{r['peak_cuda_gb']:.1f}" if r["peak_cuda_gb"] else "-"
-        lines.append(f"| {r['quantization']} | {r['attn_implementation']} | {r['device']} | "
-                     f"{r['tokens_per_s']:.0f} | {r['rows_per_s']:.1f} | {mem} | "
-                     f"{r['achieved_tflops']:.1f} | {frac} |")
+        lines.append(
+            f"| {r['quantization']} | {r['attn_implementation']} | {r['device']} | "
+            f"{r['tokens_per_s']:.0f} | {r['rows_per_s']:.1f} | {mem} | "
+            f"{r['achieved_tflops']:.1f} | {frac} |"
+        )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return report

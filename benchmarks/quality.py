@@ -106,9 +106,9 @@ class Config:
 
 
 def _logreg(C: float = C_A_PRIORI) -> Any:
-    from gemma_pref.pairwise import _scaled_logreg
+    from gemma_pref import make_logreg_classifier
 
-    return _scaled_logreg(C)
+    return make_logreg_classifier(C)
 
 
 def _logreg_cv() -> Any:
@@ -119,9 +119,9 @@ def _logreg_cv() -> Any:
     prompt (it sees features, not rows); with ``SwapABClassifier(augment=True)``
     a row and its swapped twin can fall on both sides of an inner split.
     """
-    from gemma_pref.pairwise import _scaled_logreg_cv
+    from gemma_pref import make_logreg_classifier
 
-    return _scaled_logreg_cv(C_GRID)
+    return make_logreg_classifier(Cs=C_GRID)
 
 
 def _formatter(ctx: Context, budget: bool, layout: str = "joint") -> Any:
@@ -250,11 +250,8 @@ CONFIGS: list[Config] = [
     ),
     Config(
         "pair-cbfast",
-        "pair texts + PairDifferenceClassifier(CatBoost(iterations=300, "
-        "learning_rate=0.1))",
-        lambda ctx: _pairwise(
-            ctx, classifier=_pair_classifier(_catboost(**FAST_CATBOOST))
-        ),
+        "pair texts + PairDifferenceClassifier(CatBoost(iterations=300, learning_rate=0.1))",
+        lambda ctx: _pairwise(ctx, classifier=_pair_classifier(_catboost(**FAST_CATBOOST))),
         ("pair",),
     ),
     # -- baselines without embeddings
@@ -324,8 +321,7 @@ CONFIGS: list[Config] = [
     ),
     Config(
         "emb+struct-lr-cv",
-        "FeatureUnion(embeddings, structure) + StandardScaler + LogisticRegression, "
-        "C by nested CV",
+        "FeatureUnion(embeddings, structure) + StandardScaler + LogisticRegression, C by nested CV",
         lambda ctx: _nested_c(_union_pipeline(ctx, _logreg())),
         P,
     ),
@@ -438,15 +434,13 @@ CONFIGS: list[Config] = [
     ),
     Config(
         "budget-emb+struct-lr-aug-tta-cv",
-        "emb+struct-lr-aug-tta-cv with ArenaTextFormatter(max_tokens=max_length, "
-        "tokenizer=model)",
+        "emb+struct-lr-aug-tta-cv with ArenaTextFormatter(max_tokens=max_length, tokenizer=model)",
         lambda ctx: _nested_c(_swap(_union_pipeline(ctx, _logreg(), budget=True))),
         BS,
     ),
     Config(
         "budget-emb+struct-cb-aug-tta",
-        "emb+struct-cb-aug-tta with ArenaTextFormatter(max_tokens=max_length, "
-        "tokenizer=model)",
+        "emb+struct-cb-aug-tta with ArenaTextFormatter(max_tokens=max_length, tokenizer=model)",
         lambda ctx: _swap(_union_pipeline(ctx, _catboost(), budget=True)),
         BS,
     ),
@@ -455,13 +449,6 @@ BY_NAME = {c.name: c for c in CONFIGS}
 
 
 # ---------------------------------------------------------------------- running
-def _scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Log loss and accuracy, as ``gemma-pref cv`` reports them."""
-    from gemma_pref.cli import _scores as cli_scores
-
-    return cli_scores(y, proba)
-
-
 def _chosen_params(model: Any) -> dict[str, Any] | None:
     """C chosen inside a fit: by GridSearchCV or by a LogisticRegressionCV."""
     best = getattr(model, "best_params_", None)
@@ -472,6 +459,8 @@ def _chosen_params(model: Any) -> dict[str, Any] | None:
     stack = [model]
     while stack:
         est = stack.pop()
+        if isinstance(getattr(est, "C_", None), float):  # PairDifferenceClassifier
+            return {"C": est.C_}
         if hasattr(est, "Cs_") and hasattr(est, "C_"):  # a fitted LogisticRegressionCV
             return {"C": float(np.ravel(est.C_)[0])}
         for attr in ("estimator_", "steps", "transformer_list"):
@@ -487,54 +476,44 @@ def run_config(
     config: Config, ctx: Context, df: Any, y: np.ndarray, splits: list, log: Callable
 ) -> dict[str, Any]:
     """Cross-validate one configuration; per-fold scores, times and OOF scores."""
-    from sklearn.base import clone
+    from gemma_pref import cross_validate_preference
 
     estimator = config.build(ctx)
-    oof = np.zeros((len(y), 3))
-    folds = []
-    caught: list[str] = []
-    for k, (train, test) in enumerate(splits):
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            model = clone(estimator)
-            t0 = time.perf_counter()
-            model.fit(df.iloc[train], y[train])
-            t1 = time.perf_counter()
-            proba = np.asarray(model.predict_proba(df.iloc[test]), dtype=np.float64)
-            t2 = time.perf_counter()
-        caught += sorted({f"{x.category.__name__}: {str(x.message)[:160]}" for x in w})
-        oof[test] = proba
-        fold = {
-            "fold": k,
-            "test_rows": int(len(test)),
-            **_scores(y[test], proba),
-            "fit_s": t1 - t0,
-            "predict_s": t2 - t1,
-        }
-        chosen = _chosen_params(model)
-        if chosen is not None:
-            fold["chosen"] = chosen
-        folds.append(fold)
+    chosen: dict[int, dict[str, Any]] = {}
+
+    def on_fold(fold: Any, model: Any) -> None:
+        c = _chosen_params(model)
+        if c is not None:
+            chosen[fold.fold] = c
         log(
-            f"  {config.name} fold {k}: log loss {fold['log_loss']:.4f}, accuracy "
-            f"{fold['accuracy']:.3f}, fit {fold['fit_s']:.1f} s, predict "
-            f"{fold['predict_s']:.1f} s" + (f", chosen {chosen}" if chosen else "")
+            f"  {config.name} fold {fold.fold}: log loss {fold.log_loss:.4f}, accuracy "
+            f"{fold.accuracy:.3f}, fit {fold.fit_s:.1f} s, predict "
+            f"{fold.predict_s:.1f} s" + (f", chosen {c}" if c else "")
         )
-    losses = np.array([f["log_loss"] for f in folds])
-    accs = np.array([f["accuracy"] for f in folds])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # recorded per fold in the report
+        cv = cross_validate_preference(estimator, df, y, splits=splits, on_fold=on_fold)
+    summary = cv.to_dict(ddof=1)
+    folds = []
+    for f, row in zip(cv.folds, summary["per_fold"]):
+        row["test_rows"] = row.pop("rows")
+        if f.fold in chosen:
+            row["chosen"] = chosen[f.fold]
+        folds.append(row)
     return {
         "name": config.name,
         "description": config.description,
         "text_sets": list(config.texts),
-        "log_loss": float(losses.mean()),
-        "log_loss_std": float(losses.std(ddof=1)),
-        "accuracy": float(accs.mean()),
-        "accuracy_std": float(accs.std(ddof=1)),
-        "oof": _scores(y, oof),
-        "fit_s": float(sum(f["fit_s"] for f in folds)),
-        "predict_s": float(sum(f["predict_s"] for f in folds)),
+        "log_loss": summary["log_loss"],
+        "log_loss_std": summary["log_loss_std"],
+        "accuracy": summary["accuracy"],
+        "accuracy_std": summary["accuracy_std"],
+        "oof": summary["oof"],
+        "fit_s": float(sum(f.fit_s for f in cv.folds)),
+        "predict_s": float(sum(f.predict_s for f in cv.folds)),
         "per_fold": folds,
-        "warnings": sorted(set(caught)),
+        "warnings": sorted({w for f in cv.folds for w in f.warnings}),
         "estimator": repr(estimator),
     }
 
@@ -606,9 +585,11 @@ def _library() -> dict[str, Any]:
     path = Path(gemma_pref.__file__).resolve().parent
     info: dict[str, Any] = {"path": str(path)}
     if path.parent == REPO:
+
         def git(*cmd: str) -> str:
-            return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True,
-                                  text=True, check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *cmd], cwd=REPO, capture_output=True, text=True, check=False
+            ).stdout.strip()
 
         info["commit"] = git("rev-parse", "--short", "HEAD")
         info["uncommitted"] = git("status", "--porcelain", "--", "gemma_pref").splitlines()
@@ -680,8 +661,10 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
     ]
     for r in sorted(results.values(), key=lambda r: r["log_loss"]):
         v = r.get("vs_baseline")
-        delta = "—" if v is None else (
-            f"{v['mean']:+.4f} ± {v['std']:.4f} ({v['folds_better']}/{s['folds']})"
+        delta = (
+            "—"
+            if v is None
+            else (f"{v['mean']:+.4f} ± {v['std']:.4f} ({v['folds_better']}/{s['folds']})")
         )
         lines.append(
             f"| `{r['name']}` | {r['log_loss']:.4f} ± {r['log_loss_std']:.4f} | "
@@ -714,24 +697,45 @@ def build_parser() -> argparse.ArgumentParser:
         "bundled 715-row arena sample (log loss, accuracy, time).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--max-length", type=int, default=512,
-                   help="GemmaEmbedder max_length (512: the CPU demo setting)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=512,
+        help="GemmaEmbedder max_length (512: the CPU demo setting)",
+    )
     p.add_argument("--folds", type=int, default=5, help="number of CV folds")
-    p.add_argument("--cache-dir", default=str(gemma_pref_home() / "embeddings"),
-                   help="GemmaEmbedder's on-disk embedding cache")
-    p.add_argument("--model", default=None,
-                   help="local checkpoint directory; default: the default model "
-                   "(Gemma 3 270M)")
-    p.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"),
-                   help="where <name>.json and <name>.md are written")
-    p.add_argument("--name", default=None,
-                   help="file stem of the outputs (default: 'quality' at max length "
-                   "512, else 'quality-maxlen<N>')")
-    p.add_argument("--configs", default=None,
-                   help="comma-separated configuration names (default: all; see --list)")
-    p.add_argument("--resume", action="store_true",
-                   help="keep the configurations already in <name>.json (same "
-                   "settings) and run only the others")
+    p.add_argument(
+        "--cache-dir",
+        default=str(gemma_pref_home() / "embeddings"),
+        help="GemmaEmbedder's on-disk embedding cache",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="local checkpoint directory; default: the default model (Gemma 3 270M)",
+    )
+    p.add_argument(
+        "--out-dir",
+        default=str(REPO / "benchmarks" / "results"),
+        help="where <name>.json and <name>.md are written",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="file stem of the outputs (default: 'quality' at max length "
+        "512, else 'quality-maxlen<N>')",
+    )
+    p.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated configuration names (default: all; see --list)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the configurations already in <name>.json (same "
+        "settings) and run only the others",
+    )
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     return p
 
@@ -751,7 +755,9 @@ def main(argv: list[str] | None = None) -> int:
         selected = [BY_NAME[n] for n in names]
     else:
         selected = list(CONFIGS)
-    name = args.name or ("quality" if args.max_length == 512 else f"quality-maxlen{args.max_length}")
+    name = args.name or (
+        "quality" if args.max_length == 512 else f"quality-maxlen{args.max_length}"
+    )
     out_dir = Path(args.out_dir)
 
     def log(msg: str) -> None:
@@ -768,17 +774,28 @@ def main(argv: list[str] | None = None) -> int:
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
     splits = list(cv.split(df, y))
 
-    settings = {"max_length": args.max_length, "folds": args.folds,
-                "model": args.model, "cache_dir": args.cache_dir}
+    settings = {
+        "max_length": args.max_length,
+        "folds": args.folds,
+        "model": args.model,
+        "cache_dir": args.cache_dir,
+    }
     report: dict[str, Any] = {
-        "runs": [{
-            "started": f"{_dt.datetime.now():%Y-%m-%d %H:%M}",
-            "command": " ".join(["python benchmarks/quality.py",
-                                 *(argv if argv is not None else sys.argv[1:])]),
-        }],
+        "runs": [
+            {
+                "started": f"{_dt.datetime.now():%Y-%m-%d %H:%M}",
+                "command": " ".join(
+                    ["python benchmarks/quality.py", *(argv if argv is not None else sys.argv[1:])]
+                ),
+            }
+        ],
         "settings": settings,
-        "constants": {"C_A_PRIORI": C_A_PRIORI, "C_GRID": C_GRID,
-                      "FAST_CATBOOST": FAST_CATBOOST, "baseline": BASELINE},
+        "constants": {
+            "C_A_PRIORI": C_A_PRIORI,
+            "C_GRID": C_GRID,
+            "FAST_CATBOOST": FAST_CATBOOST,
+            "baseline": BASELINE,
+        },
         "data": {
             "rows": int(len(df)),
             "class_counts": np.bincount(y, minlength=3).tolist(),
@@ -804,7 +821,8 @@ def main(argv: list[str] | None = None) -> int:
             report["results"] = old.get("results", {})
             report["text_sets"] = old.get("text_sets", {})
             old_runs = old.get("runs") or [
-                {"started": old.get("started"), "command": old.get("command")}]
+                {"started": old.get("started"), "command": old.get("command")}
+            ]
             report["runs"] = old_runs + report["runs"]
             log(f"resuming: {len(report['results'])} configurations kept from {path}")
         else:

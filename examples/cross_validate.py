@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--recipe", default="pairwise", choices=["pairwise", "seed"])
-    parser.add_argument("--iterations", type=int, default=1000,
-                        help="CatBoost iterations (--recipe seed)")
+    parser.add_argument(
+        "--iterations", type=int, default=1000, help="CatBoost iterations (--recipe seed)"
+    )
     parser.add_argument("--cache-dir", default=None, help="on-disk embedding cache")
     args = parser.parse_args(argv)
 

@@ -41,9 +41,7 @@ def build(model: str | None, max_length: int, C: float) -> gp.SwapABClassifier:
             ("structure", gp.ArenaStructureFeatures()),
         ]
     )
-    pipe = make_pipeline(
-        features, StandardScaler(), LogisticRegression(C=C, max_iter=2000)
-    )
+    pipe = make_pipeline(features, StandardScaler(), LogisticRegression(C=C, max_iter=2000))
     return gp.SwapABClassifier(pipe)
 
 

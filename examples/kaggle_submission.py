@@ -39,16 +39,25 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--output", default="submission.csv")
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--devices", default="cuda:0,cuda:1",
-                        help="comma list, one model replica per device")
+    parser.add_argument(
+        "--devices", default="cuda:0,cuda:1", help="comma list, one model replica per device"
+    )
     parser.add_argument("--quantization", default="4bit", choices=["4bit", "8bit", "none"])
     parser.add_argument("--iterations", type=int, default=1000, help="CatBoost iterations")
-    parser.add_argument("--recipe", default="seed", choices=["seed", "pairwise"],
-                        help="seed: the notebook (one text per row, CatBoost); pairwise: "
-                        "one text per answer, the library's default (twice the rows "
-                        "to embed)")
-    parser.add_argument("--holdout", type=float, default=0.1,
-                        help="share of train.csv held out for a log-loss estimate")
+    parser.add_argument(
+        "--recipe",
+        default="seed",
+        choices=["seed", "pairwise"],
+        help="seed: the notebook (one text per row, CatBoost); pairwise: "
+        "one text per answer, the library's default (twice the rows "
+        "to embed)",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.1,
+        help="share of train.csv held out for a log-loss estimate",
+    )
     parser.add_argument("--cache-dir", default=None, help="on-disk embedding cache")
     args = parser.parse_args(argv)
 
@@ -80,8 +89,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         )
         pipe.fit(train.iloc[fit_idx], y[fit_idx])
         proba = pipe.predict_proba(train.iloc[hold_idx])
-        print(f"holdout log loss {log_loss(y[hold_idx], proba, labels=[0, 1, 2]):.4f}, "
-              f"accuracy {accuracy_score(y[hold_idx], proba.argmax(axis=1)):.3f}")
+        print(
+            f"holdout log loss {log_loss(y[hold_idx], proba, labels=[0, 1, 2]):.4f}, "
+            f"accuracy {accuracy_score(y[hold_idx], proba.argmax(axis=1)):.3f}"
+        )
     else:
         pipe.fit(train, y)
     print(f"trained on {len(train)} rows in {time.perf_counter() - start:.0f} s")

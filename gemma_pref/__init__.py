@@ -16,6 +16,7 @@ from .augmentation import SwapABClassifier, swap_ab, swap_labels
 from .cache import CacheIntegrityWarning, CacheWriteWarning, clear_memory_cache
 from .datasets import load_arena_sample
 from .embedding import GemmaEmbedder
+from .evaluation import cross_validate_preference, preference_scores
 from .exceptions import (
     ArenaFormatError,
     DeviceWorkerError,
@@ -34,7 +35,12 @@ from .io import labels_from_winner, load_arena_csv, write_submission
 from .model_selection import PromptGroupKFold, prompt_groups
 from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
-from .pipeline import RECIPES, make_catboost_classifier, make_preference_pipeline
+from .pipeline import (
+    RECIPES,
+    make_catboost_classifier,
+    make_logreg_classifier,
+    make_preference_pipeline,
+)
 
 __all__ = [
     "PAIR_TEMPLATE",
@@ -55,14 +61,17 @@ __all__ = [
     "VersionMismatchWarning",
     "__version__",
     "clear_memory_cache",
+    "cross_validate_preference",
     "labels_from_winner",
     "load",
     "load_arena_csv",
     "load_arena_sample",
     "load_safe",
     "make_catboost_classifier",
+    "make_logreg_classifier",
     "make_preference_pipeline",
     "plots",
+    "preference_scores",
     "prompt_groups",
     "save",
     "save_safe",

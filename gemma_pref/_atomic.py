@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "default_file_mode"]
 
 
 def _umask() -> int:
@@ -27,13 +27,18 @@ def _umask() -> int:
     return current
 
 
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask."""
+    return 0o666 & ~_umask()
+
+
 def _mode_for(path: Path) -> int:
-    """What ``open(path, "w")`` would leave: an existing file's mode, else 0o666
-    less the umask."""
+    """What ``open(path, "w")`` would leave: an existing file's mode, else
+    :func:`default_file_mode`."""
     try:
         return stat.S_IMODE(path.stat().st_mode)
     except OSError:
-        return 0o666 & ~_umask()
+        return default_file_mode()
 
 
 @contextmanager

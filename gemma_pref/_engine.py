@@ -1,12 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The torch side of :class:`~gemma_pref.GemmaEmbedder`: replicas and the forward loop."""
+"""The forward engine shared by gemma-pref's model-facing estimators.
+
+A :class:`Runtime` holds a tokenizer and one model replica per device. Its
+:meth:`Runtime.run` tokenizes texts, plans length-sorted token-budget batches,
+runs them on the replicas in one thread per device, backs off on
+out-of-memory errors, and writes each row's output back at its input index.
+What a forward pass returns per row is the *head*'s business: a callable
+``head(model, input_ids, attention_mask) -> Tensor (batch, width)``. The
+embedder's head pools the last hidden state (:func:`pooling_head`); a
+classifier's head returns class logits. The loop never learns which head it
+runs.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +28,36 @@ from . import _loading
 from .batching import plan_batches
 from .devices import run_on_devices
 from .pooling import pool
+from .schema import clean_text
 
-__all__ = ["Runtime"]
+__all__ = ["Head", "Runtime", "pad_batch", "pad_token_id", "pooling_head"]
 
 logger = logging.getLogger(__name__)
 
+#: ``head(model, input_ids, attention_mask)``: one row of outputs per input row.
+Head = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else its
+    end-of-sequence token, else 0."""
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        pad = tokenizer.eos_token_id
+    return 0 if pad is None else int(pad)
+
+
+def pooling_head(mode: str) -> Head:
+    """The embedder's head: the last hidden state pooled over real tokens."""
+
+    def head(model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        output = model(input_ids=input_ids, attention_mask=mask)
+        hidden = getattr(output, "last_hidden_state", None)
+        if hidden is None:
+            hidden = output[0]
+        return pool(hidden, mask, mode)
+
+    return head
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -40,48 +74,60 @@ class Runtime:
 
     Parameters
     ----------
-    model_dir : pathlib.Path
-        Local checkpoint directory.
+    tokenizer : tokenizer
+        A Hugging Face tokenizer.
+    models : list
+        One loaded model per entry of ``devices``.
     devices : list of str
-        One replica is loaded per entry (``["cpu", "cpu"]`` loads two).
+        Where each replica lives (``["cpu", "cpu"]``: two CPU replicas).
     dtype : torch.dtype
-        Weights / compute dtype.
-    quantization : {"4bit", "8bit"} or None
-        bitsandbytes quantization.
-    model_kwargs, tokenizer_kwargs : dict or None
-        Passed to ``from_pretrained``.
-    progress : bool
-        Show transformers' weight-loading progress bars.
+        Compute dtype of the replicas (for error messages).
+    description : str, default=""
+        How the replicas were loaded (backend, dtype), for logs and reports.
     """
 
     def __init__(
         self,
-        model_dir: Path,
+        tokenizer: Any,
+        models: Sequence[Any],
         devices: Sequence[str],
-        dtype: torch.dtype,
-        quantization: str | None,
-        model_kwargs: dict | None = None,
-        tokenizer_kwargs: dict | None = None,
-        progress: bool = True,
+        dtype: Any,
+        description: str = "",
     ) -> None:
+        self.tokenizer = tokenizer
+        self.models = list(models)
         self.devices = list(devices)
         self.dtype = dtype
-        self.tokenizer = _loading.load_tokenizer(model_dir, tokenizer_kwargs)
-        self.models = [
-            _loading.load_model(
-                model_dir,
-                device=device,
-                dtype=dtype,
-                quantization=quantization,
-                model_kwargs=model_kwargs,
-                progress=progress,
-            )
-            for device in self.devices
+        self.description = description
+        self.pad_id = pad_token_id(tokenizer)
+        for model in self.models:
+            # batches are padded with pad_id; a sequence-classification head
+            # finds each row's last real token through config.pad_token_id
+            config = getattr(model, "config", None)
+            if config is not None and hasattr(config, "pad_token_id"):
+                config.pad_token_id = self.pad_id
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        devices: Sequence[str],
+        dtype: Any,
+        *,
+        load_model: Callable[..., Any] = _loading.load_model,
+        tokenizer_kwargs: dict | None = None,
+        **load_kwargs: Any,
+    ) -> Runtime:
+        """Load the tokenizer and one replica per device with ``load_model``.
+
+        ``load_model(model_dir, device=..., dtype=..., **load_kwargs)`` loads
+        one replica; the default loads the backbone (no language-model head).
+        """
+        tokenizer = _loading.load_tokenizer(model_dir, tokenizer_kwargs)
+        models = [
+            load_model(model_dir, device=device, dtype=dtype, **load_kwargs) for device in devices
         ]
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id
-        self.pad_id = 0 if pad is None else int(pad)
+        return cls(tokenizer, models, devices, dtype)
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
         """Token ids of each text (special tokens added, right-truncated).
@@ -90,7 +136,7 @@ class Runtime:
         encoded as UTF-8; the tokenizer would raise a ``TypeError``. They are
         replaced by U+FFFD, as :class:`~gemma_pref.ArenaTextFormatter` does.
         """
-        texts = [_SURROGATE.sub("\ufffd", t) for t in texts]
+        texts = [clean_text(t) for t in texts]
         enc = self.tokenizer(
             texts,
             add_special_tokens=True,
@@ -102,19 +148,20 @@ class Runtime:
         )
         return enc["input_ids"]
 
-    def embed(
+    def run(
         self,
         texts: Sequence[str],
+        head: Head,
         *,
         max_length: int,
         batch_size: int,
         max_tokens_per_batch: int | None,
-        pooling: str,
-        padding: str,
+        padding: str = "longest",
         progress: Any = None,
         on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
+        what: str = "Embedding",
     ) -> np.ndarray:
-        """Embed ``texts`` into a float32 array, rows in input order.
+        """Run ``head`` over ``texts``; a float32 array, rows in input order.
 
         ``on_batch(rows, vectors)`` is called after each forward pass (from
         the device's thread) with the indices into ``texts`` and their
@@ -127,68 +174,47 @@ class Runtime:
         batches = plan_batches(
             lengths, batch_size=batch_size, max_tokens=max_tokens_per_batch, pad_to=pad_to
         )
+        job = _Job(ids, lengths, pad_to, head, [None] * len(self.devices))
         out: list[np.ndarray | None] = [None]
         lock = threading.Lock()
-        # largest batch that fit on each device after an out-of-memory error
-        token_caps: list[int | None] = [None] * len(self.devices)
 
         def work(dev_index: int, rows: np.ndarray) -> None:
-            for part in self._split_for_cap(rows, lengths, pad_to, token_caps[dev_index]):
-                vecs = self._forward_backoff(dev_index, part, ids, lengths, pad_to,
-                                             pooling, token_caps)
+            for part in job.split_for_cap(rows, dev_index):
+                vecs = self._forward_backoff(dev_index, part, job)
                 with lock:
                     if out[0] is None:
                         out[0] = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
-                    out[0][part] = vecs
+                    out[0][part] = vecs  # type: ignore[index]
                     if progress is not None:
                         progress.update(len(part))
                 if on_batch is not None:
                     on_batch(part, vecs)
 
-        run_on_devices(self.devices, batches, work)
+        run_on_devices(self.devices, batches, work, what)
         if out[0] is None:
-            raise RuntimeError("no text to embed")
+            raise RuntimeError("no text to run")
         return out[0]
 
-    @staticmethod
-    def _split_for_cap(
-        rows: np.ndarray, lengths: np.ndarray, pad_to: int | None, cap: int | None
-    ) -> list[np.ndarray]:
-        if cap is None:
-            return [rows]
-        width = pad_to or int(lengths[rows].max())
-        per = max(1, cap // max(width, 1))
-        return [rows[i : i + per] for i in range(0, len(rows), per)]
-
-    def _forward_backoff(
-        self,
-        dev_index: int,
-        rows: np.ndarray,
-        ids: list[list[int]],
-        lengths: np.ndarray,
-        pad_to: int | None,
-        pooling: str,
-        token_caps: list[int | None],
-    ) -> np.ndarray:
+    def _forward_backoff(self, dev_index: int, rows: np.ndarray, job: _Job) -> np.ndarray:
         """Forward ``rows``; on out-of-memory, halve the batch and retry.
 
-        Halving goes down to one row; the vectors equal those of an unsplit
+        Halving goes down to one row; the outputs equal those of an unsplit
         batch (masked pooling does not depend on the padding). The largest
-        batch that failed is remembered per device (``token_caps``) so that
-        later batches are cut before they fail. One row that does not fit
+        batch that failed is remembered per device (``job.token_caps``) so
+        that later batches are cut before they fail. One row that does not fit
         raises ``torch.OutOfMemoryError`` naming the device and the remedies.
         """
         device = self.devices[dev_index]
-        width = pad_to or int(lengths[rows].max())
+        width = job.width(rows)
         try:
-            return self._forward(dev_index, rows, ids, lengths, pad_to, pooling)
+            return self._forward(dev_index, rows, job)
         except Exception as exc:
             if not _is_oom(exc):
                 raise
             if len(rows) == 1:
                 _release_memory(device)
                 raise torch.cuda.OutOfMemoryError(
-                    f"out of memory on device {device!r} embedding a single text of "
+                    f"out of memory on device {device!r} with a single text of "
                     f"{width} tokens (batches were already halved down to one "
                     "text). Lower max_length (or max_tokens_per_batch), load the "
                     "model with quantization='4bit' or '8bit', use "
@@ -198,9 +224,7 @@ class Runtime:
         # failed batch's activations, which must be freed before the retry.
         _release_memory(device)
         half = (len(rows) + 1) // 2
-        cap = half * width
-        if token_caps[dev_index] is None or cap < token_caps[dev_index]:
-            token_caps[dev_index] = cap
+        job.lower_cap(dev_index, half * width)
         logger.warning(
             "Out of memory on %s with %d rows x %d tokens; retrying with %d rows",
             device,
@@ -208,49 +232,72 @@ class Runtime:
             width,
             half,
         )
-        first = self._forward_backoff(
-            dev_index, rows[:half], ids, lengths, pad_to, pooling, token_caps
-        )
-        second = self._forward_backoff(
-            dev_index, rows[half:], ids, lengths, pad_to, pooling, token_caps
-        )
+        first = self._forward_backoff(dev_index, rows[:half], job)
+        second = self._forward_backoff(dev_index, rows[half:], job)
         return np.concatenate([first, second])
 
-    def _forward(
-        self,
-        dev_index: int,
-        rows: np.ndarray,
-        ids: list[list[int]],
-        lengths: np.ndarray,
-        pad_to: int | None,
-        pooling: str,
-    ) -> np.ndarray:
+    def _forward(self, dev_index: int, rows: np.ndarray, job: _Job) -> np.ndarray:
         model = self.models[dev_index]
         device = self.devices[dev_index]
-        # max(..., 1): a tokenizer that adds no special token gives "" no token
-        width = max(pad_to or int(lengths[rows].max()), 1)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, r in enumerate(rows):
-            n = int(lengths[r])
-            input_ids[j, :n] = torch.as_tensor(ids[r], dtype=torch.long)
-            mask[j, :n] = 1
+        input_ids, mask = pad_batch(job.ids, rows, job.width(rows), self.pad_id)
         input_ids = input_ids.to(device, non_blocking=True)
         mask = mask.to(device, non_blocking=True)
         with torch.inference_mode():
-            output = model(input_ids=input_ids, attention_mask=mask)
-            hidden = getattr(output, "last_hidden_state", None)
-            if hidden is None:
-                hidden = output[0]
-            vecs = pool(hidden, mask, pooling).cpu().numpy()
+            vecs = job.head(model, input_ids, mask).to(torch.float32).cpu().numpy()
         if not np.isfinite(vecs).all():
             bad = int((~np.isfinite(vecs).all(axis=1)).sum())
             raise FloatingPointError(
-                f"non-finite embedding values in {bad} of {len(rows)} rows with dtype "
+                f"non-finite output values in {bad} of {len(rows)} rows with dtype "
                 f"{str(self.dtype).replace('torch.', '')}; float16 overflows on some "
                 "models (Gemma-2 among them): use torch_dtype='bfloat16' or 'float32'"
             )
         return vecs
+
+
+@dataclass
+class _Job:
+    """One :meth:`Runtime.run`: token ids, their lengths, the head, and the
+    largest batch (in padded tokens) that fit each device after an
+    out-of-memory error."""
+
+    ids: list[list[int]]
+    lengths: np.ndarray
+    pad_to: int | None
+    head: Head
+    token_caps: list[int | None]
+
+    def width(self, rows: np.ndarray) -> int:
+        """Padded length of a batch of ``rows`` (at least 1)."""
+        # max(..., 1): a tokenizer that adds no special token gives "" no token
+        return max(self.pad_to or int(self.lengths[rows].max()), 1)
+
+    def split_for_cap(self, rows: np.ndarray, dev_index: int) -> list[np.ndarray]:
+        cap = self.token_caps[dev_index]
+        if cap is None:
+            return [rows]
+        per = max(1, cap // self.width(rows))
+        return [rows[i : i + per] for i in range(0, len(rows), per)]
+
+    def lower_cap(self, dev_index: int, cap: int) -> None:
+        known = self.token_caps[dev_index]
+        if known is None or cap < known:
+            self.token_caps[dev_index] = cap
+
+
+def pad_batch(
+    ids: Sequence[Sequence[int]], rows: np.ndarray, width: int, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` of ``rows`` (CPU tensors).
+
+    Texts longer than ``width`` are cut to it.
+    """
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, r in enumerate(rows):
+        row = ids[r][:width]
+        input_ids[j, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[j, : len(row)] = 1
+    return input_ids, mask
 
 
 def _release_memory(device: str) -> None:

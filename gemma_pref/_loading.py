@@ -68,8 +68,7 @@ def resolve_model_dir(model_name_or_path: str | os.PathLike[str]) -> Path:
         return path.resolve()
     if path.exists():
         raise ModelNotFoundError(
-            f"model_name_or_path={raw!r} is a file; expected a Hugging Face "
-            "checkpoint directory."
+            f"model_name_or_path={raw!r} is a file; expected a Hugging Face checkpoint directory."
         )
     cached = _from_hf_cache(raw)
     if cached is not None:
@@ -189,9 +188,7 @@ def hidden_size_of(config: Any) -> int:
         value = getattr(text, attr, None)
         if isinstance(value, int):
             return value
-    raise ValueError(
-        f"cannot find the hidden size in the configuration of {type(config).__name__}"
-    )
+    raise ValueError(f"cannot find the hidden size in the configuration of {type(config).__name__}")
 
 
 def cpu_supports_bf16() -> bool:
@@ -247,8 +244,7 @@ def quantization_config(quantization: str | None, dtype: Any) -> Any:
         from transformers import BitsAndBytesConfig
     except ImportError as exc:  # pragma: no cover - bitsandbytes is a dependency
         raise ImportError(
-            f"quantization={quantization!r} needs bitsandbytes: "
-            "pip install 'bitsandbytes>=0.45'"
+            f"quantization={quantization!r} needs bitsandbytes: pip install 'bitsandbytes>=0.45'"
         ) from exc
     if quantization == "4bit":
         # nf4, not bitsandbytes' default fp4: on Gemma 3 270M fp4 moved mean-pooled
@@ -292,18 +288,24 @@ def load_model(
     quantization: str | None = None,
     model_kwargs: dict | None = None,
     progress: bool = True,
+    num_labels: int | None = None,
 ) -> Any:
-    """Load the backbone of a checkpoint (no language-model head) on ``device``.
+    """Load a checkpoint on ``device``: its backbone, or a classifier.
 
-    ``AutoModel`` maps a causal-LM checkpoint such as Gemma-2 to its base model,
-    so the forward pass returns the last hidden state and never computes the
-    vocabulary-sized logits. ``progress=False`` hides transformers' "Loading
+    Without ``num_labels``, ``AutoModel`` maps a causal-LM checkpoint such as
+    Gemma-2 to its base model, so the forward pass returns the last hidden
+    state and never computes the vocabulary-sized logits; the model is frozen
+    and in eval mode. With ``num_labels``, ``AutoModelForSequenceClassification``
+    adds a fresh ``score`` head of that many outputs (for fine-tuning; the
+    caller sets the modes). ``progress=False`` hides transformers' "Loading
     weights" bar.
     """
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
     qconfig = quantization_config(quantization, dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
@@ -321,16 +323,23 @@ def load_model(
     hide = not progress and hf_logging.is_progress_bar_enabled()
     if hide:
         hf_logging.disable_progress_bar()
+    auto = AutoModel if num_labels is None else AutoModelForSequenceClassification
+    # "Some weights ... newly initialized" is expected for the fresh head
+    verbosity = hf_logging.get_verbosity()
+    if num_labels is not None:
+        hf_logging.set_verbosity_error()
     try:
-        model = AutoModel.from_pretrained(model_dir, **kwargs)
+        model = auto.from_pretrained(model_dir, **kwargs)
     finally:
+        hf_logging.set_verbosity(verbosity)
         if hide:
             hf_logging.enable_progress_bar()
-    model.eval()
-    model.requires_grad_(False)
     if hasattr(model, "config"):
         # the KV cache is useless for one forward pass and costs memory
         model.config.use_cache = False
+    if num_labels is None:
+        model.eval()
+        model.requires_grad_(False)
     return model
 
 

@@ -18,30 +18,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import (
-    BaseEstimator,
-    ClassifierMixin,
-    MetaEstimatorMixin,
-    _fit_context,
-    clone,
-)
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
-from .formatting import _arena_frame
-from .persistence import _check_state, _stamp_state
-
-__all__ = ["SWAP_COLUMN_PAIRS", "SwapABClassifier", "swap_ab", "swap_labels"]
-
-#: Column pairs that :func:`swap_ab` exchanges when a frame has them.
-SWAP_COLUMN_PAIRS: tuple[tuple[str, str], ...] = (
-    ("response_a", "response_b"),
-    ("model_a", "model_b"),
-    ("winner_model_a", "winner_model_b"),
+from ._base import TextInputMixin, VersionedPickleMixin, fit_context
+from .schema import (
+    SWAP_COLUMN_PAIRS,
+    SWAPPED_LABEL,
+    check_arena_frame,
+    check_labels,
+    swap_labels,
 )
 
-#: Label of the swapped row for labels 0 (model_a wins), 1 (model_b wins), 2 (tie).
-_SWAPPED_LABEL = {0: 1, 1: 0, 2: 2}
+__all__ = ["SWAP_COLUMN_PAIRS", "SwapABClassifier", "swap_ab", "swap_labels"]
 
 
 def swap_ab(X: Any) -> pd.DataFrame:
@@ -84,7 +74,7 @@ def swap_ab(X: Any) -> pd.DataFrame:
     >>> swap_ab(df).iloc[0].tolist()
     ['["Hi"]', '["Hey"]', '["Hello"]', 'm2', 'm1']
     """
-    X = _arena_frame(X, "swap_ab", required=("response_a", "response_b"))
+    X = check_arena_frame(X, "swap_ab", required=("response_a", "response_b"))
     mapping = {}
     for left, right in SWAP_COLUMN_PAIRS:
         present = [c for c in (left, right) if c in X.columns]
@@ -101,55 +91,9 @@ def swap_ab(X: Any) -> pd.DataFrame:
     return X.rename(columns=mapping)[list(X.columns)].copy()
 
 
-def swap_labels(y: Any) -> np.ndarray:
-    """Labels of the swapped rows: 0 (model_a wins) and 1 (model_b wins) exchange.
-
-    Parameters
-    ----------
-    y : array-like of shape (n_rows,)
-        Labels in {0: model_a wins, 1: model_b wins, 2: tie}.
-
-    Returns
-    -------
-    y_swapped : ndarray of shape (n_rows,), dtype=int64
-        ``1 - y`` where ``y`` is 0 or 1; 2 stays 2.
-
-    Raises
-    ------
-    ValueError
-        When a label is not 0, 1 or 2 (naming its position).
-
-    Examples
-    --------
-    >>> from gemma_pref.augmentation import swap_labels
-    >>> swap_labels([0, 1, 2, 0])
-    array([1, 0, 2, 1])
-    """
-    y = _check_labels(y)
-    return np.where(y == 2, 2, 1 - y)
-
-
-def _check_labels(y: Any) -> np.ndarray:
-    values = np.asarray(y)
-    if values.ndim != 1:
-        raise ValueError(
-            f"y must be 1-D labels 0 (model_a wins), 1 (model_b wins), 2 (tie); got "
-            f"an array of shape {values.shape}."
-        )
-    ok = np.zeros(values.shape, dtype=bool)
-    for label in _SWAPPED_LABEL:
-        ok |= values == label
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        bad = values[i].item() if isinstance(values[i], np.generic) else values[i]
-        raise ValueError(
-            f"y at position {i}: expected 0 (model_a wins), 1 (model_b wins) or 2 "
-            f"(tie), got {bad!r}."
-        )
-    return values.astype(np.int64)
-
-
-class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class SwapABClassifier(
+    TextInputMixin, VersionedPickleMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+):
     """Train on both answer orders and average predictions over both orders.
 
     Wraps a classifier of raw arena rows (for example
@@ -226,16 +170,12 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         "tta": ["boolean"],
     }
 
-    def __init__(
-        self, estimator: Any, *, augment: bool = True, tta: bool = True
-    ) -> None:
+    def __init__(self, estimator: Any, *, augment: bool = True, tta: bool = True) -> None:
         self.estimator = estimator
         self.augment = augment
         self.tta = tta
 
-    @_fit_context(
-        prefer_skip_nested_validation=False
-    )  # estimator is validated by its fit
+    @fit_context(prefer_skip_nested_validation=False)  # estimator validates itself
     def fit(self, X: Any, y: Any) -> SwapABClassifier:
         """Fit a clone of ``estimator``, on swapped copies too if ``augment``.
 
@@ -252,12 +192,11 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self : SwapABClassifier
             The fitted meta-estimator.
         """
-        X = _arena_frame(X, type(self).__name__, required=("response_a", "response_b"))
-        y = _check_labels(y)
+        X = check_arena_frame(X, type(self).__name__, required=("response_a", "response_b"))
+        y = check_labels(y)
         if len(y) != len(X):
             raise ValueError(
-                f"X has {len(X)} rows but y has {len(y)} labels; expected one label "
-                "per row."
+                f"X has {len(X)} rows but y has {len(y)} labels; expected one label per row."
             )
         if self.augment:
             X = pd.concat([X, swap_ab(X)])
@@ -275,7 +214,7 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """Column of ``classes`` holding the swapped label of each column."""
         position = {int(c): j for j, c in enumerate(classes)}
         try:
-            return np.asarray([position[_SWAPPED_LABEL[int(c)]] for c in classes])
+            return np.asarray([position[SWAPPED_LABEL[int(c)]] for c in classes])
         except KeyError:
             raise ValueError(
                 "SwapABClassifier(tta=True) needs the labels 0 (model_a wins) and 1 "
@@ -298,13 +237,11 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             Columns follow ``classes_`` (model_a, model_b, tie for 0, 1, 2).
         """
         check_is_fitted(self)
-        X = _arena_frame(X, type(self).__name__, required=("response_a", "response_b"))
+        X = check_arena_frame(X, type(self).__name__, required=("response_a", "response_b"))
         proba = np.asarray(self.estimator_.predict_proba(X), dtype=np.float64)
         if not self.tta:
             return proba
-        swapped = np.asarray(
-            self.estimator_.predict_proba(swap_ab(X)), dtype=np.float64
-        )
+        swapped = np.asarray(self.estimator_.predict_proba(swap_ab(X)), dtype=np.float64)
         return 0.5 * (proba + swapped[:, self._swap_permutation(self.classes_)])
 
     def predict(self, X: Any) -> np.ndarray:
@@ -313,7 +250,7 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame
-            Arena rows, as for :meth:`fit`.
+            The rows to label; the columns :meth:`fit` needed.
 
         Returns
         -------
@@ -324,16 +261,3 @@ class SwapABClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if not self.tta:
             return self.estimator_.predict(X)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        return tags
-
-    def __getstate__(self) -> dict[str, Any]:
-        return _stamp_state(super().__getstate__())
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # warns (VersionMismatchWarning) when pickled by another gemma-pref
-        super().__setstate__(_check_state(self, state))

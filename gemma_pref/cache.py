@@ -1,10 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Embedding caches: a process-wide in-memory LRU and an optional on-disk store.
 
-Both are keyed by :func:`entry_key`, a hash of the *settings fingerprint* (the
-model's identity plus every setting that changes the vectors: dtype,
-quantization, pooling, max_length, padding, model and tokenizer options) and
-the text. Changing any of them can therefore never return a stale vector.
+:class:`EmbeddingCache` owns everything about caching vectors: it assembles
+the key (:meth:`EmbeddingCache.for_model`: the checkpoint's fingerprint, every
+setting that changes the vectors, the versions of the libraries that compute
+them, and the vector format), looks texts up in memory and on disk, embeds
+each distinct missing text once, and writes the new vectors back after each
+forward pass. :class:`~gemma_pref.GemmaEmbedder` only says which of its
+settings change vectors and how to compute them.
+
+Entries are keyed by :func:`entry_key`, a hash of the *settings fingerprint*
+and the text. Changing the model or any such setting can therefore never
+return a stale vector.
 
 Why a process-wide cache: ``cross_val_score`` clones the pipeline once per fold
 and every fold sees texts an earlier fold already embedded. With the cache,
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import struct
 import threading
@@ -37,9 +45,11 @@ import numpy as np
 from ._atomic import atomic_path
 
 __all__ = [
+    "VECTOR_FORMAT",
     "CacheIntegrityWarning",
     "CacheWriteWarning",
     "DiskCache",
+    "EmbeddingCache",
     "MemoryCache",
     "check_cache_dir",
     "clear_memory_cache",
@@ -48,6 +58,10 @@ __all__ = [
     "settings_fingerprint",
     "verify_disk_cache",
 ]
+
+#: Bump when a change of the code changes the vectors it computes, so that
+#: on-disk caches written by older versions are not reused.
+VECTOR_FORMAT = 1
 
 _MAGIC = b"GPEMB1\0\0"
 _HEADER = struct.Struct("<8sI16s")  # magic, dim, blake2b-128 of the payload
@@ -136,6 +150,7 @@ def _default_limit() -> int:
 
 
 _MEMORY = MemoryCache(_default_limit())
+logger = logging.getLogger(__name__)
 
 
 def memory_cache() -> MemoryCache:
@@ -207,8 +222,7 @@ class DiskCache:
             return None
         except OSError as exc:  # a directory, no permission, an I/O error
             warnings.warn(
-                f"gemma-pref cache entry {path} cannot be read ({exc}); "
-                "it is recomputed.",
+                f"gemma-pref cache entry {path} cannot be read ({exc}); it is recomputed.",
                 CacheIntegrityWarning,
                 stacklevel=3,
             )
@@ -329,3 +343,130 @@ def _decode(blob: bytes) -> np.ndarray | None:
 def _atomic_write(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+class EmbeddingCache:
+    """Vectors of one model under one set of settings: lookup, de-duplication,
+    write-back.
+
+    Parameters
+    ----------
+    fingerprint : str
+        Settings fingerprint (see :meth:`for_model`).
+    memory : MemoryCache or None
+        The in-memory cache to use (``None``: none).
+    disk : DiskCache or None
+        The on-disk store to use (``None``: none).
+    """
+
+    def __init__(
+        self, fingerprint: str, memory: MemoryCache | None, disk: DiskCache | None
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.memory = memory
+        self.disk = disk
+
+    @classmethod
+    def for_model(
+        cls,
+        model_dir: Path,
+        settings: dict[str, Any],
+        *,
+        memory: bool = True,
+        cache_dir: str | os.PathLike[str] | None = None,
+        quantization: str | None = None,
+    ) -> EmbeddingCache:
+        """The cache of ``model_dir``'s vectors under ``settings``.
+
+        The key holds the checkpoint's content fingerprint (re-saving other
+        weights in place changes it), ``settings`` (every setting of the
+        embedder that changes the vectors), the major.minor versions of torch,
+        transformers (and bitsandbytes with ``quantization``) and
+        :data:`VECTOR_FORMAT`.
+        """
+        from . import _loading
+
+        settings = {
+            **settings,
+            "quantization": quantization,
+            "format": VECTOR_FORMAT,
+            "libraries": _loading.library_versions(quantization),
+        }
+        # memoised on the files' stat: re-saving the model in place changes it
+        model_fp = _loading.model_fingerprint(model_dir)
+        fingerprint = settings_fingerprint({"model": model_fp, **settings})
+        disk = None
+        if cache_dir is not None:
+            disk = DiskCache(cache_dir, fingerprint, {**_loading.describe(model_dir), **settings})
+        return cls(fingerprint, memory_cache() if memory else None, disk)
+
+    def embed(
+        self,
+        texts: list[str],
+        dim: int,
+        compute: Any,
+    ) -> np.ndarray:
+        """Vectors of ``texts``, computing only the distinct ones not cached.
+
+        Parameters
+        ----------
+        texts : list of str
+        dim : int
+            Width of a vector; a cached vector of another width is recomputed.
+        compute : callable
+            ``compute(missing_texts, on_batch)`` returns their vectors in
+            order; it calls ``on_batch(rows, vectors)`` after each forward
+            pass (``rows`` index ``missing_texts``), which writes them to the
+            caches at once: a later failure keeps the work already done.
+
+        Returns
+        -------
+        vectors : ndarray of shape (len(texts), dim), dtype=float32
+        """
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        if not texts:
+            return out
+        mem, disk = self.memory, self.disk
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            key = entry_key(self.fingerprint, text)
+            vec = mem.get(key) if mem is not None else None
+            if vec is None and disk is not None:
+                vec = disk.get(key)
+                if vec is not None and mem is not None:
+                    mem.put(key, vec)
+            if vec is not None and vec.shape == (dim,):
+                out[i] = vec
+            else:
+                missing.setdefault(key, []).append(i)
+        if not missing:
+            return out
+        keys = list(missing)
+        logger.info(
+            "Embedding %d distinct texts (%d of %d rows from cache)",
+            len(keys),
+            len(texts) - sum(len(v) for v in missing.values()),
+            len(texts),
+        )
+        write_errors: list[OSError] = []
+
+        def store(rows: np.ndarray, vecs: np.ndarray) -> None:
+            for r, vec in zip(rows, vecs):
+                if mem is not None:
+                    mem.put(keys[r], vec)
+                if disk is not None:
+                    error = disk.try_put(keys[r], vec)
+                    if error is not None:
+                        write_errors.append(error)
+
+        try:
+            vecs = compute(
+                [texts[missing[k][0]] for k in keys],
+                store if mem is not None or disk is not None else None,
+            )
+        finally:
+            if write_errors and disk is not None:
+                disk.warn_write_errors(write_errors, stacklevel=5)
+        for key, vec in zip(keys, vecs):
+            out[missing[key]] = vec
+        return out

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_path
+from .schema import WINNER_COLUMNS
 
 __all__ = ["main"]
 
@@ -64,7 +65,7 @@ def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
         df = gp.load_arena_sample()
         source = "bundled arena sample (715 rows of the Kaggle train.csv)"
         if not labels:
-            df = df.drop(columns=list(gp.io.WINNER_COLUMNS))
+            df = df.drop(columns=list(WINNER_COLUMNS))
         return df, source
     return gp.load_arena_csv(path, require_labels=labels), path
 
@@ -87,51 +88,30 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _model(args: argparse.Namespace) -> str | None:
+    """``--model``, checked with the library's resolver (a local checkpoint
+    directory, or a name already in the local Hugging Face cache)."""
     if args.model is None:
         return None
-    if not Path(args.model).expanduser().exists():
-        raise CLIError(
-            f"model directory {args.model!r} does not exist (gemma-pref never "
-            "downloads; pass a local checkpoint directory)"
-        )
-    return args.model
+    from ._loading import resolve_model_dir
 
-
-def _logreg(C: float | None) -> Any:
-    from .pairwise import DEFAULT_CS, _scaled_logreg, _scaled_logreg_cv
-
-    return _scaled_logreg_cv(DEFAULT_CS) if C is None else _scaled_logreg(C)
+    resolve_model_dir(args.model)  # ModelNotFoundError names the path
+    return str(args.model)
 
 
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
-    from gemma_pref.pipeline import _RECIPE_LAYOUT
+    from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
 
     if args.C is not None and args.C <= 0:
         raise CLIError(f"--C must be positive, got {args.C}")
-    kind = args.classifier
-    if kind == "auto":
-        kind = "logreg" if args.recipe == "pairwise" else "catboost"
-    pairwise = args.recipe == "pairwise"
-    classifier: Any
-    if kind == "catboost":
-        classifier = gp.make_catboost_classifier(iterations=args.iterations)
-        if pairwise:
-            classifier = gp.PairDifferenceClassifier(classifier)
-    elif pairwise:
-        classifier = (
-            gp.PairDifferenceClassifier()
-            if args.C is None
-            else gp.PairDifferenceClassifier(_logreg(args.C))
-        )
-    else:
-        classifier = _logreg(args.C)
-    formatter = gp.ArenaTextFormatter(layout=_RECIPE_LAYOUT[args.recipe], turns=args.turns)
+    classifier = make_recipe_classifier(
+        args.recipe, args.classifier, C=args.C, iterations=args.iterations
+    )
     return gp.make_preference_pipeline(
         _model(args),
         recipe=args.recipe,
         classifier=classifier,
-        formatter=formatter,
+        formatter=make_recipe_formatter(args.recipe, turns=args.turns),
         **_embedder_params(args),
     )
 
@@ -141,32 +121,10 @@ def _summary(name: str, rows: int, seconds: float, extra: str = "") -> None:
     _out(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}")
 
 
-def _scores(y: Any, proba: Any) -> dict[str, float]:
-    import numpy as np
-    from sklearn.metrics import accuracy_score, log_loss
-
-    return {
-        "log_loss": float(log_loss(y, proba, labels=[0, 1, 2])),
-        "accuracy": float(accuracy_score(y, np.argmax(proba, axis=1))),
-    }
-
-
-def _cv_splits(df: Any, y: Any, folds: int, grouped: bool) -> list[tuple[Any, Any]]:
-    from sklearn.model_selection import StratifiedKFold
-
-    from .model_selection import PromptGroupKFold
-
-    if folds < 2:
-        raise CLIError(f"--folds must be at least 2, got {folds}")
-    splitter: Any = (PromptGroupKFold if grouped else StratifiedKFold)(
-        n_splits=folds, shuffle=True, random_state=0
-    )
-    return list(splitter.split(df, y))
-
-
 # -------------------------------------------------------------------- commands
 def cmd_fit(args: argparse.Namespace) -> int:
     import gemma_pref as gp
+    from gemma_pref.evaluation import preference_scores
 
     out = _check_output(args.output, args.overwrite)
     df, source = _read_rows(args.train, labels=True, what="training")
@@ -177,7 +135,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     pipe.fit(df, y)
     seconds = time.perf_counter() - start
     gp.save(pipe, out)  # atomic; records the library versions
-    train = _scores(y, pipe.predict_proba(df))
+    train = preference_scores(y, pipe.predict_proba(df))
     _summary(
         "fit",
         len(df),
@@ -189,6 +147,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import gemma_pref as gp
+    from gemma_pref.evaluation import preference_scores
 
     out = _check_output(args.output, args.overwrite)
     pipeline_path = Path(args.pipeline)
@@ -204,64 +163,54 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     gp.write_submission(df["id"], proba, out)
     extra = f"; wrote {out}"
-    if all(c in df.columns for c in gp.io.WINNER_COLUMNS):
-        s = _scores(gp.labels_from_winner(df), proba)
+    if all(c in df.columns for c in WINNER_COLUMNS):
+        s = preference_scores(gp.labels_from_winner(df), proba)
         extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
     _summary("predict", len(df), seconds, extra)
     return 0
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    import numpy as np
-    from sklearn.base import clone
-    from tqdm.auto import tqdm
-
     import gemma_pref as gp
+    from gemma_pref.evaluation import cross_validate_preference, cv_splits
 
     out = _check_output(args.output, args.overwrite)
     stem = out.with_suffix("") if out.suffix == ".json" else out
-    plots = [] if args.no_plots else [
-        _check_output(stem.with_name(stem.name + suffix), args.overwrite)
-        for suffix in (".reliability.png", ".confusion.png")
-    ]
+    plots = (
+        []
+        if args.no_plots
+        else [
+            _check_output(stem.with_name(stem.name + suffix), args.overwrite)
+            for suffix in (".reliability.png", ".confusion.png")
+        ]
+    )
     df, source = _read_rows(args.train, labels=True, what="training")
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     grouped = not args.no_group
-    splits = _cv_splits(df, y, args.folds, grouped)
+    if args.folds < 2:
+        raise CLIError(f"--folds must be at least 2, got {args.folds}")
+    splits = cv_splits(df, y, folds=args.folds, grouped=grouped, random_state=0)
     _out(
         f"cv: {len(df)} rows from {source}; {args.folds} folds"
         f"{', grouped by prompt' if grouped else ''}"
     )
-    start = time.perf_counter()
-    oof = np.zeros((len(df), 3))
-    folds = []
-    show = logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
-    for k, (train_idx, test_idx) in enumerate(
-        tqdm(splits, desc="CV folds", unit="fold", disable=not show)
-    ):
-        model = clone(pipe).fit(df.iloc[train_idx], y[train_idx])
-        oof[test_idx] = model.predict_proba(df.iloc[test_idx])
-        fold = {"fold": k, "rows": int(len(test_idx)), **_scores(y[test_idx], oof[test_idx])}
-        folds.append(fold)
-        _out(f"  fold {k}: log loss {fold['log_loss']:.4f}, accuracy {fold['accuracy']:.3f}")
-    seconds = time.perf_counter() - start
-    losses = np.array([f["log_loss"] for f in folds])
-    accs = np.array([f["accuracy"] for f in folds])
-    prior = np.bincount(y, minlength=3) / len(y)
+
+    def on_fold(fold: Any, model: Any) -> None:
+        _out(f"  fold {fold.fold}: log loss {fold.log_loss:.4f}, accuracy {fold.accuracy:.3f}")
+
+    result = cross_validate_preference(
+        pipe,
+        df,
+        y,
+        splits=splits,
+        grouped=grouped,
+        on_fold=on_fold,
+        show_progress_bar=logging.getLogger("gemma_pref").isEnabledFor(logging.INFO),
+    )
     report = {
-        "rows": int(len(df)),
+        **result.to_dict(ddof=0),
         "source": source,
-        "folds": int(args.folds),
-        "grouped_by_prompt": grouped,
-        "log_loss": float(losses.mean()),
-        "log_loss_std": float(losses.std()),
-        "accuracy": float(accs.mean()),
-        "accuracy_std": float(accs.std()),
-        "oof": _scores(y, oof),
-        "class_prior_log_loss": float(-(np.log(prior[y])).mean()),
-        "per_fold": folds,
-        "seconds": seconds,
         "plots": [str(p) for p in plots],
         "model": args.model or "default (Gemma 3 270M)",
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
@@ -271,14 +220,14 @@ def cmd_cv(args: argparse.Namespace) -> int:
         from .plots import save_cv_plots
 
         title = f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}"
-        save_cv_plots(y, oof, stem, title=title)
+        save_cv_plots(y, result.oof, stem, title=title)
         _out(f"wrote {plots[0]} and {plots[1]}")
     _out(
         f"cv log loss {report['log_loss']:.4f} +/- {report['log_loss_std']:.4f}, "
         f"accuracy {report['accuracy']:.3f} (class prior: log loss "
         f"{report['class_prior_log_loss']:.4f})"
     )
-    _summary("cv", len(df), seconds, f"; wrote {out}")
+    _summary("cv", len(df), result.seconds, f"; wrote {out}")
     return 0
 
 
@@ -286,15 +235,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     import gemma_pref as gp
-    from gemma_pref.pipeline import _RECIPE_LAYOUT
+    from gemma_pref.pipeline import make_recipe_formatter
 
     out = _check_output(args.output, args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args.input, labels=False, what="input")
-    formatter = gp.ArenaTextFormatter(
-        layout=_RECIPE_LAYOUT[args.recipe], turns=args.turns, swap=args.swap
-    )
+    formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
     texts = formatter.fit_transform(df)
     embedder = gp.GemmaEmbedder(_model(args), **_embedder_params(args))
     _out(f"embed: {len(df)} rows from {source}")
@@ -314,48 +261,98 @@ def cmd_embed(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     from .demo_model import gemma_pref_home
+    from .pipeline import RECIPES
 
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
         metavar="DIR",
-        help="local Hugging Face checkpoint directory (default: Gemma 3 270M from "
+        help="local Hugging Face checkpoint directory, or the name of a model "
+        "already in the local Hugging Face cache (default: Gemma 3 270M from "
         "the 'demo' extra, converted once into the user cache)",
     )
-    g.add_argument("--max-length", type=int, default=1024, metavar="N",
-                   help="tokens kept per row (default: 1024)")
-    g.add_argument("--batch-size", type=int, default=8, metavar="N",
-                   help="rows per forward pass (default: 8)")
-    g.add_argument("--max-tokens-per-batch", type=int, default=None, metavar="N",
-                   help="padded tokens per forward pass (default: no limit)")
-    g.add_argument("--devices", default="auto",
-                   help="'auto', 'cpu', 'cuda:0' or a comma list 'cuda:0,cuda:1' (default: auto)")
-    g.add_argument("--quantization", choices=["4bit", "8bit"], default=None,
-                   help="bitsandbytes quantization (4bit is NF4)")
-    g.add_argument("--dtype", default="auto",
-                   choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights/compute dtype (default: auto)")
-    g.add_argument("--recipe", choices=["pairwise", "seed"], default="pairwise",
-                   help="pairwise: one text per answer, classify the embeddings' "
-                   "difference; seed: one text per row, as the reference notebook "
-                   "(default: pairwise)")
-    g.add_argument("--turns", choices=["last", "all"], default="last",
-                   help="conversation turns to keep (default: last)")
-    g.add_argument("--cache-dir", default=str(gemma_pref_home() / "embeddings"),
-                   metavar="DIR", help="on-disk embedding cache (default: %(default)s)")
+    g.add_argument(
+        "--max-length",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="tokens kept per row (default: 1024)",
+    )
+    g.add_argument(
+        "--batch-size", type=int, default=8, metavar="N", help="rows per forward pass (default: 8)"
+    )
+    g.add_argument(
+        "--max-tokens-per-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="padded tokens per forward pass (default: no limit)",
+    )
+    g.add_argument(
+        "--devices",
+        default="auto",
+        help="'auto', 'cpu', 'cuda:0' or a comma list 'cuda:0,cuda:1' (default: auto)",
+    )
+    g.add_argument(
+        "--quantization",
+        choices=["4bit", "8bit"],
+        default=None,
+        help="bitsandbytes quantization (4bit is NF4)",
+    )
+    g.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights/compute dtype (default: auto)",
+    )
+    g.add_argument(
+        "--recipe",
+        choices=list(RECIPES),
+        default="pairwise",
+        help="pairwise: one text per answer, classify the embeddings' "
+        "difference; seed: one text per row, as the reference notebook "
+        "(default: pairwise)",
+    )
+    g.add_argument(
+        "--turns",
+        choices=["last", "all"],
+        default="last",
+        help="conversation turns to keep (default: last)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        default=str(gemma_pref_home() / "embeddings"),
+        metavar="DIR",
+        help="on-disk embedding cache (default: %(default)s)",
+    )
     g.add_argument("--no-cache", action="store_true", help="do not use the on-disk cache")
 
 
 def _add_classifier_args(p: argparse.ArgumentParser) -> None:
+    from .pipeline import CLASSIFIER_KINDS
+
     g = p.add_argument_group("classifier")
-    g.add_argument("--classifier", choices=["auto", "catboost", "logreg"], default="auto",
-                   help="classifier on the embeddings; auto: the recipe's "
-                   "(pairwise: logreg, seed: catboost) (default: auto)")
-    g.add_argument("--iterations", type=int, default=1000, metavar="N",
-                   help="CatBoost iterations (default: 1000)")
-    g.add_argument("--C", type=float, default=None,
-                   help="logreg inverse regularisation (default: chosen by "
-                   "cross-validation on the training rows)")
+    g.add_argument(
+        "--classifier",
+        choices=list(CLASSIFIER_KINDS),
+        default="auto",
+        help="classifier on the embeddings; auto: the recipe's "
+        "(pairwise: logreg, seed: catboost) (default: auto)",
+    )
+    g.add_argument(
+        "--iterations",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="CatBoost iterations (default: 1000)",
+    )
+    g.add_argument(
+        "--C",
+        type=float,
+        default=None,
+        help="logreg inverse regularisation (default: chosen by "
+        "cross-validation on the training rows)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,32 +371,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="train a pipeline on a labelled CSV and save it")
     p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
-    p.add_argument("--output", "-o", default=DEFAULT_PIPELINE,
-                   help="pipeline file to write (default: %(default)s)")
+    p.add_argument(
+        "--output",
+        "-o",
+        default=DEFAULT_PIPELINE,
+        help="pipeline file to write (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_model_args(p)
     _add_classifier_args(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="write submission.csv from a saved pipeline")
-    p.add_argument("--pipeline", default=DEFAULT_PIPELINE,
-                   help="pipeline file from 'fit' (default: %(default)s)")
-    p.add_argument("--test", metavar="CSV",
-                   help="Kaggle test.csv (default: bundled sample, labels dropped)")
-    p.add_argument("--output", "-o", default="submission.csv",
-                   help="submission file to write (default: %(default)s)")
+    p.add_argument(
+        "--pipeline",
+        default=DEFAULT_PIPELINE,
+        help="pipeline file from 'fit' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--test", metavar="CSV", help="Kaggle test.csv (default: bundled sample, labels dropped)"
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        default="submission.csv",
+        help="submission file to write (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("cv", help="k-fold log loss and accuracy, printed and written as JSON")
     p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
-    p.add_argument("--no-group", action="store_true",
-                   help="plain stratified folds (default: grouped by prompt)")
-    p.add_argument("--output", "-o", default="cv.json",
-                   help="metrics file to write (default: %(default)s); the reliability "
-                   "diagram and confusion matrix go next to it as "
-                   "<name>.reliability.png and <name>.confusion.png")
+    p.add_argument(
+        "--no-group",
+        action="store_true",
+        help="plain stratified folds (default: grouped by prompt)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        default="cv.json",
+        help="metrics file to write (default: %(default)s); the reliability "
+        "diagram and confusion matrix go next to it as "
+        "<name>.reliability.png and <name>.confusion.png",
+    )
     p.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_model_args(p)
@@ -409,8 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("embed", help="embed rows into a .npy matrix")
     p.add_argument("--input", metavar="CSV", help="arena CSV (default: bundled sample)")
     p.add_argument("--swap", action="store_true", help="exchange response_a and response_b")
-    p.add_argument("--output", "-o", default="embeddings.npy",
-                   help=".npy file to write (default: %(default)s)")
+    p.add_argument(
+        "--output", "-o", default="embeddings.npy", help=".npy file to write (default: %(default)s)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_model_args(p)
     p.set_defaults(func=cmd_embed)

@@ -17,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ._atomic import default_file_mode
+
 __all__ = ["DEMO_MODEL_NAME", "demo_model_path", "gemma_pref_home"]
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,11 @@ def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
             staged = Path(tmp) / "model"
             convert_gguf_checkpoint(gguf_file, staged)
             (staged / _COMPLETE).write_text("ok\n")
+            # files written under a temporary directory may be owner-only
+            # (0600): give them the permissions of any other output
+            for f in staged.iterdir():
+                if f.is_file():
+                    os.chmod(f, default_file_mode())
             if target.exists():  # a partial directory from an interrupted run
                 shutil.rmtree(target)
             os.replace(staged, target)

@@ -15,7 +15,7 @@ __all__ = ["resolve_devices", "run_on_devices"]
 T = TypeVar("T")
 
 
-def resolve_devices(devices: str | Sequence[str]) -> list[str]:
+def resolve_devices(devices: str | Sequence[str], owner: str = "GemmaEmbedder") -> list[str]:
     """Turn the ``devices`` parameter into a list of torch device strings.
 
     ``"auto"`` means every visible CUDA device, else ``["cpu"]``. ``"cuda"`` means
@@ -37,21 +37,21 @@ def resolve_devices(devices: str | Sequence[str]) -> list[str]:
         devices = [devices]
     if len(devices) == 0:
         raise ValueError(
-            "The 'devices' parameter of GemmaEmbedder must be 'auto', a device "
+            f"The 'devices' parameter of {owner} must be 'auto', a device "
             "such as 'cpu' or 'cuda:0', or a non-empty list of devices; got []."
         )
     resolved = []
     for entry in devices:
         if not isinstance(entry, str):
             raise ValueError(
-                "The 'devices' parameter of GemmaEmbedder must list device names "
+                f"The 'devices' parameter of {owner} must list device names "
                 f"such as 'cpu' or 'cuda:0'; got {entry!r} in {list(devices)!r}."
             )
         try:
             dev = torch.device(entry)
         except RuntimeError:
             raise ValueError(
-                f"The 'devices' parameter of GemmaEmbedder has an unknown device "
+                f"The 'devices' parameter of {owner} has an unknown device "
                 f"{entry!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
             ) from None
         if dev.type == "cuda":
@@ -62,7 +62,7 @@ def resolve_devices(devices: str | Sequence[str]) -> list[str]:
                     repr(d) for d in ["auto", "cpu", *(f"cuda:{i}" for i in range(n))]
                 )
                 raise ValueError(
-                    f"The 'devices' parameter of GemmaEmbedder names a device that "
+                    f"The 'devices' parameter of {owner} names a device that "
                     f"is not visible: device {entry!r} requested but only {n} CUDA "
                     f"device{'' if n == 1 else 's'} {'is' if n == 1 else 'are'} "
                     f"visible; allowed here: {allowed} (or a list of them)."
@@ -78,14 +78,14 @@ def resolve_devices(devices: str | Sequence[str]) -> list[str]:
             )
             if backend is None or not backend.is_available():
                 raise ValueError(
-                    f"The 'devices' parameter of GemmaEmbedder names a device that "
+                    f"The 'devices' parameter of {owner} names a device that "
                     f"is not available: {entry!r}; allowed here: 'auto', 'cpu' or "
                     "a visible 'cuda:N'."
                 )
             resolved.append(str(dev))
         else:
             raise ValueError(
-                f"The 'devices' parameter of GemmaEmbedder has an unsupported "
+                f"The 'devices' parameter of {owner} has an unsupported "
                 f"device {entry!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
             )
     return resolved
@@ -95,6 +95,7 @@ def run_on_devices(
     devices: Sequence[str],
     tasks: Sequence[T],
     work: Callable[[int, T], Any],
+    what: str = "Embedding",
 ) -> None:
     """Run ``work(device_index, task)`` for every task, one thread per device.
 
@@ -103,15 +104,16 @@ def run_on_devices(
     calling thread. When any call raises, the other threads stop after their
     current task, every thread is joined, and a
     :class:`~gemma_pref.exceptions.DeviceWorkerError` naming the device is
-    raised from the original exception. No thread outlives this call, also on
-    ``KeyboardInterrupt``.
+    raised from the original exception (its message starts with ``what``, as
+    "Embedding failed on device 'cuda:1'"). No thread outlives this call, also
+    on ``KeyboardInterrupt``.
     """
     if len(devices) == 1:
         for task in tasks:
             try:
                 work(0, task)
             except Exception as exc:
-                raise _device_error(devices[0], 0, 1, exc) from exc
+                raise _device_error(devices[0], 0, 1, exc, what) from exc
         return
 
     pending: queue.SimpleQueue[T] = queue.SimpleQueue()
@@ -133,9 +135,7 @@ def run_on_devices(
             stop.set()
 
     threads = [
-        threading.Thread(
-            target=loop, args=(i,), name=f"gemma-pref-{dev}-{i}", daemon=True
-        )
+        threading.Thread(target=loop, args=(i,), name=f"gemma-pref-{dev}-{i}", daemon=True)
         for i, dev in enumerate(devices)
     ]
     for t in threads:
@@ -149,8 +149,8 @@ def run_on_devices(
         for t in threads:
             t.join()
     if errors:
-        index, exc = errors[0]
-        error = _device_error(devices[index], index, len(devices), exc)
+        index, first = errors[0]
+        error = _device_error(devices[index], index, len(devices), first, what)
         others = [
             f"device {devices[i]!r} (worker {i + 1}): {type(e).__name__}: {e}"
             for i, e in errors[1:]
@@ -159,13 +159,13 @@ def run_on_devices(
             error = DeviceWorkerError(
                 f"{error} [also failed: {'; '.join(others)}]", device=error.device
             )
-        raise error from exc
+        raise error from first
 
 
 def _device_error(
-    device: str, index: int, n: int, exc: BaseException
+    device: str, index: int, n: int, exc: BaseException, what: str
 ) -> DeviceWorkerError:
     where = f"device {device!r}" + (f" (worker {index + 1} of {n})" if n > 1 else "")
     return DeviceWorkerError(
-        f"Embedding failed on {where}: {type(exc).__name__}: {exc}", device=device
+        f"{what} failed on {where}: {type(exc).__name__}: {exc}", device=device
     )

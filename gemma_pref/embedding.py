@@ -20,23 +20,15 @@ from sklearn.utils._param_validation import (
 )
 
 from . import _loading
-from .cache import (
-    DiskCache,
-    check_cache_dir,
-    entry_key,
-    memory_cache,
-    settings_fingerprint,
-)
-from .persistence import _check_state, _stamp_state
+from ._base import StatelessTransformerMixin, VersionedPickleMixin, fit_context
+from .cache import EmbeddingCache, check_cache_dir
 from .pooling import POOLING_MODES
+from .schema import check_texts
 
 __all__ = ["GemmaEmbedder"]
 
 logger = logging.getLogger(__name__)
 
-# Bump when a change of the code changes the vectors it computes, so that
-# on-disk caches written by older versions are not reused.
-_VECTOR_FORMAT = 1
 _LOAD_LOCK = threading.Lock()
 
 
@@ -53,69 +45,9 @@ def _check_torch_dtype(value: Any) -> None:
         )
 
 
-def _as_texts(X: Any) -> tuple[list[str], int, list[str] | None]:
-    """Flatten the input texts row by row; return them, the columns, their names.
-
-    One text per row (list, 1-D array, Series, one-column DataFrame) or several
-    (a 2-D array or a DataFrame of texts, e.g. ``layout="pair"``'s two answers).
-    """
-    if isinstance(X, str):
-        raise ValueError(
-            "Iterable over raw text documents expected, string object received."
-        )
-    names: list[str] | None = None
-    if isinstance(X, pd.Series):
-        X = X.to_frame(name=X.name if X.name is not None else "text")
-    if isinstance(X, pd.DataFrame):
-        if {"response_a", "response_b"} <= set(map(str, X.columns)):
-            raise ValueError(
-                "GemmaEmbedder expects texts, got raw arena rows (columns "
-                f"{list(map(str, X.columns))}); use ArenaTextFormatter first to "
-                "turn them into texts."
-            )
-        names = [str(c) for c in X.columns]
-        labels = X.index.tolist()
-        grid = X.to_numpy(dtype=object)
-    else:
-        if not isinstance(X, np.ndarray):
-            try:
-                items = list(X)
-            except TypeError:
-                raise ValueError(
-                    "Iterable over raw text documents expected, "
-                    f"{type(X).__name__} object received."
-                ) from None
-            X = np.empty(len(items), dtype=object)
-            for i, item in enumerate(items):
-                X[i] = item
-            widths = {len(i) if isinstance(i, (list, tuple)) else -1 for i in items}
-            if len(widths) == 1 and min(widths) > 0:
-                X = np.array(items, dtype=object)  # rows of several texts
-        if X.ndim not in (1, 2):
-            raise ValueError(
-                "GemmaEmbedder expects texts: a list, a 1-D array or Series, or a "
-                f"2-D array or DataFrame of texts; got an array of shape {X.shape}."
-            )
-        grid = X.astype(object, copy=False)
-        labels = list(range(len(grid)))
-    if grid.ndim == 1:
-        grid = grid.reshape(-1, 1)
-    if names is None:
-        names = ["text"] if grid.shape[1] == 1 else [f"text{c}" for c in range(grid.shape[1])]
-    if grid.shape[1] == 0:
-        raise ValueError("GemmaEmbedder expects texts; got an input with 0 columns.")
-    for r, label in enumerate(labels):
-        for c, name in enumerate(names):
-            value = grid[r, c]
-            if not isinstance(value, str):
-                raise ValueError(
-                    f"{name} at row {label!r}: expected str, got "
-                    f"{type(value).__name__} {repr(value)[:60]}"
-                )
-    return grid.ravel().tolist(), grid.shape[1], names
-
-
-class GemmaEmbedder(TransformerMixin, BaseEstimator):
+class GemmaEmbedder(
+    StatelessTransformerMixin, VersionedPickleMixin, TransformerMixin, BaseEstimator
+):
     """Embed texts with the last hidden state of a local Hugging Face checkpoint.
 
     A frozen encoder, stateless in the scikit-learn sense: ``fit`` only
@@ -188,10 +120,11 @@ default="auto"
     ----------
     n_features_in_ : int
         Number of text columns seen in ``fit`` (1, or 2 for
-        ``ArenaTextFormatter(layout="pair")``).
-    n_features_out_ : int
-        Width of the output: the model's hidden size (read from its config)
-        times the number of text columns.
+        ``ArenaTextFormatter(layout="pair")``); ``transform`` then requires
+        the same number. Only set when ``fit`` was given ``X``.
+    feature_names_in_ : ndarray of str
+        Names of the text columns seen in ``fit``, when ``X`` was a DataFrame
+        with string column names.
 
     See Also
     --------
@@ -297,14 +230,16 @@ default="auto"
         return cached[1]
 
     # ----------------------------------------------------------------- sklearn
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any = None, y: Any = None) -> GemmaEmbedder:
         """Validate the parameters and that the checkpoint exists.
 
         Parameters
         ----------
         X : array-like of str or None, default=None
-            Ignored apart from rejecting a bare string. Not used, present here
-            for API consistency by convention.
+            Texts; only their number of columns (and the column names of a
+            DataFrame) is recorded, and ``transform`` then requires the same.
+            A bare string is rejected.
         y : None
             Ignored. Not used, present here for API consistency by convention.
 
@@ -315,14 +250,12 @@ default="auto"
         """
         self._check_params()
         if isinstance(X, str):
-            raise ValueError(
-                "Iterable over raw text documents expected, string object received."
-            )
+            raise ValueError("Iterable over raw text documents expected, string object received.")
         # a new fit replaces what an earlier one learnt about the input
         for attr in ("n_features_in_", "feature_names_in_"):
             self.__dict__.pop(attr, None)
         if X is not None:
-            _, self.n_features_in_, names = _as_texts(X)
+            _, self.n_features_in_, names = check_texts(X)
             # as scikit-learn: column names only when they are all strings
             if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
                 self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -338,7 +271,8 @@ default="auto"
             A list, 1-D array, Series or DataFrame of ``str``. With several
             columns (``ArenaTextFormatter(layout="pair")`` gives two), each
             text is embedded and a row's vectors are concatenated column after
-            column.
+            column. After ``fit(X)``, the number of columns must be the one
+            seen there.
 
         Returns
         -------
@@ -346,101 +280,48 @@ default="auto"
             One vector per text, in input order.
         """
         devices = self._check_params()
-        texts, n_columns, _ = _as_texts(X)
+        texts, n_columns, _ = check_texts(X)
+        fitted = getattr(self, "n_features_in_", None)
+        if fitted is not None and n_columns != fitted:
+            raise ValueError(
+                f"X has {n_columns} text column{'s' if n_columns != 1 else ''}, but "
+                f"GemmaEmbedder was fitted with {fitted}; its output width and "
+                "get_feature_names_out() follow the fitted shape. Pass texts of "
+                "that shape, or fit again."
+            )
         out = self._embed_texts(texts, devices)
         return out.reshape(len(texts) // n_columns, n_columns * out.shape[1])
 
     def _embed_texts(self, texts: list[str], devices: list[str]) -> np.ndarray:
-        model_dir = self._model_dir()
-        dim = self._hidden_size
-        out = np.empty((len(texts), dim), dtype=np.float32)
-        if not texts:
-            return out
-
         dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
-        # memoised on the files' stat: re-saving the model in place changes it
-        model_fp = _loading.model_fingerprint(model_dir)
-        fingerprint = self._settings_fingerprint(model_fp, dtype)
-        mem = memory_cache() if self.memory_cache else None
-        disk = None
-        if self.cache_dir is not None:
-            disk = DiskCache(
-                self.cache_dir,
-                fingerprint,
-                {**_loading.describe(model_dir), **self._vector_settings(dtype)},
-            )
+        cache = EmbeddingCache.for_model(
+            self._model_dir(),
+            self._vector_settings(dtype),
+            memory=self.memory_cache,
+            cache_dir=self.cache_dir,
+            quantization=self.quantization,
+        )
 
-        missing: dict[str, list[int]] = {}
-        for i, text in enumerate(texts):
-            key = entry_key(fingerprint, text)
-            vec = mem.get(key) if mem is not None else None
-            if vec is None and disk is not None:
-                vec = disk.get(key)
-                if vec is not None and mem is not None:
-                    mem.put(key, vec)
-            if vec is not None and vec.shape == (dim,):
-                out[i] = vec
-            else:
-                missing.setdefault(key, []).append(i)
-        if missing:
-            keys = list(missing)
-            logger.info(
-                "Embedding %d distinct texts (%d of %d rows from cache)",
-                len(keys),
-                len(texts) - sum(len(v) for v in missing.values()),
-                len(texts),
-            )
-            write_errors: list[OSError] = []
+        def compute(missing: list[str], on_batch: Any) -> np.ndarray:
+            show = self._show_progress()
+            runtime = self._runtime(devices, dtype, progress=show)
+            from tqdm.auto import tqdm
 
-            def store(rows: np.ndarray, vecs: np.ndarray) -> None:
-                # called after each forward pass: a later failure (a device
-                # error, an interrupt) keeps the work already done
-                for r, vec in zip(rows, vecs):
-                    if mem is not None:
-                        mem.put(keys[r], vec)
-                    if disk is not None:
-                        error = disk.try_put(keys[r], vec)
-                        if error is not None:
-                            write_errors.append(error)
+            from ._engine import pooling_head
 
-            try:
-                vecs = self._embed_uncached(
-                    [texts[missing[k][0]] for k in keys],
-                    devices,
-                    dtype,
-                    model_fp,
-                    on_batch=store if mem is not None or disk is not None else None,
+            with tqdm(total=len(missing), unit="text", desc="Embedding", disable=not show) as bar:
+                return runtime.run(
+                    missing,
+                    pooling_head(self.pooling),
+                    max_length=self.max_length,
+                    batch_size=self.batch_size,
+                    max_tokens_per_batch=self.max_tokens_per_batch,
+                    padding=self.padding,
+                    progress=bar,
+                    on_batch=on_batch,
                 )
-            finally:
-                if write_errors:
-                    disk.warn_write_errors(write_errors)  # type: ignore[union-attr]
-            for key, vec in zip(keys, vecs):
-                out[missing[key]] = vec
-        return out
 
-    def _embed_uncached(
-        self,
-        texts: list[str],
-        devices: list[str],
-        dtype: Any,
-        model_fp: str,
-        on_batch: Any = None,
-    ) -> np.ndarray:
-        show = self._show_progress()
-        runtime = self._runtime(devices, dtype, model_fp, progress=show)
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show) as bar:
-            return runtime.embed(
-                texts,
-                max_length=self.max_length,
-                batch_size=self.batch_size,
-                max_tokens_per_batch=self.max_tokens_per_batch,
-                pooling=self.pooling,
-                padding=self.padding,
-                progress=bar,
-                on_batch=on_batch,
-            )
+        return cache.embed(texts, self._hidden_size, compute)
 
     def _show_progress(self) -> bool:
         """``show_progress_bar``, or whether the ``gemma_pref`` logger shows INFO."""
@@ -448,12 +329,11 @@ default="auto"
             return logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
         return bool(self.show_progress_bar)
 
-    def _runtime(
-        self, devices: list[str], dtype: Any, model_fp: str, progress: bool = False
-    ) -> Any:
+    def _runtime(self, devices: list[str], dtype: Any, progress: bool = False) -> Any:
+        model_dir = self._model_dir()
         key = (
-            str(self._model_dir()),
-            model_fp,  # weights re-saved in place: reload them
+            str(model_dir),
+            _loading.model_fingerprint(model_dir),  # weights re-saved in place: reload
             tuple(devices),
             str(dtype),
             self.quantization,
@@ -466,13 +346,13 @@ default="auto"
                 from ._engine import Runtime
 
                 self._lazy_runtime = None  # free the old replicas first
-                runtime = Runtime(
-                    self._model_dir(),
+                runtime = Runtime.load(
+                    model_dir,
                     devices,
                     dtype,
-                    self.quantization,
-                    self.model_kwargs,
-                    self.tokenizer_kwargs,
+                    quantization=self.quantization,
+                    model_kwargs=self.model_kwargs,
+                    tokenizer_kwargs=self.tokenizer_kwargs,
                     progress=progress,
                 )
                 current = (key, runtime)
@@ -480,20 +360,15 @@ default="auto"
         return current[1]
 
     def _vector_settings(self, dtype: Any) -> dict[str, Any]:
+        """Every setting that changes the vectors (for the cache key)."""
         return {
             "dtype": str(dtype).replace("torch.", ""),
-            "quantization": self.quantization,
             "pooling": self.pooling,
             "max_length": int(self.max_length),
             "padding": self.padding,
             "model_kwargs": self.model_kwargs,
             "tokenizer_kwargs": self.tokenizer_kwargs,
-            "format": _VECTOR_FORMAT,
-            "libraries": _loading.library_versions(self.quantization),
         }
-
-    def _settings_fingerprint(self, model_fp: str, dtype: Any) -> str:
-        return settings_fingerprint({"model": model_fp, **self._vector_settings(dtype)})
 
     @property
     def _hidden_size(self) -> int:
@@ -505,7 +380,7 @@ default="auto"
         return cached[1]
 
     @property
-    def n_features_out_(self) -> int:
+    def _n_features_out(self) -> int:
         """Width of the output: hidden size times the number of text columns."""
         return self._hidden_size * getattr(self, "n_features_in_", 1)
 
@@ -540,26 +415,25 @@ default="auto"
             names = [f"{c}__gemmaembedder{j}" for c in columns for j in range(dim)]
         return np.asarray(names, dtype=object)
 
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = False
         tags.non_deterministic = False
         return tags
 
-    # ------------------------------------------------------------- pickling
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state = {k: v for k, v in state.items() if not k.startswith("_lazy_")}
-        return _stamp_state(state)
+    # ------------------------------------------------------------- replicas
+    def load(self) -> list[Any]:
+        """Load the model replicas now (else on the first ``transform``).
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # warns (VersionMismatchWarning) when pickled by another gemma-pref
-        super().__setstate__(_check_state(self, state))
+        Returns
+        -------
+        models : list
+            The loaded replicas, one per device of ``devices``, in that order
+            (for example to warm up before a timed section, or to register
+            forward hooks). They are dropped by pickling and by :meth:`free`.
+        """
+        devices = self._check_params()
+        dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
+        return list(self._runtime(devices, dtype, progress=self._show_progress()).models)
 
     def free(self) -> None:
         """Drop the loaded model replicas and tokenizer (reloaded on next use)."""

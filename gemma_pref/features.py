@@ -18,8 +18,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 
-from .formatting import _arena_frame, parse_turns
-from .persistence import _check_state, _stamp_state
+from ._base import ArenaRowsTransformerMixin, VersionedPickleMixin
+from .schema import ARENA_COLUMNS, check_arena_frame, parse_turns
 
 __all__ = ["RESPONSE_FEATURES", "ArenaStructureFeatures"]
 
@@ -85,7 +85,9 @@ def _response_features(turns: list[str]) -> list[float]:
     return values
 
 
-class ArenaStructureFeatures(TransformerMixin, BaseEstimator):
+class ArenaStructureFeatures(
+    ArenaRowsTransformerMixin, VersionedPickleMixin, TransformerMixin, BaseEstimator
+):
     """Structure features of both answers of arena rows, and how they differ.
 
     Stateless transformer from the raw arena DataFrame (columns ``prompt``,
@@ -102,11 +104,6 @@ class ArenaStructureFeatures(TransformerMixin, BaseEstimator):
         ``"all"`` sums the counts over every turn of the conversation;
         ``"last"`` counts the last turn only (as ``ArenaTextFormatter``'s
         default keeps it).
-
-    Attributes
-    ----------
-    n_features_out_ : int
-        Number of output columns: ``3 + 4 * len(RESPONSE_FEATURES)``.
 
     See Also
     --------
@@ -153,24 +150,9 @@ class ArenaStructureFeatures(TransformerMixin, BaseEstimator):
     def __init__(self, *, turns: str = "all") -> None:
         self.turns = turns
 
-    def fit(self, X: Any, y: Any = None) -> ArenaStructureFeatures:
-        """Validate the parameters and the columns of ``X``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Arena rows with columns ``prompt``, ``response_a``, ``response_b``.
-        y : None
-            Ignored. Not used, present here for API consistency by convention.
-
-        Returns
-        -------
-        self : ArenaStructureFeatures
-            The transformer itself.
-        """
+    def _check_rows(self, X: Any) -> None:
         self._validate_params()
-        _arena_frame(X, type(self).__name__)
-        return self
+        check_arena_frame(X, type(self).__name__)
 
     def transform(self, X: Any) -> np.ndarray:
         """Compute the structure features of each row.
@@ -178,24 +160,23 @@ class ArenaStructureFeatures(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : pandas.DataFrame or mapping
-            Arena rows with columns ``prompt``, ``response_a``, ``response_b``.
-            Other columns are ignored.
+            Arena rows; only ``prompt``, ``response_a`` and ``response_b`` are read.
 
         Returns
         -------
-        features : ndarray of shape (n_rows, n_features_out_), dtype=float64
+        features : ndarray of shape (n_rows, 3 + 4 * len(RESPONSE_FEATURES)), dtype=float64
             One row per input row, in input order; columns as
             :meth:`get_feature_names_out` names them.
         """
         self._validate_params()
-        X = _arena_frame(X, type(self).__name__)
-        columns = [X[c].tolist() for c in ("prompt", "response_a", "response_b")]
+        X = check_arena_frame(X, type(self).__name__)
+        columns = [X[c].tolist() for c in ARENA_COLUMNS]
         n_resp = len(RESPONSE_FEATURES)
-        out = np.empty((len(X), self.n_features_out_), dtype=np.float64)
+        out = np.empty((len(X), self._n_features_out), dtype=np.float64)
         for i, row in enumerate(X.index):
             prompt, resp_a, resp_b = (
                 parse_turns(cells[i], column=name, row=row)
-                for cells, name in zip(columns, ("prompt", "response_a", "response_b"))
+                for cells, name in zip(columns, ARENA_COLUMNS)
             )
             n_turns = len(prompt)
             if self.turns == "last":
@@ -207,53 +188,24 @@ class ArenaStructureFeatures(TransformerMixin, BaseEstimator):
             out[i, 2] = sum(1 for t in prompt for _ in _WORD.finditer(t))
             out[i, 3 : 3 + n_resp] = a
             out[i, 3 + n_resp : 3 + 2 * n_resp] = b
-        a = out[:, 3 : 3 + n_resp]
-        b = out[:, 3 + n_resp : 3 + 2 * n_resp]
-        total = a + b
-        out[:, 3 + 2 * n_resp : 3 + 3 * n_resp] = a - b
+        feats_a = out[:, 3 : 3 + n_resp]
+        feats_b = out[:, 3 + n_resp : 3 + 2 * n_resp]
+        total = feats_a + feats_b
+        out[:, 3 + 2 * n_resp : 3 + 3 * n_resp] = feats_a - feats_b
         out[:, 3 + 3 * n_resp :] = np.divide(
-            a, total, out=np.full_like(a, 0.5), where=total != 0
+            feats_a, total, out=np.full_like(feats_a, 0.5), where=total != 0
         )
         return out
 
     @property
-    def n_features_out_(self) -> int:
-        """Number of output columns."""
+    def _n_features_out(self) -> int:
+        """Number of output columns (not fitted state: a constant of the class)."""
         return 3 + 4 * len(RESPONSE_FEATURES)
 
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Names of the output columns.
-
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Ignored. Not used, present here for API consistency by convention.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-            ``n_turns``, ``prompt_chars``, ``prompt_words``, then
-            ``response_a_<f>``, ``response_b_<f>``, ``diff_<f>`` and
-            ``ratio_<f>`` for each feature ``f`` of :data:`RESPONSE_FEATURES`.
-        """
+    def _output_names(self) -> list[str]:
+        # n_turns, prompt_chars, prompt_words, then response_a_<f>,
+        # response_b_<f>, diff_<f> and ratio_<f> for each of RESPONSE_FEATURES
         names = ["n_turns", "prompt_chars", "prompt_words"]
         for prefix in ("response_a", "response_b", "diff", "ratio"):
             names += [f"{prefix}_{f}" for f in RESPONSE_FEATURES]
-        return np.asarray(names, dtype=object)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = False
-        return tags
-
-    def __getstate__(self) -> dict[str, Any]:
-        return _stamp_state(super().__getstate__())
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # warns (VersionMismatchWarning) when pickled by another gemma-pref
-        super().__setstate__(_check_state(self, state))
+        return names

@@ -9,22 +9,27 @@ template. This module never imports torch.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Integral
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .exceptions import ArenaFormatError
-from .persistence import _check_state, _stamp_state
+from ._base import ArenaRowsTransformerMixin, VersionedPickleMixin
+from .budget import (
+    CHARS_PER_TOKEN,
+    MIN_TOKENS_PER_TURN,
+    TokenCounter,
+    fit_to_budget,
+    join_turns,
+    load_tokenizer_param,
+)
+from .schema import ARENA_COLUMNS, check_arena_frame, excerpt, parse_turns
 
 __all__ = [
     "ARENA_COLUMNS",
@@ -37,9 +42,6 @@ __all__ = [
     "truncation_report",
 ]
 
-#: The three text columns of an arena row, in template order.
-ARENA_COLUMNS: tuple[str, str, str] = ("prompt", "response_a", "response_b")
-
 #: The template of the reference notebook: a Gemma chat turn holding the prompt
 #: and both answers. ``str.format`` fields: ``prompt``, ``response_a``,
 #: ``response_b``.
@@ -51,108 +53,9 @@ SEED_TEMPLATE = (
 #: The template of ``layout="pair"``: Gemma's own chat format, one prompt and
 #: one answer. ``str.format`` fields: ``prompt``, ``response``.
 PAIR_TEMPLATE = (
-    "<start_of_turn>user\n{prompt}<end_of_turn>\n"
-    "<start_of_turn>model\n{response}<end_of_turn>"
+    "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n{response}<end_of_turn>"
 )
 PAIR_FIELDS: tuple[str, str] = ("prompt", "response")
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_EXCERPT_CHARS = 60
-
-
-def _excerpt(value: Any) -> str:
-    text = repr(value)
-    if len(text) > _EXCERPT_CHARS:
-        text = text[: _EXCERPT_CHARS - 3] + "..."
-    return text
-
-
-def _clean(text: str) -> str:
-    # JSON allows lone UTF-16 surrogates ("\ud83d"); they cannot be encoded as
-    # UTF-8 and would crash a tokenizer later, far from the row that caused it.
-    if _SURROGATE.search(text):
-        return _SURROGATE.sub("\ufffd", text)
-    return text
-
-
-def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str]:
-    """Parse one arena cell into a list of turn strings.
-
-    Parameters
-    ----------
-    cell : str, list, tuple, None or float
-        A JSON-encoded list such as ``'["hi", null]'``, an already decoded
-        list or tuple, or a missing value (``None`` / ``NaN``).
-    column : str, default="cell"
-        Column name used in error messages.
-    row : object, default=None
-        Row label used in error messages.
-
-    Returns
-    -------
-    turns : list of str
-        One string per turn. A JSON ``null`` item becomes ``""``; a missing
-        cell (``None``, ``NaN``, ``pd.NA``) becomes ``[]``. Lone UTF-16
-        surrogates are replaced by U+FFFD.
-
-    Raises
-    ------
-    ArenaFormatError
-        (a ``ValueError``) when the cell is not a JSON list of strings or nulls.
-        The message names the column, the row and an excerpt of the cell.
-
-    Examples
-    --------
-    >>> parse_turns('["Hello", null]')
-    ['Hello', '']
-    >>> parse_turns('["a\\\\"quoted\\\\" word"]')
-    ['a"quoted" word']
-    """
-    if cell is None or cell is pd.NA or cell is pd.NaT:
-        return []  # pd.NA: missing cells of nullable dtypes (dtype_backend=...)
-    if isinstance(cell, (float, np.floating)) and math.isnan(cell):
-        return []
-    if isinstance(cell, str):
-        try:
-            value = json.loads(cell)
-        except (ValueError, RecursionError) as exc:
-            reason = getattr(exc, "msg", None) or type(exc).__name__
-            raise ArenaFormatError(
-                f"{column} at row {row!r}: expected a JSON list of strings, "
-                f"got {_excerpt(cell)} ({reason})",
-                column=column,
-                row=row,
-            ) from None
-    elif isinstance(cell, (list, tuple, np.ndarray)):
-        value = list(cell)
-    else:
-        raise ArenaFormatError(
-            f"{column} at row {row!r}: expected a JSON list of strings, "
-            f"got {type(cell).__name__} {_excerpt(cell)}",
-            column=column,
-            row=row,
-        )
-    if not isinstance(value, list):
-        raise ArenaFormatError(
-            f"{column} at row {row!r}: expected a JSON list of strings, "
-            f"got JSON {type(value).__name__} {_excerpt(cell)}",
-            column=column,
-            row=row,
-        )
-    turns = []
-    for i, item in enumerate(value):
-        if item is None:
-            turns.append("")
-        elif isinstance(item, str):
-            turns.append(_clean(item))
-        else:
-            raise ArenaFormatError(
-                f"{column} at row {row!r}: expected a JSON list of strings, "
-                f"item {i} is {type(item).__name__} {_excerpt(item)}",
-                column=column,
-                row=row,
-            )
-    return turns
 
 
 def _template_fields(template: str, allowed: Sequence[str] = ARENA_COLUMNS) -> set[str]:
@@ -164,268 +67,21 @@ def _template_fields(template: str, allowed: Sequence[str] = ARENA_COLUMNS) -> s
         if name == "" or name.isdigit():
             raise ValueError(
                 "The 'template' parameter of ArenaTextFormatter must use named "
-                f"fields {names}; got a positional field in {_excerpt(template)}."
+                f"fields {names}; got a positional field in {excerpt(template)}."
             )
         fields.add(name)
     unknown = fields - set(allowed)
     if unknown:
         raise ValueError(
             "The 'template' parameter of ArenaTextFormatter may only use the "
-            f"fields {names}; got {sorted(unknown)} in {_excerpt(template)}."
+            f"fields {names}; got {sorted(unknown)} in {excerpt(template)}."
         )
     return fields
 
 
-def _join_turns(turns: Sequence[str], mode: str, labelled: bool) -> str:
-    if not turns:
-        return ""
-    if mode == "last":
-        return turns[-1]
-    if not labelled:
-        return turns[0]
-    return "\n\n".join(f"[Turn {i}] {t}" for i, t in enumerate(turns, start=1))
-
-
-# --------------------------------------------------------------- token budget
-#: Characters per token of the fallback counter used when no tokenizer is given.
-CHARS_PER_TOKEN = 4
-
-
-def _water_fill(lengths: Sequence[int], budget: int) -> list[int]:
-    """Split ``budget`` over parts: short parts keep all, the rest share equally.
-
-    >>> _water_fill([10, 500, 800], 300)
-    [10, 145, 145]
-    >>> _water_fill([10, 20], 300)
-    [10, 20]
-    """
-    alloc = [0] * len(lengths)
-    remaining = max(int(budget), 0)
-    left = len(lengths)
-    for i in sorted(range(len(lengths)), key=lambda j: lengths[j]):
-        take = min(int(lengths[i]), remaining // left)
-        alloc[i] = take
-        remaining -= take
-        left -= 1
-    return alloc
-
-
-class _TokenCounter:
-    """Count tokens and cut texts to a number of tokens.
-
-    With a Hugging Face fast tokenizer, counts are exact and cuts fall on token
-    boundaries of the original text (through the offset mapping, so the kept
-    prefix is the original text, never a decoded approximation). Without one,
-    a token is :data:`CHARS_PER_TOKEN` characters.
-    """
-
-    def __init__(self, tokenizer: Any = None) -> None:
-        self.tokenizer = tokenizer
-        self._memo: dict[str, list[int]] = {}
-
-    def total(self, text: str) -> int:
-        """Tokens of a whole text, special tokens included (as an embedder sees it)."""
-        if self.tokenizer is None:
-            return -(-len(text) // CHARS_PER_TOKEN)
-        return len(self.tokenizer(text)["input_ids"])
-
-    def ends(self, text: str) -> list[int]:
-        """Character offset at which each token of ``text`` ends (no special tokens)."""
-        if not text:
-            return []
-        if self.tokenizer is None:
-            return [*range(CHARS_PER_TOKEN, len(text), CHARS_PER_TOKEN), len(text)]
-        ends = self._memo.get(text)
-        if ends is None:
-            enc = self.tokenizer(
-                text, add_special_tokens=False, return_offsets_mapping=True
-            )
-            ends, last = [], 0
-            for _, end in enc["offset_mapping"]:
-                last = max(last, int(end))
-                ends.append(last)
-            if len(self._memo) >= 256:  # the parts of the row being cut
-                self._memo.clear()
-            self._memo[text] = ends
-        return ends
-
-    def count(self, text: str) -> int:
-        """Tokens of ``text`` without special tokens."""
-        return len(self.ends(text))
-
-    def cut(self, text: str, n_tokens: int) -> str:
-        """The longest prefix of ``text`` made of its first ``n_tokens`` tokens."""
-        ends = self.ends(text)
-        if n_tokens >= len(ends):
-            return text
-        return text[: ends[n_tokens - 1]] if n_tokens > 0 else ""
-
-
-def _check_fast_tokenizer(tokenizer: Any) -> None:
-    try:
-        tokenizer("a", add_special_tokens=False, return_offsets_mapping=True)
-    except (NotImplementedError, TypeError, ValueError) as exc:
-        raise ValueError(
-            "The 'tokenizer' parameter of ArenaTextFormatter must be a Hugging Face "
-            "fast tokenizer (one that returns an offset mapping, as AutoTokenizer "
-            f"loads by default); got {type(tokenizer).__name__} ({exc})."
-        ) from None
-
-
-def _load_tokenizer(tokenizer: Any) -> Any:
-    """Resolve the ``tokenizer`` parameter: None, a loaded tokenizer or a path."""
-    if tokenizer is None or not isinstance(tokenizer, (str, os.PathLike)):
-        return tokenizer
-    from . import _loading
-
-    raw = os.fspath(tokenizer)
-    try:
-        return _loading.load_tokenizer(raw)  # local_files_only=True: never downloads
-    except (OSError, ValueError) as exc:
-        raise ValueError(
-            f"The 'tokenizer' parameter of ArenaTextFormatter is {raw!r}, from which "
-            "no tokenizer can be loaded: expected a local directory with tokenizer "
-            "files (such as the checkpoint given to GemmaEmbedder) or the name of a "
-            f"model in the local Hugging Face cache; nothing is downloaded. ({exc})"
-        ) from None
-
-
-def _column_pieces(turns: Sequence[str], mode: str, labelled: bool, first: int):
-    """(label, text) pieces of one column, joined with blank lines.
-
-    Mirrors :func:`_join_turns`; ``first`` drops the oldest turns and keeps the
-    original turn numbers of the rest.
-    """
-    if not turns:
-        return []
-    if mode == "last":
-        return [("", turns[-1])]
-    if not labelled:
-        return [("", turns[0])]
-    return [(f"[Turn {i}] ", t) for i, t in enumerate(turns, start=1)][first:]
-
-
-def _join_pieces(pieces: Sequence[tuple[str, str]]) -> str:
-    return "\n\n".join(label + text for label, text in pieces)
-
-
-def _cut_column(
-    pieces: Sequence[tuple[str, str]], share: int, counter: _TokenCounter
-) -> tuple[str, float]:
-    """Cut one column to about ``share`` tokens, water-filling over its turns.
-
-    Returns the text and the fewest tokens left to a turn that was cut, when
-    the column has several turns (``inf`` otherwise or when none was cut).
-    """
-    full = _join_pieces(pieces)
-    if counter.count(full) <= share:
-        return full, math.inf
-    if len(pieces) == 1:
-        label, text = pieces[0]
-        return label + counter.cut(text, share - counter.count(label)), math.inf
-    frame = counter.count(_join_pieces([(label, "") for label, _ in pieces]))
-    lengths = [counter.count(t) for _, t in pieces]
-    alloc = _water_fill(lengths, share - frame)
-    stub = min((k for k, n in zip(alloc, lengths) if k < n), default=math.inf)
-    text = _join_pieces(
-        [(label, counter.cut(t, k)) for (label, t), k in zip(pieces, alloc)]
-    )
-    return text, stub
-
-
-#: With ``turns="all"`` under a budget, the oldest turns are dropped rather
-#: than cutting a turn to fewer tokens than this.
-MIN_TOKENS_PER_TURN = 32
-
-
-def _fit_to_budget(
-    parts: Sequence[Sequence[str]],
-    mode: str,
-    labelled: bool,
-    fill: Callable[[str, str, str], str],
-    counter: _TokenCounter,
-    max_tokens: int,
-    overhead: int,
-) -> tuple[str, str, str]:
-    """Cut prompt, response_a and response_b so that the filled template fits.
-
-    The budget left by the template (``overhead`` tokens) is water-filled over
-    the three columns and, within a column, over its turns. Token counts of
-    parts do not add up exactly (merges across boundaries), so the budget is
-    tightened by the measured excess until the whole text fits. With
-    ``turns="all"``, the oldest turns are dropped (from all columns at once)
-    while a turn would be cut to fewer than :data:`MIN_TOKENS_PER_TURN` tokens,
-    or the text cannot fit otherwise, down to the last turn.
-    """
-    budget = max_tokens - overhead
-    n_first = max(len(t) for t in parts) if mode == "all" and labelled else 1
-    best: tuple[str, str, str] | None = None
-    for first in range(n_first):
-        last_chance = first == n_first - 1
-        cols = [_column_pieces(t, mode, labelled, first) for t in parts]
-        lengths = [counter.count(_join_pieces(c)) for c in cols]
-        slack = 0
-        for _ in range(8):
-            shares = _water_fill(lengths, budget - slack)
-            cut = [_cut_column(c, k, counter) for c, k in zip(cols, shares)]
-            if not last_chance and min(stub for _, stub in cut) < MIN_TOKENS_PER_TURN:
-                break  # drop the oldest turn instead
-            p, a, b = (text for text, _ in cut)
-            best = (p, a, b)
-            excess = counter.total(fill(p, a, b)) - max_tokens
-            if excess <= 0:
-                return best
-            if slack >= budget:
-                break
-            slack += excess
-    assert best is not None
-    return best  # best effort: the template or the turn labels alone overflow
-
-
-def _quoted_list(names: Sequence[str]) -> str:
-    quoted = [repr(n) for n in names]
-    if len(quoted) == 1:
-        return quoted[0]
-    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
-
-
-def _arena_frame(
-    X: Any, owner: str, required: Sequence[str] = ARENA_COLUMNS
-) -> pd.DataFrame:
-    """Check that ``X`` is a DataFrame (or mapping) of arena rows; return it.
-
-    Errors name ``owner``, the missing columns and the columns found.
-    """
-    if isinstance(X, str):
-        raise ValueError(
-            f"A pandas DataFrame with columns {_quoted_list(required)} expected, "
-            "string object received."
-        )
-    if isinstance(X, Mapping) and not isinstance(X, pd.DataFrame):
-        X = pd.DataFrame(dict(X))
-    if not isinstance(X, pd.DataFrame):
-        raise ValueError(
-            f"A pandas DataFrame with columns {_quoted_list(required)} expected, "
-            f"got {type(X).__name__}."
-        )
-    missing = [c for c in required if c not in X.columns]
-    if missing:
-        raise ValueError(
-            f"Missing column(s) {', '.join(repr(c) for c in missing)}: "
-            f"{owner} needs {_quoted_list(required)}; got columns "
-            f"{list(map(str, X.columns))}."
-        )
-    repeated = [c for c in required if int((X.columns == c).sum()) > 1]
-    if repeated:
-        raise ValueError(
-            f"Duplicate column(s) {', '.join(repr(c) for c in repeated)}: "
-            f"{owner} needs exactly one column each of {_quoted_list(required)}; "
-            f"got columns {list(map(str, X.columns))}."
-        )
-    return X
-
-
-class ArenaTextFormatter(TransformerMixin, BaseEstimator):
+class ArenaTextFormatter(
+    ArenaRowsTransformerMixin, VersionedPickleMixin, TransformerMixin, BaseEstimator
+):
     """Format Chatbot Arena rows into texts for an embedder.
 
     Stateless transformer: ``fit`` only validates the parameters, and
@@ -567,11 +223,9 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         self._validate_params()
         if isinstance(self.template, str):
-            _template_fields(
-                self.template, PAIR_FIELDS if self.layout == "pair" else ARENA_COLUMNS
-            )
+            _template_fields(self.template, PAIR_FIELDS if self.layout == "pair" else ARENA_COLUMNS)
 
-    def _token_counter(self) -> _TokenCounter | None:
+    def _token_counter(self) -> TokenCounter | None:
         """The counter of the budget, loading the tokenizer on first use."""
         if self.max_tokens is None:
             return None
@@ -579,33 +233,15 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
             key = os.fspath(self.tokenizer)
             cached = getattr(self, "_lazy_tokenizer", None)
             if cached is None or cached[0] != key:
-                cached = (key, _load_tokenizer(key))
-                _check_fast_tokenizer(cached[1])
+                cached = (key, load_tokenizer_param(key))
                 self._lazy_tokenizer = cached
-            return _TokenCounter(cached[1])
-        if self.tokenizer is not None:
-            _check_fast_tokenizer(self.tokenizer)
-        return _TokenCounter(self.tokenizer)
+            return TokenCounter(cached[1])
+        return TokenCounter(load_tokenizer_param(self.tokenizer))
 
-    def fit(self, X: Any, y: Any = None) -> ArenaTextFormatter:
-        """Validate the parameters and the columns of ``X``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Arena rows with columns ``prompt``, ``response_a``, ``response_b``.
-        y : None
-            Ignored. Not used, present here for API consistency by convention.
-
-        Returns
-        -------
-        self : ArenaTextFormatter
-            The formatter itself.
-        """
+    def _check_rows(self, X: Any) -> None:
         self._check_params()
         self._columns(X)
         self._token_counter()  # a tokenizer path that does not load fails here
-        return self
 
     def transform(self, X: Any) -> np.ndarray:
         """Format each row of ``X`` into one text.
@@ -634,12 +270,18 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         """``layout="pair"``: one text per answer, ``(n_rows, 2)``."""
         parsed = self._parsed_rows(X)
         template = self.template
+        fill2: Callable[[str, str], str]
         if callable(template):
-            fill2 = template
+            fill2 = cast(Callable[[str, str], str], template)  # template(prompt, response)
         else:
             fmt = PAIR_TEMPLATE if template is None else template
-            fill2 = lambda p, r: fmt.format(prompt=p, response=r)  # noqa: E731
-        fill = lambda p, r, _: fill2(p, r)  # noqa: E731 - the budget's 3-part filler
+
+            def fill2(p: str, r: str) -> str:
+                return fmt.format(prompt=p, response=r)
+
+        def fill(p: str, r: str, _: str) -> str:  # the budget's 3-part filler
+            return fill2(p, r)
+
         render = self._renderer(fill)
         out = np.empty((len(parsed), 2), dtype=object)
         for i, (row, (prompt, answer_a, answer_b)) in enumerate(parsed):
@@ -689,7 +331,7 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
         overhead: list[int] = []  # the template's own tokens, counted once
 
         def render(parts: list[list[str]], labelled: bool, row: Any) -> tuple:
-            source = tuple(_join_turns(t, self.turns, labelled) for t in parts)
+            source = tuple(join_turns(t, self.turns, labelled) for t in parts)
             text = fill(*source)
             if not isinstance(text, str):
                 raise TypeError(
@@ -697,16 +339,17 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
                     f"str; got {type(text).__name__} at row {row!r}."
                 )
             kept = source
-            if counter is not None and counter.total(text) > self.max_tokens:
+            max_tokens = self.max_tokens
+            if counter is not None and max_tokens is not None and counter.total(text) > max_tokens:
                 if not overhead:
                     overhead.append(counter.total(fill("", "", "")))
-                kept = _fit_to_budget(
+                kept = fit_to_budget(
                     parts,
                     self.turns,
                     labelled,
                     fill,
                     counter,
-                    self.max_tokens,
+                    max_tokens,
                     overhead[0],
                 )
                 text = fill(*kept)
@@ -723,7 +366,7 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _columns(X: Any) -> tuple[list, list, list, list]:
-        X = _arena_frame(X, "ArenaTextFormatter")
+        X = check_arena_frame(X, "ArenaTextFormatter")
         return (
             X["prompt"].tolist(),
             X["response_a"].tolist(),
@@ -731,46 +374,17 @@ class ArenaTextFormatter(TransformerMixin, BaseEstimator):
             X.index.tolist(),
         )
 
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """Names of the output columns.
+    def _output_names(self) -> list[str]:
+        # one text per row, or the texts of answer A and answer B
+        return ["text_a", "text_b"] if self.layout == "pair" else ["text"]
 
-        Parameters
-        ----------
-        input_features : array-like of str or None, default=None
-            Ignored. Not used, present here for API consistency by convention.
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-            ``["text"]``, or ``["text_a", "text_b"]`` with ``layout="pair"``.
-        """
-        names = ["text_a", "text_b"] if self.layout == "pair" else ["text"]
-        return np.asarray(names, dtype=object)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = False
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    def __getstate__(self) -> dict[str, Any]:
-        # a tokenizer loaded from a path is reloaded after unpickling
-        state = super().__getstate__()
-        state = {k: v for k, v in state.items() if not k.startswith("_lazy_")}
-        return _stamp_state(state)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(_check_state(self, state))
-
-
-def _field_spans(
-    template: str, values: Mapping[str, str]
-) -> dict[str, tuple[int, int]]:
+def _field_spans(template: str, values: Mapping[str, str]) -> dict[str, tuple[int, int]]:
     """Character span of the first occurrence of each field in the filled text."""
     formatter = string.Formatter()
     spans: dict[str, tuple[int, int]] = {}
@@ -858,25 +472,12 @@ def truncation_report(
         )
     if not isinstance(max_length, Integral) or max_length < 1:
         raise ValueError(f"max_length must be a positive int; got {max_length!r}.")
-    tok = _load_tokenizer(tokenizer)
-    if tok is not None:
-        _check_fast_tokenizer(tok)
+    counter = TokenCounter(load_tokenizer_param(tokenizer))
     template = SEED_TEMPLATE if formatter.template is None else formatter.template
     rows = formatter._format_parts(X)
     records = []
     for _, source, kept, text in rows:
-        if tok is None:
-            n_tokens = -(-len(text) // CHARS_PER_TOKEN)
-            cutoff = min(len(text), max_length * CHARS_PER_TOKEN)
-        else:
-            enc = tok(text, return_offsets_mapping=True)
-            n_tokens = len(enc["input_ids"])
-            if n_tokens <= max_length:
-                cutoff = len(text)
-            else:
-                cutoff = max(
-                    (int(e) for _, e in enc["offset_mapping"][:max_length]), default=0
-                )
+        n_tokens, cutoff = counter.kept_chars(text, max_length)
         spans = _field_spans(template, dict(zip(ARENA_COLUMNS, kept)))
         record: dict[str, int] = {"n_tokens": n_tokens}
         for name, original in zip(ARENA_COLUMNS, source):
@@ -887,6 +488,4 @@ def truncation_report(
     columns = ["n_tokens"] + [
         f"{name}_{kind}" for name in ARENA_COLUMNS for kind in ("chars", "kept_chars")
     ]
-    return pd.DataFrame(
-        records, index=[row for row, *_ in rows], columns=columns, dtype=np.int64
-    )
+    return pd.DataFrame(records, index=[row for row, *_ in rows], columns=columns, dtype=np.int64)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_path
-from .formatting import ARENA_COLUMNS
+from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS
 
 __all__ = [
     "CLASS_NAMES",
@@ -21,11 +21,6 @@ __all__ = [
     "load_arena_csv",
     "write_submission",
 ]
-
-#: The one-hot label columns, in class order 0, 1, 2.
-WINNER_COLUMNS: tuple[str, str, str] = ("winner_model_a", "winner_model_b", "winner_tie")
-#: Class names for y = 0, 1, 2.
-CLASS_NAMES: tuple[str, str, str] = ("model_a", "model_b", "tie")
 
 
 def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
@@ -74,9 +69,7 @@ def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
     return np.argmax(values.astype(np.int64), axis=1).astype(np.int64)
 
 
-def load_arena_csv(
-    path: str | os.PathLike[str], *, require_labels: bool = False
-) -> pd.DataFrame:
+def load_arena_csv(path: str | os.PathLike[str], *, require_labels: bool = False) -> pd.DataFrame:
     """Read a Kaggle arena CSV and check its columns.
 
     Parameters
@@ -149,21 +142,17 @@ def write_submission(
     ids = list(ids)
     if proba.ndim != 2 or proba.shape[1] != 3:
         raise ValueError(
-            f"proba must have shape (n_rows, 3) for model_a, model_b, tie; "
-            f"got {proba.shape}"
+            f"proba must have shape (n_rows, 3) for model_a, model_b, tie; got {proba.shape}"
         )
     if len(ids) != proba.shape[0]:
-        raise ValueError(
-            f"ids has {len(ids)} entries but proba has {proba.shape[0]} rows"
-        )
+        raise ValueError(f"ids has {len(ids)} entries but proba has {proba.shape[0]} rows")
     bad = ~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
     sums = proba.sum(axis=1)
     bad |= sums <= 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"proba row {i} (id {ids[i]!r}) is not a probability vector: "
-            f"{proba[i].tolist()}"
+            f"proba row {i} (id {ids[i]!r}) is not a probability vector: {proba[i].tolist()}"
         )
     proba = proba / sums[:, None]
     df = pd.DataFrame(proba, columns=list(WINNER_COLUMNS))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .formatting import _arena_frame, parse_turns
+from .schema import check_arena_frame, parse_turns
 
 __all__ = ["PromptGroupKFold", "normalize_prompt", "prompt_groups"]
 
@@ -40,6 +40,7 @@ def normalize_prompt(turns: list[str]) -> str:
     Returns
     -------
     key : str
+        Lower-cased, whitespace-normalised text of all turns.
 
     Examples
     --------
@@ -82,7 +83,7 @@ def prompt_groups(X: Any) -> np.ndarray:
     ``cross_val_score(pipe, df, y, cv=StratifiedGroupKFold(5),
     groups=prompt_groups(df))``.
     """
-    X = _arena_frame(X, "prompt_groups", required=("prompt",))
+    X = check_arena_frame(X, "prompt_groups", required=("prompt",))
     keys = [
         normalize_prompt(parse_turns(cell, column="prompt", row=row))
         for cell, row in zip(X["prompt"].tolist(), X.index)
@@ -138,7 +139,7 @@ class PromptGroupKFold(StratifiedGroupKFold):
     ) -> None:
         super().__init__(n_splits=n_splits, shuffle=shuffle, random_state=random_state)
 
-    def split(self, X: Any, y: Any = None, groups: Any = None):  # type: ignore[no-untyped-def]
+    def split(self, X: Any, y: Any = None, groups: Any = None):
         """Generate indices to split arena rows into training and test set.
 
         Parameters

@@ -23,9 +23,10 @@ from sklearn.model_selection import GroupKFold
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .augmentation import _SWAPPED_LABEL, _check_labels, swap_labels
+from ._base import fit_context
+from .schema import SWAPPED_LABEL, check_labels, swap_labels
 
-__all__ = ["DEFAULT_CS", "PairDifferenceClassifier"]
+__all__ = ["DEFAULT_CS", "PairDifferenceClassifier", "make_logreg_classifier"]
 
 
 def _lrcv_l2_params() -> dict[str, Any]:
@@ -41,30 +42,55 @@ def _lrcv_l2_params() -> dict[str, Any]:
 _LRCV_L2 = _lrcv_l2_params()
 
 
-def _scaled_logreg(C: float) -> Any:
-    """StandardScaler + multinomial LogisticRegression with inverse strength ``C``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def _neg_log_loss_over(classes: np.ndarray) -> Any:
+    """``neg_log_loss`` over all ``classes``, also for a fold whose training
+    rows lack one (that class then gets probability 1e-15)."""
+    from sklearn.metrics import log_loss
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    def score(estimator: Any, X: Any, y: Any) -> float:
+        proba = np.full((len(y), len(classes)), 1e-15)
+        proba[:, np.searchsorted(classes, estimator.classes_)] = estimator.predict_proba(X)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return -float(log_loss(y, proba, labels=classes))
 
-
-def _scaled_logreg_cv(Cs: Any) -> Any:
-    """StandardScaler + LogisticRegressionCV (plain L2, 5 stratified folds, log
-    loss) choosing ``C`` among ``Cs`` inside each fit."""
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    search = LogisticRegressionCV(
-        Cs=list(Cs), cv=5, scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
-    )
-    return make_pipeline(StandardScaler(), search)
+    return score
 
 
 #: Inverse regularisation strengths searched by default (log-spaced).
 DEFAULT_CS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def make_logreg_classifier(C: float | None = None, *, Cs: Any = DEFAULT_CS) -> Any:
+    """``StandardScaler`` + multinomial ``LogisticRegression``, as one pipeline.
+
+    Parameters
+    ----------
+    C : float or None, default=None
+        Inverse regularisation strength. ``None``: chosen among ``Cs`` at each
+        fit by ``LogisticRegressionCV`` (plain L2, 5 stratified folds, log
+        loss, the ``C`` with the best mean score, refit on all rows).
+    Cs : sequence of float, default=DEFAULT_CS
+        Candidates when ``C`` is ``None``.
+
+    Returns
+    -------
+    classifier : sklearn.pipeline.Pipeline
+
+    Examples
+    --------
+    >>> make_logreg_classifier(0.01)[-1]
+    LogisticRegression(C=0.01, max_iter=5000)
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if C is not None:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+    search = LogisticRegressionCV(
+        Cs=list(Cs), cv=5, scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
+    )
+    return make_pipeline(StandardScaler(), search)
 
 
 class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -83,10 +109,12 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     estimator : classifier or None, default=None
         Classifier of the differences. ``None``: ``StandardScaler`` and a
         multinomial ``LogisticRegression`` whose ``C`` is chosen among ``Cs``
-        by ``cv``-fold cross-validated log loss, each row kept in the same fold
-        as its swapped copy. Frozen embeddings of a few thousand rows need
-        strong regularisation, and how much depends on the data size: the
-        search takes that choice away from the user.
+        by ``cv``-fold cross-validated log loss (the scaler is fitted inside
+        each fold; the ``C`` with the best mean score wins and is refitted on
+        all rows), each row kept in the same fold as its swapped copy. Frozen
+        embeddings of a few thousand rows need strong regularisation, and how
+        much depends on the data size: the search takes that choice away from
+        the user.
     Cs : sequence of float, default=DEFAULT_CS
         Candidate inverse regularisation strengths (``estimator=None`` only).
     cv : int, default=5
@@ -99,8 +127,8 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     classes_ : ndarray of shape (n_classes,)
         ``[0, 1, 2]`` (or ``[0, 1]`` when ``y`` holds no tie).
     C_ : float or None
-        The ``C`` of the final fit: the mean over the search's folds of each
-        fold's best ``C`` (``None`` when ``estimator`` is given).
+        The ``C`` of the final fit: the candidate with the best mean
+        cross-validated log loss (``None`` when ``estimator`` is given).
     n_features_in_ : int
         Columns of ``X``: twice the embedding width.
     feature_names_in_ : ndarray of str
@@ -157,6 +185,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         half = X.shape[1] // 2
         return X[:, :half] - X[:, half:]
 
+    @fit_context(prefer_skip_nested_validation=False)  # estimator validates itself
     def fit(self, X: Any, y: Any) -> PairDifferenceClassifier:
         """Fit on the differences and their negations (labels swapped).
 
@@ -172,13 +201,12 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         self : PairDifferenceClassifier
             The fitted classifier.
         """
-        self._validate_params()
         if y is None:
             raise ValueError(
                 "PairDifferenceClassifier requires y to be passed, but the target y is None."
             )
         d = self._differences(X, reset=True)
-        y = _check_labels(y)
+        y = check_labels(y)
         if len(y) != len(d):
             raise ValueError(f"X has {len(d)} rows but y has {len(y)} labels.")
         D = np.vstack([d, -d])
@@ -197,8 +225,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         return self
 
     def _search(self, D: np.ndarray, Y: np.ndarray, n: int) -> tuple[Any, float]:
-        from sklearn.linear_model import LogisticRegressionCV
-        from sklearn.preprocessing import StandardScaler
+        from sklearn.model_selection import GridSearchCV
 
         Cs = [float(c) for c in self.Cs]
         if not Cs or min(Cs) <= 0:
@@ -209,17 +236,17 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         # a row and its swapped copy always fall in the same fold
         groups = np.concatenate([np.arange(n), np.arange(n)])
         folds = list(GroupKFold(n_splits=min(self.cv, n)).split(D, Y, groups))
-        scaled = StandardScaler().fit_transform(D)
-        search = LogisticRegressionCV(
-            Cs=Cs,
+        base = make_logreg_classifier(Cs[0])
+        step = base.steps[-1][0]
+        search = GridSearchCV(
+            base,
+            {f"{step}__C": Cs},
             cv=folds,
-            scoring="neg_log_loss",
-            max_iter=5000,
-            refit=False,
-            **_LRCV_L2,
-        ).fit(scaled, Y)
-        C = float(np.ravel(search.C_)[0])
-        return _scaled_logreg(C).fit(D, Y), C
+            scoring=_neg_log_loss_over(np.unique(Y)),
+            error_score="raise",
+            refit=True,
+        ).fit(D, Y)
+        return search.best_estimator_, float(search.best_params_[f"{step}__C"])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of model_a wins, model_b wins, tie; swap-symmetric.
@@ -236,7 +263,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         check_is_fitted(self)
         d = self._differences(X, reset=False)
         position = {int(c): j for j, c in enumerate(self.classes_)}
-        perm = [position[_SWAPPED_LABEL[int(c)]] for c in self.classes_]
+        perm = [position[SWAPPED_LABEL[int(c)]] for c in self.classes_]
         forward = self.estimator_.predict_proba(d)
         backward = self.estimator_.predict_proba(-d)[:, perm]
         return 0.5 * (forward + backward)

@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The preference pipeline: formatter, embedder, classifier."""
+"""The preference pipeline: the recipes, and which formatter and classifier each uses.
+
+This module is the one place that maps a recipe to its steps: the layout its
+formatter writes (:data:`RECIPE_LAYOUTS`) and the classifier it trains
+(:func:`make_recipe_classifier`). :func:`make_preference_pipeline` builds the
+whole pipeline; the command line and the benchmarks build theirs from the
+same functions.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -11,61 +19,141 @@ from sklearn.pipeline import Pipeline
 
 from .embedding import GemmaEmbedder
 from .formatting import ArenaTextFormatter
-from .pairwise import PairDifferenceClassifier
+from .pairwise import DEFAULT_CS, PairDifferenceClassifier, make_logreg_classifier
 
-__all__ = ["RECIPES", "make_catboost_classifier", "make_preference_pipeline"]
+__all__ = [
+    "CLASSIFIER_KINDS",
+    "DEFAULT_CS",
+    "RECIPES",
+    "RECIPE_LAYOUTS",
+    "make_catboost_classifier",
+    "make_logreg_classifier",
+    "make_preference_pipeline",
+    "make_recipe_classifier",
+    "make_recipe_formatter",
+]
 
 #: The recipes of :func:`make_preference_pipeline`.
 RECIPES: tuple[str, ...] = ("pairwise", "seed")
 #: The ``ArenaTextFormatter`` layout each recipe embeds.
-_RECIPE_LAYOUT = {"pairwise": "pair", "seed": "joint"}
+RECIPE_LAYOUTS: Mapping[str, str] = {"pairwise": "pair", "seed": "joint"}
+#: Classifiers :func:`make_recipe_classifier` builds; ``"auto"`` is the recipe's own.
+CLASSIFIER_KINDS: tuple[str, ...] = ("auto", "logreg", "catboost")
 
 
-def _catboost_gpu_available() -> bool:
-    import torch
-
-    # without a CUDA device, don't ask CatBoost: on machines with the CUDA
-    # runtime but no driver its probe prints an error line to stderr
-    if not torch.cuda.is_available():
-        return False
-    try:
-        from catboost.utils import get_gpu_device_count
-
-        return get_gpu_device_count() > 0
-    except Exception:  # CPU-only catboost builds, missing drivers
-        return False
+def _check_recipe(recipe: Any, owner: str) -> str:
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"The 'recipe' parameter of {owner} must be one of "
+            f"{', '.join(map(repr, RECIPES))}; got {recipe!r}."
+        )
+    return str(recipe)
 
 
 def make_catboost_classifier(**params: Any) -> BaseEstimator:
     """The reference notebook's CatBoost classifier, with quiet defaults.
 
-    ``loss_function="MultiClass"``, ``learning_rate=0.03``, ``iterations=1000``,
-    ``task_type="GPU"`` when CatBoost sees a CUDA device, else ``"CPU"`` with
-    every core; no console output and no ``catboost_info/`` folder. Keyword
-    arguments override these.
+    ``loss_function="MultiClass"``, ``learning_rate=0.03``,
+    ``iterations=1000``, every CPU core, no console output and no
+    ``catboost_info/`` folder. Keyword arguments override these.
+
+    Without a ``task_type`` keyword, the device is chosen at each ``fit``:
+    ``"GPU"`` when CatBoost sees a CUDA device on the machine that fits,
+    else ``"CPU"``; so a pipeline built on a laptop and fitted on a GPU
+    machine uses the GPU.
 
     Returns
     -------
-    classifier : catboost.CatBoostClassifier
+    classifier : AutoDeviceCatBoostClassifier
+        A ``catboost.CatBoostClassifier`` subclass that only adds that choice.
     """
     try:
-        from catboost import CatBoostClassifier
+        from ._catboost import AutoDeviceCatBoostClassifier
     except ImportError as exc:  # pragma: no cover - catboost is a dependency
-        raise ImportError("the default classifier needs catboost: pip install catboost") from exc
+        raise ImportError(
+            "the seed recipe's classifier needs catboost: pip install catboost"
+        ) from exc
 
     defaults: dict[str, Any] = {
         "loss_function": "MultiClass",
         "learning_rate": 0.03,
         "iterations": 1000,
-        "task_type": "GPU" if _catboost_gpu_available() else "CPU",
         "random_seed": 0,
         "verbose": False,
         "allow_writing_files": False,
+        "thread_count": -1,
     }
-    if defaults["task_type"] == "CPU":
-        defaults["thread_count"] = -1
     defaults.update(params)
-    return CatBoostClassifier(**defaults)
+    return AutoDeviceCatBoostClassifier(**defaults)
+
+
+def make_recipe_classifier(
+    recipe: str = "pairwise",
+    kind: str = "auto",
+    *,
+    C: float | None = None,
+    iterations: int | None = None,
+) -> BaseEstimator:
+    """The classifier of a recipe, or another kind in the recipe's shape.
+
+    Parameters
+    ----------
+    recipe : {"pairwise", "seed"}, default="pairwise"
+    kind : {"auto", "logreg", "catboost"}, default="auto"
+        ``"auto"``: the recipe's own (pairwise: logistic regression, seed:
+        CatBoost). Under ``recipe="pairwise"`` either kind is wrapped in
+        :class:`PairDifferenceClassifier`.
+    C : float or None, default=None
+        Logistic regression's inverse regularisation; ``None`` chooses it by
+        cross-validation among :data:`DEFAULT_CS`.
+    iterations : int or None, default=None
+        CatBoost iterations; ``None``: 1000.
+
+    Returns
+    -------
+    classifier : estimator
+
+    Examples
+    --------
+    >>> type(make_recipe_classifier("pairwise", "catboost").estimator).__name__
+    'AutoDeviceCatBoostClassifier'
+    >>> make_recipe_classifier("seed", "logreg", C=0.01)[-1]
+    LogisticRegression(C=0.01, max_iter=5000)
+    """
+    recipe = _check_recipe(recipe, "make_recipe_classifier")
+    if kind not in CLASSIFIER_KINDS:
+        raise ValueError(
+            "The 'kind' parameter of make_recipe_classifier must be one of "
+            f"{', '.join(map(repr, CLASSIFIER_KINDS))}; got {kind!r}."
+        )
+    if C is not None and not C > 0:
+        raise ValueError(f"C must be positive, got {C}")
+    if kind == "auto":
+        kind = "logreg" if recipe == "pairwise" else "catboost"
+    pairwise = recipe == "pairwise"
+    if kind == "catboost":
+        params = {} if iterations is None else {"iterations": iterations}
+        catboost = make_catboost_classifier(**params)
+        return PairDifferenceClassifier(catboost) if pairwise else catboost
+    if pairwise:
+        return (
+            PairDifferenceClassifier()
+            if C is None
+            else PairDifferenceClassifier(make_logreg_classifier(C))
+        )
+    return make_logreg_classifier(C)
+
+
+def make_recipe_formatter(recipe: str = "pairwise", **params: Any) -> ArenaTextFormatter:
+    """The recipe's :class:`ArenaTextFormatter` (its layout), with ``params``.
+
+    Examples
+    --------
+    >>> make_recipe_formatter("pairwise", turns="all")
+    ArenaTextFormatter(layout='pair', turns='all')
+    """
+    recipe = _check_recipe(recipe, "make_recipe_formatter")
+    return ArenaTextFormatter(layout=RECIPE_LAYOUTS[recipe], **params)
 
 
 def make_preference_pipeline(
@@ -89,7 +177,7 @@ def make_preference_pipeline(
     - ``"seed"``: the reference notebook. ``ArenaTextFormatter()`` (one text
       with the prompt and both answers), the embedder, and
       :func:`make_catboost_classifier` (CatBoost ``MultiClass``, learning rate
-      0.03, 1000 iterations, on the GPU when CatBoost sees one).
+      0.03, 1000 iterations, on the GPU when the fitting machine has one).
 
     Parameters
     ----------
@@ -129,23 +217,15 @@ def make_preference_pipeline(
     >>> type(pipe["classifier"]).__name__
     'PairDifferenceClassifier'
     >>> type(make_preference_pipeline(recipe="seed")["classifier"]).__name__
-    'CatBoostClassifier'
+    'AutoDeviceCatBoostClassifier'
     """
-    if recipe not in RECIPES:
-        raise ValueError(
-            f"The 'recipe' parameter of make_preference_pipeline must be one of "
-            f"{', '.join(map(repr, RECIPES))}; got {recipe!r}."
-        )
+    recipe = _check_recipe(recipe, "make_preference_pipeline")
     if formatter is None:
-        formatter = ArenaTextFormatter(layout=_RECIPE_LAYOUT[recipe])
+        formatter = make_recipe_formatter(recipe)
     pair_classifier = isinstance(classifier, PairDifferenceClassifier) or (
         classifier is None and recipe == "pairwise"
     )
-    if (
-        pair_classifier
-        and isinstance(formatter, ArenaTextFormatter)
-        and formatter.layout != "pair"
-    ):
+    if pair_classifier and isinstance(formatter, ArenaTextFormatter) and formatter.layout != "pair":
         # PairDifferenceClassifier would split one row's vector in two halves
         raise ValueError(
             "PairDifferenceClassifier (the classifier of recipe='pairwise') "
@@ -156,9 +236,7 @@ def make_preference_pipeline(
             "classifier."
         )
     if classifier is None:
-        classifier = (
-            PairDifferenceClassifier() if recipe == "pairwise" else make_catboost_classifier()
-        )
+        classifier = make_recipe_classifier(recipe)
     return Pipeline(
         [
             ("formatter", formatter),

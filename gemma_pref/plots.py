@@ -89,10 +89,10 @@ def plot_reliability(
         hit = (y == k).astype(float)
         which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
         counts = np.bincount(which, minlength=n_bins)
-        mean_p = np.bincount(which, weights=p, minlength=n_bins)
-        freq = np.bincount(which, weights=hit, minlength=n_bins)
+        sum_p = np.bincount(which, weights=p, minlength=n_bins)
+        hits = np.bincount(which, weights=hit, minlength=n_bins)
         used = counts > 0
-        mean_p, freq = mean_p[used] / counts[used], freq[used] / counts[used]
+        mean_p, freq = sum_p[used] / counts[used], hits[used] / counts[used]
         ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect")
         ax.plot(mean_p, freq, marker="o", color="C0", label="observed")
         ece = float(np.sum(counts[used] * np.abs(mean_p - freq)) / len(y))
@@ -102,8 +102,12 @@ def plot_reliability(
         ax.set_ylim(0, 1)
         twin = ax.twinx()
         twin.bar(
-            (edges[:-1] + edges[1:]) / 2, counts, width=1.0 / n_bins,
-            color="C1", alpha=0.25, label="rows",
+            (edges[:-1] + edges[1:]) / 2,
+            counts,
+            width=1.0 / n_bins,
+            color="C1",
+            alpha=0.25,
+            label="rows",
         )
         twin.set_yticks([])
         ax.set_zorder(twin.get_zorder() + 1)  # the curve in front of the counts
@@ -129,17 +133,18 @@ def plot_confusion_matrix(
     Parameters
     ----------
     y : array-like of shape (n_rows,)
-        True labels 0 (model_a wins), 1 (model_b wins), 2 (tie).
+        The labels, as :func:`~gemma_pref.labels_from_winner` gives them.
     proba : array-like of shape (n_rows, 3)
-        Predicted probabilities.
+        Predicted probabilities; the predicted class is each row's argmax.
     path : str, os.PathLike or None, default=None
-        Where to write a PNG.
+        Where to write the matrix as a PNG (``None``: not written).
     title : str or None, default=None
-        Figure title.
+        Figure title; ``None`` names the accuracy.
 
     Returns
     -------
     figure : matplotlib.figure.Figure
+        One axes: the matrix, its cells coloured by row share.
 
     Examples
     --------
@@ -163,7 +168,11 @@ def plot_confusion_matrix(
     for i in range(n):
         for j in range(n):
             ax.text(
-                j, i, f"{rates[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center",
+                j,
+                i,
+                f"{rates[i, j]:.2f}\n({counts[i, j]})",
+                ha="center",
+                va="center",
                 color="white" if rates[i, j] > 0.5 else "black",
             )
     ax.set_xticks(range(n), [f"pred {c}" for c in CLASS_NAMES])

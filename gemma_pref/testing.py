@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["make_tiny_gemma"]
+__all__ = ["build_tiny_tokenizer", "make_tiny_gemma"]
 
 _SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
 
@@ -29,7 +30,9 @@ def _training_texts() -> list[str]:
     return texts
 
 
-def _build_tokenizer(vocab_size: int):  # type: ignore[no-untyped-def]
+def build_tiny_tokenizer(vocab_size: int = 2048) -> Any:
+    """A byte-level BPE tokenizer with Gemma's special tokens, trained on the
+    bundled arena sample (offline, a few seconds)."""
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -113,7 +116,7 @@ def make_tiny_gemma(
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tokenizer = _build_tokenizer(vocab_size)
+    tokenizer = build_tiny_tokenizer(vocab_size)
     heads = 4
     config = Gemma2Config(
         vocab_size=len(tokenizer),

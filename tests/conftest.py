@@ -56,3 +56,57 @@ def _fresh_memory_cache():
     clear_memory_cache()
     yield
     clear_memory_cache()
+
+
+@pytest.fixture
+def make_embedder(tiny_gemma, request):
+    """A factory of GemmaEmbedder on the tiny checkpoint.
+
+    ``make_embedder(path=None, **params)``. Defaults: the tiny checkpoint,
+    float32, 64 tokens; a test module may set ``EMBEDDER_DEFAULTS`` (a dict)
+    to change them for its tests; keywords override both.
+    """
+    from gemma_pref import GemmaEmbedder
+
+    defaults = {
+        "max_length": 64,
+        "torch_dtype": "float32",
+        **getattr(request.module, "EMBEDDER_DEFAULTS", {}),
+    }
+
+    def make(path=None, **params):
+        return GemmaEmbedder(tiny_gemma if path is None else path, **{**defaults, **params})
+
+    return make
+
+
+@pytest.fixture
+def forward_rows(monkeypatch):
+    """Batch sizes of every call of the real Gemma-2 forward pass (a list)."""
+    from transformers.models.gemma2.modeling_gemma2 import Gemma2Model
+
+    rows: list[int] = []
+    original = Gemma2Model.forward
+
+    def counting_forward(self, *args, **kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        rows.append(int(ids.shape[0]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
+    return rows
+
+
+def replicas_loaded(estimator) -> bool:
+    """Whether ``estimator`` holds loaded model replicas right now.
+
+    The one place the tests look at the lazily loaded state (the ``_lazy_``
+    attributes that pickling drops); elsewhere they use ``estimator.load()``.
+    """
+    return any(k.startswith("_lazy_runtime") and v is not None for k, v in vars(estimator).items())
+
+
+@pytest.fixture
+def is_loaded():
+    """:func:`replicas_loaded` as a fixture."""
+    return replicas_loaded

@@ -22,9 +22,7 @@ SWAP = [1, 0, 2]
 
 
 def _features_lr():
-    return make_pipeline(
-        ArenaStructureFeatures(), StandardScaler(), LogisticRegression(C=0.01)
-    )
+    return make_pipeline(ArenaStructureFeatures(), StandardScaler(), LogisticRegression(C=0.01))
 
 
 # ------------------------------------------------------------------ swap_ab
@@ -113,9 +111,7 @@ def test_tta_makes_predictions_exactly_swap_symmetric(arena):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     # and it is the average of the two orders, mapped back
     inner = clf.estimator_
-    expected = 0.5 * (
-        inner.predict_proba(test) + inner.predict_proba(swap_ab(test))[:, SWAP]
-    )
+    expected = 0.5 * (inner.predict_proba(test) + inner.predict_proba(swap_ab(test))[:, SWAP])
     np.testing.assert_allclose(proba, expected, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(clf.predict(test), np.argmax(proba, axis=1))
 
@@ -124,9 +120,7 @@ def test_augment_fits_on_the_rows_and_their_swapped_copies(arena):
     df = arena.iloc[:400]
     y = labels_from_winner(df)
     clf = SwapABClassifier(_features_lr(), augment=True, tta=False).fit(df, y)
-    manual = _features_lr().fit(
-        pd.concat([df, swap_ab(df)]), np.concatenate([y, swap_labels(y)])
-    )
+    manual = _features_lr().fit(pd.concat([df, swap_ab(df)]), np.concatenate([y, swap_labels(y)]))
     test = arena.iloc[400:]
     np.testing.assert_allclose(clf.predict_proba(test), manual.predict_proba(test))
     np.testing.assert_array_equal(clf.predict(test), manual.predict(test))
@@ -134,17 +128,13 @@ def test_augment_fits_on_the_rows_and_their_swapped_copies(arena):
     # trained on both orders, the classes 0 and 1 are balanced in its prior
     lr = clf.estimator_[-1]
     assert abs(lr.intercept_[0] - lr.intercept_[1]) < 1e-6
-    assert clf.estimator is not clf.estimator_ and not hasattr(
-        clf.estimator[-1], "coef_"
-    )
+    assert clf.estimator is not clf.estimator_ and not hasattr(clf.estimator[-1], "coef_")
 
 
 def test_cross_val_score_with_prompt_groups_and_joblib(arena, tmp_path):
     y = labels_from_winner(arena)
     clf = SwapABClassifier(_features_lr())
-    scores = cross_val_score(
-        clf, arena, y, cv=PromptGroupKFold(5), scoring="neg_log_loss"
-    )
+    scores = cross_val_score(clf, arena, y, cv=PromptGroupKFold(5), scoring="neg_log_loss")
     assert scores.shape == (5,) and np.isfinite(scores).all()
     assert (-scores < 1.12).all()
 
@@ -177,9 +167,7 @@ def test_fit_checks_labels_rows_and_parameters(arena):
         SwapABClassifier(_features_lr()).fit(df, y + 3)
     with pytest.raises(ValueError, match="X has 20 rows but y has 19 labels"):
         SwapABClassifier(_features_lr()).fit(df, y[:-1])
-    with pytest.raises(
-        InvalidParameterError, match="'estimator' parameter of SwapABClassifier"
-    ):
+    with pytest.raises(InvalidParameterError, match="'estimator' parameter of SwapABClassifier"):
         SwapABClassifier("LogisticRegression").fit(df, y)
     with pytest.raises(InvalidParameterError, match="'augment' parameter"):
         SwapABClassifier(_features_lr(), augment="yes").fit(df, y)
@@ -194,19 +182,8 @@ def test_unfitted_predict_raises(arena):
         SwapABClassifier(_features_lr()).predict_proba(arena.head(3))
 
 
-def test_around_the_gemma_pipeline_swapped_texts_are_embedded_once(
-    tiny_gemma, arena, monkeypatch
-):
-    from transformers.models.gemma2.modeling_gemma2 import Gemma2Model
-
-    rows: list[int] = []
-    original = Gemma2Model.forward
-
-    def counting_forward(self, *args, **kwargs):
-        rows.append(int(kwargs["input_ids"].shape[0]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
+def test_around_the_gemma_pipeline_swapped_texts_are_embedded_once(tiny_gemma, arena, forward_rows):
+    rows = forward_rows
     df = arena.head(40)
     y = labels_from_winner(df)
     pipe = make_preference_pipeline(

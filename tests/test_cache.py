@@ -20,72 +20,54 @@ from gemma_pref.cache import (
     verify_disk_cache,
 )
 
-
-@pytest.fixture
-def count_rows(monkeypatch):
-    """Count the rows that go through the real Gemma-2 forward pass."""
-    from transformers.models.gemma2.modeling_gemma2 import Gemma2Model
-
-    rows: list[int] = []
-    original = Gemma2Model.forward
-
-    def counting_forward(self, *args, **kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        rows.append(int(ids.shape[0]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
-    return rows
+EMBEDDER_DEFAULTS = {"max_length": 96}
 
 
-def _emb(path, **kw):
-    params = {"max_length": 96, "torch_dtype": "float32", **kw}
-    return GemmaEmbedder(path, **params)
-
-
-def test_memory_cache_embeds_each_distinct_text_once(tiny_gemma, arena_texts, count_rows):
+def test_memory_cache_embeds_each_distinct_text_once(
+    make_embedder, tiny_gemma, arena_texts, forward_rows
+):
     texts = list(arena_texts[:20])
-    first = _emb(tiny_gemma).transform(texts + texts[:5])  # duplicates in one call
-    assert sum(count_rows) == 20
-    again = _emb(tiny_gemma).transform(texts[::-1])  # a new instance (a clone)
-    assert sum(count_rows) == 20
+    first = make_embedder().transform(texts + texts[:5])  # duplicates in one call
+    assert sum(forward_rows) == 20
+    again = make_embedder().transform(texts[::-1])  # a new instance (a clone)
+    assert sum(forward_rows) == 20
     np.testing.assert_array_equal(again, first[:20][::-1])
 
 
-def test_cache_key_covers_settings(tiny_gemma, count_rows):
+def test_cache_key_covers_settings(make_embedder, tiny_gemma, forward_rows):
     texts = ["alpha beta", "gamma delta"]
-    _emb(tiny_gemma).transform(texts)
-    n = sum(count_rows)
+    make_embedder().transform(texts)
+    n = sum(forward_rows)
     for change in ({"pooling": "last"}, {"max_length": 95}, {"padding": "max_length"}):
-        _emb(tiny_gemma, **change).transform(texts)
-        assert sum(count_rows) > n, change
-        n = sum(count_rows)
+        make_embedder(**change).transform(texts)
+        assert sum(forward_rows) > n, change
+        n = sum(forward_rows)
     GemmaEmbedder(tiny_gemma, max_length=96, torch_dtype="bfloat16").transform(texts)
-    assert sum(count_rows) > n
+    assert sum(forward_rows) > n
 
 
-def test_disk_cache_round_trip_and_corruption(tiny_gemma, tmp_path, count_rows):
+def test_disk_cache_round_trip_and_corruption(make_embedder, tiny_gemma, tmp_path, forward_rows):
     texts = ["first text", "second text", "third"]
-    ref = _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False).transform(texts)
-    assert sum(count_rows) == 3
+    ref = make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)
+    assert sum(forward_rows) == 3
     entries = sorted(tmp_path.rglob("*.emb"))
     assert len(entries) == 3 and len(list(tmp_path.glob("*/meta.json"))) == 1
-    again = _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False).transform(texts)
-    assert sum(count_rows) == 3
+    again = make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)
+    assert sum(forward_rows) == 3
     np.testing.assert_array_equal(again, ref)
     # truncate one entry: detected, warned about, recomputed
     entries[0].write_bytes(entries[0].read_bytes()[:50])
     with pytest.warns(CacheIntegrityWarning, match="truncated or corrupt"):
-        fixed = _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False).transform(texts)
-    assert sum(count_rows) == 4
+        fixed = make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)
+    assert sum(forward_rows) == 4
     np.testing.assert_allclose(fixed, ref, atol=1e-6)
     # flip one payload byte: checksum catches it
     blob = bytearray(entries[1].read_bytes())
     blob[-1] ^= 0xFF
     entries[1].write_bytes(bytes(blob))
     with pytest.warns(CacheIntegrityWarning):
-        _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False).transform(texts)
-    assert sum(count_rows) == 5
+        make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)
+    assert sum(forward_rows) == 5
 
 
 def test_memory_cache_is_bounded():
@@ -102,9 +84,15 @@ def own_gemma(tiny_gemma, tmp_path):
     return shutil.copytree(tiny_gemma, tmp_path / "own-gemma")
 
 
-def _fresh(path, texts, **kw):
-    """Vectors computed from scratch: no memory cache, no disk cache."""
-    return _emb(path, memory_cache=False, **kw).transform(texts)
+@pytest.fixture
+def embed_fresh(make_embedder):
+    """``embed_fresh(path, texts, **params)``: vectors computed from scratch, with no
+    memory cache and no disk cache."""
+
+    def compute(path, texts, **kw):
+        return make_embedder(path=path, memory_cache=False, **kw).transform(texts)
+
+    return compute
 
 
 def _resave_weights(path, scale):
@@ -127,37 +115,39 @@ def _edit_config(path, **changes):
 
 @pytest.mark.parametrize("memory", [False, True], ids=["disk", "memory"])
 def test_no_stale_vectors_when_the_model_changes_in_place(
-    own_gemma, tmp_path, count_rows, memory
+    embed_fresh, make_embedder, own_gemma, tmp_path, forward_rows, memory
 ):
     texts = ["alpha beta gamma", "a second, longer text to embed"]
     cache = tmp_path / "cache"
     kw = {"cache_dir": cache, "memory_cache": memory}
-    emb = _emb(own_gemma, **kw)  # one instance across the changes, as in a notebook
+    emb = make_embedder(path=own_gemma, **kw)  # one instance across the changes, as in a notebook
     before = emb.transform(texts)
-    n = sum(count_rows)
+    n = sum(forward_rows)
 
     _resave_weights(own_gemma, scale=3.0)  # new weights, same path
     after_weights = emb.transform(texts)
-    assert sum(count_rows) > n, "re-saved weights were served from the cache"
-    n = sum(count_rows)
-    fresh = _fresh(own_gemma, texts)
-    n_fresh = sum(count_rows) - n
+    assert sum(forward_rows) > n, "re-saved weights were served from the cache"
+    n = sum(forward_rows)
+    fresh = embed_fresh(own_gemma, texts)
+    n_fresh = sum(forward_rows) - n
     np.testing.assert_allclose(after_weights, fresh, atol=1e-5)
     assert not np.allclose(after_weights, before, atol=1e-3)
     n += n_fresh
 
     _edit_config(own_gemma, rms_norm_eps=0.5)  # new configuration, same weights
-    after_config = _emb(own_gemma, **kw).transform(texts)
-    assert sum(count_rows) > n, "an edited config.json was served from the cache"
-    np.testing.assert_allclose(after_config, _fresh(own_gemma, texts), atol=1e-5)
+    after_config = make_embedder(path=own_gemma, **kw).transform(texts)
+    assert sum(forward_rows) > n, "an edited config.json was served from the cache"
+    np.testing.assert_allclose(after_config, embed_fresh(own_gemma, texts), atol=1e-5)
     assert not np.allclose(after_config, after_weights, atol=1e-3)
 
 
-def test_disk_cache_key_covers_every_setting(tiny_gemma, tmp_path, count_rows):
+def test_disk_cache_key_covers_every_setting(
+    embed_fresh, make_embedder, tiny_gemma, tmp_path, forward_rows
+):
     texts = ["alpha beta", "gamma delta epsilon"]
     cache = tmp_path / "cache"
     base = {"cache_dir": cache, "memory_cache": False}
-    _emb(tiny_gemma, **base).transform(texts)
+    make_embedder(**base).transform(texts)
     copy = shutil.copytree(tiny_gemma, tmp_path / "same-model-elsewhere")
     changes = [
         ("pooling", {"pooling": "last"}),
@@ -172,42 +162,42 @@ def test_disk_cache_key_covers_every_setting(tiny_gemma, tmp_path, count_rows):
         change = dict(change)
         model = change.pop("model", tiny_gemma)
         these = change.pop("texts", texts)
-        n = sum(count_rows)
-        cached = _emb(model, **base, **change).transform(these)
-        assert sum(count_rows) == n + 2, f"changing {name} reused cached vectors"
-        n = sum(count_rows)
-        again = _emb(model, **base, **change).transform(these)
-        assert sum(count_rows) == n, f"{name}: the new entries are not reused"
+        n = sum(forward_rows)
+        cached = make_embedder(path=model, **base, **change).transform(these)
+        assert sum(forward_rows) == n + 2, f"changing {name} reused cached vectors"
+        n = sum(forward_rows)
+        again = make_embedder(path=model, **base, **change).transform(these)
+        assert sum(forward_rows) == n, f"{name}: the new entries are not reused"
         np.testing.assert_array_equal(again, cached)
         if name in ("pooling", "max_length", "dtype", "quantization", "text"):
-            fresh = _fresh(model, these, **change)
+            fresh = embed_fresh(model, these, **change)
             np.testing.assert_allclose(cached, fresh, atol=1e-5, err_msg=name)
     # the default settings still hit their own entries
-    n = sum(count_rows)
-    _emb(tiny_gemma, **base).transform(texts)
-    assert sum(count_rows) == n
+    n = sum(forward_rows)
+    make_embedder(**base).transform(texts)
+    assert sum(forward_rows) == n
 
 
 def test_non_finite_entry_with_valid_checksum_is_recomputed(
-    tiny_gemma, tmp_path, count_rows
+    make_embedder, tiny_gemma, tmp_path, forward_rows
 ):
     texts = ["one", "two"]
-    ref = _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False).transform(texts)
+    ref = make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)
     entry = sorted(tmp_path.rglob("*.emb"))[0]
     entry.write_bytes(_encode(np.full(64, np.nan, dtype=np.float32)))
     assert verify_disk_cache(tmp_path) == (1, [entry])
     with pytest.warns(CacheIntegrityWarning, match="truncated or corrupt"):
-        again = _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False).transform(
-            texts
-        )
+        again = make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)
     assert np.isfinite(again).all()
     np.testing.assert_allclose(again, ref, atol=1e-6)
     assert verify_disk_cache(tmp_path) == (2, [])
 
 
-def test_unwritable_cache_warns_once_and_keeps_the_vectors(tiny_gemma, tmp_path):
+def test_unwritable_cache_warns_once_and_keeps_the_vectors(
+    embed_fresh, make_embedder, tiny_gemma, tmp_path
+):
     texts = [f"text number {i}" for i in range(12)]
-    emb = _emb(tiny_gemma, cache_dir=tmp_path, memory_cache=False)
+    emb = make_embedder(cache_dir=tmp_path, memory_cache=False)
     ref = emb.transform(texts[:1])
     (fp_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
     shutil.rmtree(fp_dir)
@@ -220,7 +210,7 @@ def test_unwritable_cache_warns_once_and_keeps_the_vectors(tiny_gemma, tmp_path)
     assert [type(w.message) for w in caught] == [CacheWriteWarning]
     assert "could not write 12 embedding cache entries" in str(caught[0].message)
     np.testing.assert_allclose(X[:1], ref, atol=1e-6)
-    np.testing.assert_allclose(X, _fresh(tiny_gemma, texts), atol=1e-5)
+    np.testing.assert_allclose(X, embed_fresh(tiny_gemma, texts), atol=1e-5)
 
 
 _WRITER = r"""
@@ -243,7 +233,7 @@ np.save(out, emb.transform(texts))
 
 
 def test_two_processes_share_one_cache_without_corrupting_it(
-    tiny_gemma, arena_texts, tmp_path, count_rows
+    embed_fresh, make_embedder, tiny_gemma, arena_texts, tmp_path, forward_rows
 ):
     texts = [str(t) for t in arena_texts[:120]]
     first, second = texts[:80], texts[40:][::-1]  # 40 texts written by both
@@ -256,10 +246,19 @@ def test_two_processes_share_one_cache_without_corrupting_it(
         (tmp_path / f"{name}.json").write_text(json.dumps(part))
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(script), str(tiny_gemma), str(cache),
-                 str(tmp_path / f"{name}.json"), str(ready), name,
-                 str(tmp_path / f"{name}.npy")],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ),
+                [
+                    sys.executable,
+                    str(script),
+                    str(tiny_gemma),
+                    str(cache),
+                    str(tmp_path / f"{name}.json"),
+                    str(ready),
+                    name,
+                    str(tmp_path / f"{name}.npy"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
             )
         )
     try:
@@ -275,23 +274,23 @@ def test_two_processes_share_one_cache_without_corrupting_it(
     n_ok, bad = verify_disk_cache(cache)
     assert bad == [] and n_ok == 120 + 2  # every text once, plus two warm-ups
     assert not list(cache.rglob("*.tmp"))  # no temporary file left behind
-    fresh = _fresh(tiny_gemma, texts, max_length=64)
-    n = sum(count_rows)
-    from_cache = _emb(
-        tiny_gemma, max_length=64, cache_dir=cache, memory_cache=False
+    fresh = embed_fresh(tiny_gemma, texts, max_length=64)
+    n = sum(forward_rows)
+    from_cache = make_embedder(
+        path=tiny_gemma, max_length=64, cache_dir=cache, memory_cache=False
     ).transform(texts)
-    assert sum(count_rows) == n  # all 120 read from the shared cache
+    assert sum(forward_rows) == n  # all 120 read from the shared cache
     np.testing.assert_allclose(from_cache, fresh, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "a.npy"), fresh[:80], atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "b.npy"), fresh[40:][::-1], atol=1e-5)
 
 
-def test_cache_dir_that_is_a_file_is_refused(tiny_gemma, tmp_path):
+def test_cache_dir_that_is_a_file_is_refused(make_embedder, tiny_gemma, tmp_path):
     afile = tmp_path / "not-a-dir"
     afile.write_text("x")
     match = "'cache_dir' parameter of GemmaEmbedder must be a directory"
     with pytest.raises(ValueError, match=match):
-        _emb(tiny_gemma, cache_dir=afile).fit(["x"])
+        make_embedder(cache_dir=afile).fit(["x"])
 
 
 def test_disk_cache_get_on_missing_shard_is_a_plain_miss(tmp_path):

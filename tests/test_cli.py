@@ -16,7 +16,11 @@ def run(*args, cwd, home):
     env = dict(os.environ, GEMMA_PREF_HOME=str(home), HF_HUB_OFFLINE="1")
     return subprocess.run(
         [sys.executable, "-m", "gemma_pref", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -24,9 +28,9 @@ def run(*args, cwd, home):
 def work(tmp_path_factory, arena):
     d = tmp_path_factory.mktemp("cli")
     arena.iloc[:90].to_csv(d / "train.csv", index=False)
-    arena.iloc[90:120].drop(
-        columns=["winner_model_a", "winner_model_b", "winner_tie"]
-    ).to_csv(d / "test.csv", index=False)
+    arena.iloc[90:120].drop(columns=["winner_model_a", "winner_model_b", "winner_tie"]).to_csv(
+        d / "test.csv", index=False
+    )
     return d
 
 
@@ -38,8 +42,18 @@ def model_args(tiny_gemma):
 @pytest.fixture(scope="module")
 def fitted(work, model_args):
     home = work / "home"
-    r = run("fit", "--train", "train.csv", "-o", "pipe.joblib",
-            *model_args, "--cache-dir", work / "cache", cwd=work, home=home)
+    r = run(
+        "fit",
+        "--train",
+        "train.csv",
+        "-o",
+        "pipe.joblib",
+        *model_args,
+        "--cache-dir",
+        work / "cache",
+        cwd=work,
+        home=home,
+    )
     assert r.returncode == 0, r.stderr
     return r
 
@@ -60,8 +74,17 @@ def test_fit_writes_pipeline_and_summary(work, fitted):
 
 
 def test_predict_writes_submission(work, fitted):
-    r = run("predict", "--pipeline", "pipe.joblib", "--test", "test.csv",
-            "-o", "submission.csv", cwd=work, home=work / "home")
+    r = run(
+        "predict",
+        "--pipeline",
+        "pipe.joblib",
+        "--test",
+        "test.csv",
+        "-o",
+        "submission.csv",
+        cwd=work,
+        home=work / "home",
+    )
     assert r.returncode == 0, r.stderr
     sub = pd.read_csv(work / "submission.csv")
     assert list(sub.columns) == ["id", "winner_model_a", "winner_model_b", "winner_tie"]
@@ -73,15 +96,37 @@ def test_predict_writes_submission(work, fitted):
 
 
 def test_predict_reports_log_loss_when_labels_exist(work, fitted):
-    r = run("predict", "--pipeline", "pipe.joblib", "--test", "train.csv",
-            "-o", "sub_train.csv", cwd=work, home=work / "home")
+    r = run(
+        "predict",
+        "--pipeline",
+        "pipe.joblib",
+        "--test",
+        "train.csv",
+        "-o",
+        "sub_train.csv",
+        cwd=work,
+        home=work / "home",
+    )
     assert r.returncode == 0, r.stderr
     assert "log loss" in r.stdout and len(pd.read_csv(work / "sub_train.csv")) == 90
 
 
 def test_cv_prints_and_writes_json(work, model_args):
-    r = run("cv", "--train", "train.csv", "--folds", "3", "--iterations", "10",
-            "-o", "cv.json", *model_args, "--no-cache", cwd=work, home=work / "home")
+    r = run(
+        "cv",
+        "--train",
+        "train.csv",
+        "--folds",
+        "3",
+        "--iterations",
+        "10",
+        "-o",
+        "cv.json",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=work / "home",
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads((work / "cv.json").read_text())
     assert report["folds"] == 3 and report["rows"] == 90 and report["grouped_by_prompt"]
@@ -95,9 +140,24 @@ def test_cv_prints_and_writes_json(work, model_args):
 
 
 def test_cv_seed_recipe_with_catboost(work, model_args):
-    r = run("cv", "--train", "train.csv", "--folds", "2", "--recipe", "seed",
-            "--iterations", "10", "--no-plots", "-o", "cv_seed.json", *model_args,
-            "--no-cache", cwd=work, home=work / "home")
+    r = run(
+        "cv",
+        "--train",
+        "train.csv",
+        "--folds",
+        "2",
+        "--recipe",
+        "seed",
+        "--iterations",
+        "10",
+        "--no-plots",
+        "-o",
+        "cv_seed.json",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=work / "home",
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads((work / "cv_seed.json").read_text())
     assert report["settings"]["recipe"] == "seed"
@@ -105,15 +165,35 @@ def test_cv_seed_recipe_with_catboost(work, model_args):
 
 
 def test_embed_bundled_sample_by_default(work, model_args):
-    r = run("embed", "-o", "emb.npy", *model_args, "--max-length", "32", "--no-cache",
-            cwd=work, home=work / "home")
+    r = run(
+        "embed",
+        "-o",
+        "emb.npy",
+        *model_args,
+        "--max-length",
+        "32",
+        "--no-cache",
+        cwd=work,
+        home=work / "home",
+    )
     assert r.returncode == 0, r.stderr
     X = np.load(work / "emb.npy")
     # pairwise: the prompt with answer A, then with answer B, side by side
     assert X.shape == (715, 128) and X.dtype == np.float32
     assert "bundled arena sample" in r.stdout
-    r = run("embed", "-o", "emb_seed.npy", "--recipe", "seed", *model_args,
-            "--max-length", "32", "--no-cache", cwd=work, home=work / "home")
+    r = run(
+        "embed",
+        "-o",
+        "emb_seed.npy",
+        "--recipe",
+        "seed",
+        *model_args,
+        "--max-length",
+        "32",
+        "--no-cache",
+        cwd=work,
+        home=work / "home",
+    )
     assert r.returncode == 0, r.stderr
     assert np.load(work / "emb_seed.npy").shape == (715, 64)
 
@@ -123,22 +203,38 @@ def test_embed_bundled_sample_by_default(work, model_args):
     [
         (["fit", "--train", "missing.csv"], "arena CSV not found: 'missing.csv'"),
         (["fit", "--train", "test.csv"], "lacks column(s) 'winner_model_a'"),
-        (["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"], "pipeline file 'nope.joblib' not found"),
-        (["embed", "--model", "no-such-dir", "-o", "e2.npy"], "model directory 'no-such-dir' does not exist"),
+        (
+            ["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"],
+            "pipeline file 'nope.joblib' not found",
+        ),
+        (
+            ["embed", "--model", "no-such-dir", "-o", "e2.npy"],
+            "model_name_or_path='no-such-dir' does not exist",
+        ),
+        (
+            ["embed", "--model", "google/gemma-2-9b", "-o", "e5.npy"],
+            "'google/gemma-2-9b' does not exist",
+        ),
         (["embed", "--model", "empty-model", "-o", "e3.npy"], "has no config.json"),
-        (["embed", "--input", "bad.csv", "--model", "TINY", "-o", "e4.npy"], "response_a at row 0: expected a JSON list of strings"),
+        (
+            ["embed", "--input", "bad.csv", "--model", "TINY", "-o", "e4.npy"],
+            "response_a at row 0: expected a JSON list of strings",
+        ),
         (["cv", "--folds", "1", "--model", "TINY", "-o", "cv2.json"], "--folds must be at least 2"),
-        (["fit", "--C", "0", "--model", "TINY", "-o", "p2.joblib"], "--C must be positive, got 0.0"),
+        (
+            ["fit", "--C", "0", "--model", "TINY", "-o", "p2.joblib"],
+            "--C must be positive, got 0.0",
+        ),
     ],
 )
 def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, args, message):
     (work / "empty-model").mkdir(exist_ok=True)
-    pd.DataFrame({"id": [1], "prompt": ['["p"]'], "response_a": ["not json"],
-                  "response_b": ['["b"]']}).to_csv(work / "bad.csv", index=False)
+    pd.DataFrame(
+        {"id": [1], "prompt": ['["p"]'], "response_a": ["not json"], "response_b": ['["b"]']}
+    ).to_csv(work / "bad.csv", index=False)
     args = [str(tiny_gemma) if a == "TINY" else a for a in args]
     before = set(os.listdir(work))
-    r = run(*args, "--overwrite",
-            cwd=work, home=work / "home")
+    r = run(*args, "--overwrite", cwd=work, home=work / "home")
     assert r.returncode == 1
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("gemma-pref: error:")]
     assert len(lines) == 1 and message in lines[0], r.stderr
@@ -153,8 +249,18 @@ def test_existing_output_is_not_overwritten(work, fitted, model_args):
     assert (work / "keep.npy").read_bytes() == b"precious"
 
 
-def test_version_and_help(work):
+def test_version_and_choices_follow_the_library(work):
+    import gemma_pref as gp
+    from gemma_pref.pipeline import CLASSIFIER_KINDS, RECIPES
+
     r = run("--version", cwd=work, home=work / "home")
-    assert r.returncode == 0 and r.stdout.startswith("gemma-pref ")
+    assert r.returncode == 0 and r.stdout.strip() == f"gemma-pref {gp.__version__}"
+    for command in ("fit", "cv", "embed"):
+        r = run(command, "--help", cwd=work, home=work / "home")
+        assert r.returncode == 0
+        # the recipes offered are the library's, in its order
+        assert "{" + ",".join(RECIPES) + "}" in r.stdout, r.stdout
     r = run("cv", "--help", cwd=work, home=work / "home")
-    assert "--group" in r.stdout or "--no-group" in r.stdout
+    assert "{" + ",".join(CLASSIFIER_KINDS) + "}" in r.stdout
+    r = run("fit", "--recipe", "no-such-recipe", cwd=work, home=work / "home")
+    assert r.returncode == 2 and "invalid choice: 'no-such-recipe'" in r.stderr

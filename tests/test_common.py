@@ -98,3 +98,25 @@ def test_sklearn_compatible_estimator(estimator, check):
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
 def test_checks_that_text_tags_skip(estimator, check):
     check(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [*ESTIMATORS, PairDifferenceClassifier()],
+    ids=lambda e: type(e).__name__,
+)
+def test_no_public_fitted_names_before_fit(estimator):
+    """Names ending in ``_`` are fitted state: none exists on a new estimator,
+    not even as a property of the class (read statically: nothing is loaded)."""
+    import inspect
+
+    names = {n for n in dir(type(estimator)) if n.endswith("_") and not n.startswith("_")}
+    names |= {n for n in vars(estimator) if n.endswith("_") and not n.startswith("_")}
+    present = []
+    for name in names:
+        try:
+            inspect.getattr_static(estimator, name)
+        except AttributeError:
+            continue
+        present.append(name)
+    assert present == []

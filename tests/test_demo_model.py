@@ -35,6 +35,11 @@ def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     assert config["hidden_size"] == 640 and config["num_hidden_layers"] == 18
     assert config["architectures"] == ["Gemma3TextModel"]  # base model, no LM head
     assert (demo_dir / "model.safetensors").stat().st_size < 700e6  # bf16
+    # every file of the checkpoint gets the permissions of a plain open(): not 0600
+    from gemma_pref._atomic import default_file_mode
+
+    modes = {p.name: p.stat().st_mode & 0o777 for p in demo_dir.iterdir() if p.is_file()}
+    assert set(modes.values()) == {default_file_mode()}, modes
     # second call returns the finished directory without converting again
     mtime = (demo_dir / "model.safetensors").stat().st_mtime_ns
     assert demo_model_path(demo_dir.parent) == demo_dir

@@ -10,33 +10,29 @@ from sklearn.base import clone
 
 from gemma_pref import DeviceWorkerError, GemmaEmbedder, ModelNotFoundError
 
-
-def _emb(path, **kw):
-    params = {"max_length": 128, "torch_dtype": "float32", "memory_cache": False}
-    params.update(kw)
-    return GemmaEmbedder(path, **params)
+EMBEDDER_DEFAULTS = {"max_length": 128, "memory_cache": False}
 
 
-def test_shape_dtype_and_finite(tiny_gemma, arena_texts):
-    X = _emb(tiny_gemma).fit_transform(arena_texts[:40])
+def test_shape_dtype_and_finite(make_embedder, tiny_gemma, arena_texts):
+    X = make_embedder().fit_transform(arena_texts[:40])
     assert X.shape == (40, 64) and X.dtype == np.float32
     assert np.isfinite(X).all()
     # distinct texts give distinct vectors
     assert len({row.tobytes() for row in X}) == 40
 
 
-def test_masked_mean_is_padding_invariant(tiny_gemma):
+def test_masked_mean_is_padding_invariant(make_embedder, tiny_gemma):
     short = "Short text."
     long = "A much longer text that needs many more tokens than the short one. " * 8
-    emb = _emb(tiny_gemma, batch_size=2, max_length=512)
+    emb = make_embedder(batch_size=2, max_length=512)
     alone = emb.transform([short])[0]
     batched = emb.transform([short, long])[0]
     np.testing.assert_allclose(batched, alone, atol=1e-5, rtol=0)
-    padded = _emb(tiny_gemma, padding="max_length", max_length=512).transform([short])[0]
+    padded = make_embedder(padding="max_length", max_length=512).transform([short])[0]
     np.testing.assert_allclose(padded, alone, atol=1e-5, rtol=0)
 
 
-def test_mean_differs_from_unmasked_mean(tiny_gemma):
+def test_mean_differs_from_unmasked_mean(make_embedder, tiny_gemma):
     # the seed's unmasked mean would count padding: ours must not
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -50,19 +46,19 @@ def test_mean_differs_from_unmasked_mean(tiny_gemma):
     unmasked = hidden.mean(dim=1)[0].numpy()
     n = int(enc["attention_mask"].sum())
     masked = hidden[0, :n].mean(dim=0).numpy()
-    ours = _emb(tiny_gemma).transform([text])[0]
+    ours = make_embedder().transform([text])[0]
     np.testing.assert_allclose(ours, masked, atol=1e-5)
     assert np.abs(ours - unmasked).max() > 1e-3
 
 
-def test_last_pooling_matches_last_real_token(tiny_gemma):
+def test_last_pooling_matches_last_real_token(make_embedder, tiny_gemma):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     texts = ["one two three", "four"]
     tok = AutoTokenizer.from_pretrained(tiny_gemma)
     model = AutoModel.from_pretrained(tiny_gemma).eval()
-    ours = _emb(tiny_gemma, pooling="last", batch_size=2).transform(texts)
+    ours = make_embedder(pooling="last", batch_size=2).transform(texts)
     for i, text in enumerate(texts):
         enc = tok([text], return_tensors="pt")
         with torch.no_grad():
@@ -70,11 +66,11 @@ def test_last_pooling_matches_last_real_token(tiny_gemma):
         np.testing.assert_allclose(ours[i], ref, atol=1e-5)
 
 
-def test_order_is_restored_after_length_sorting(tiny_gemma, arena_texts):
+def test_order_is_restored_after_length_sorting(make_embedder, tiny_gemma, arena_texts):
     texts = list(arena_texts[:60])
     rng = np.random.default_rng(0)
     perm = rng.permutation(len(texts))
-    emb = _emb(tiny_gemma, batch_size=7)
+    emb = make_embedder(batch_size=7)
     X = emb.transform(texts)
     Xp = emb.transform([texts[i] for i in perm])
     np.testing.assert_allclose(Xp, X[perm], atol=1e-5)
@@ -83,34 +79,36 @@ def test_order_is_restored_after_length_sorting(tiny_gemma, arena_texts):
         np.testing.assert_allclose(X[i], emb.transform([texts[i]])[0], atol=1e-5)
 
 
-def test_two_devices_equal_one_device_in_input_order(tiny_gemma, arena_texts):
+def test_two_devices_equal_one_device_in_input_order(make_embedder, tiny_gemma, arena_texts):
     texts = list(arena_texts[:50])
-    one = _emb(tiny_gemma, devices="cpu", batch_size=4).transform(texts)
-    two_emb = _emb(tiny_gemma, devices=["cpu", "cpu"], batch_size=4)
+    one = make_embedder(devices="cpu", batch_size=4).transform(texts)
+    two_emb = make_embedder(devices=["cpu", "cpu"], batch_size=4)
     two = two_emb.transform(texts)
     np.testing.assert_allclose(two, one, atol=1e-5)
-    assert len(two_emb._lazy_runtime[1].models) == 2
+    assert len(two_emb.load()) == 2
 
 
-def test_token_budget_batches_give_same_vectors(tiny_gemma, arena_texts):
+def test_token_budget_batches_give_same_vectors(make_embedder, tiny_gemma, arena_texts):
     texts = list(arena_texts[:30])
-    ref = _emb(tiny_gemma, batch_size=1).transform(texts)
-    budget = _emb(tiny_gemma, batch_size=64, max_tokens_per_batch=300).transform(texts)
+    ref = make_embedder(batch_size=1).transform(texts)
+    budget = make_embedder(batch_size=64, max_tokens_per_batch=300).transform(texts)
     np.testing.assert_allclose(budget, ref, atol=1e-5)
 
 
-def test_worker_error_names_device_and_joins_threads(tiny_gemma, arena_texts):
-    emb = _emb(tiny_gemma, devices=["cpu", "cpu"], batch_size=2)
+def test_worker_error_names_device_and_joins_threads(make_embedder, tiny_gemma, arena_texts):
+    emb = make_embedder(devices=["cpu", "cpu"], batch_size=2)
     emb.transform(list(arena_texts[:2]))  # load both replicas
-    runtime = emb._lazy_runtime[1]
+    models = emb.load()
 
     def explode(module, args, kwargs):
         raise RuntimeError("replica 2 is broken")
 
-    handle = runtime.models[1].register_forward_pre_hook(explode, with_kwargs=True)
+    handle = models[1].register_forward_pre_hook(explode, with_kwargs=True)
     before = threading.active_count()
     try:
-        with pytest.raises(DeviceWorkerError, match=r"device 'cpu' \(worker 2 of 2\).*replica 2 is broken") as info:
+        with pytest.raises(
+            DeviceWorkerError, match=r"device 'cpu' \(worker 2 of 2\).*replica 2 is broken"
+        ) as info:
             emb.transform(list(arena_texts[:40]))
     finally:
         handle.remove()
@@ -120,10 +118,10 @@ def test_worker_error_names_device_and_joins_threads(tiny_gemma, arena_texts):
     assert not [t for t in threading.enumerate() if t.name.startswith("gemma-pref-")]
 
 
-def test_single_device_error_is_wrapped_too(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_single_device_error_is_wrapped_too(make_embedder, tiny_gemma):
+    emb = make_embedder()
     emb.transform(["warm up"])
-    model = emb._lazy_runtime[1].models[0]
+    model = emb.load()[0]
     handle = model.register_forward_pre_hook(
         lambda m, a, k: (_ for _ in ()).throw(ValueError("bad batch")), with_kwargs=True
     )
@@ -134,25 +132,27 @@ def test_single_device_error_is_wrapped_too(tiny_gemma):
         handle.remove()
 
 
-def test_lazy_loading_clone_and_pickle(tiny_gemma):
-    emb = _emb(tiny_gemma)
-    assert not any(k.startswith("_lazy_runtime") for k in vars(emb))
+def test_lazy_loading_clone_and_pickle(make_embedder, is_loaded):
+    emb = make_embedder()
+    assert not is_loaded(emb)
     emb.fit(None)
-    assert getattr(emb, "_lazy_runtime", None) is None  # fit does not load weights
+    assert not is_loaded(emb)  # fit does not load weights
     X = emb.transform(["hello", "world"])
-    assert emb._lazy_runtime is not None
+    assert is_loaded(emb)
     cloned = clone(emb)
-    assert getattr(cloned, "_lazy_runtime", None) is None
+    assert not is_loaded(cloned)
     blob = pickle.dumps(emb)
     assert len(blob) < 10_000
     restored = pickle.loads(blob)
-    assert getattr(restored, "_lazy_runtime", None) is None
+    assert not is_loaded(restored)
     np.testing.assert_array_equal(restored.transform(["hello", "world"]), X)
-    assert restored._lazy_runtime is not None  # reloaded from model_name_or_path
+    assert is_loaded(restored)  # reloaded from model_name_or_path
+    emb.free()
+    assert not is_loaded(emb)
 
 
-def test_input_containers(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_input_containers(make_embedder, tiny_gemma):
+    emb = make_embedder()
     ref = emb.transform(["a b", "c d"])
     for X in (
         np.array(["a b", "c d"], dtype=object),
@@ -165,8 +165,8 @@ def test_input_containers(tiny_gemma):
     assert emb.transform([]).shape == (0, 64)
 
 
-def test_bad_inputs(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_bad_inputs(make_embedder, tiny_gemma):
+    emb = make_embedder()
     with pytest.raises(ValueError, match="string object received"):
         emb.transform("just one string")
     with pytest.raises(ValueError, match="string object received"):
@@ -179,8 +179,8 @@ def test_bad_inputs(tiny_gemma):
         emb.transform(pd.DataFrame({"text_a": ["x", "y"], "text_b": ["z", 5]}, index=["r0", "r1"]))
 
 
-def test_several_text_columns_are_embedded_side_by_side(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_several_text_columns_are_embedded_side_by_side(make_embedder, tiny_gemma):
+    emb = make_embedder()
     a, b = ["first answer", "second"], ["other one", "and another"]
     single = emb.transform(a + b)
     pairs = np.array([a, b], dtype=object).T  # (2 rows, 2 columns)
@@ -209,13 +209,25 @@ def test_missing_model_path_is_named(tmp_path):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"quantization": "3bit"}, "The 'quantization' parameter of GemmaEmbedder must be a str among .*'4bit'.*Got '3bit' instead"),
-        ({"pooling": "max2"}, "The 'pooling' parameter of GemmaEmbedder must be .*Got 'max2' instead"),
+        (
+            {"quantization": "3bit"},
+            "The 'quantization' parameter of GemmaEmbedder must be a str among .*'4bit'.*Got '3bit' instead",
+        ),
+        (
+            {"pooling": "max2"},
+            "The 'pooling' parameter of GemmaEmbedder must be .*Got 'max2' instead",
+        ),
         ({"devices": ["cuda:7"]}, "device 'cuda:7' requested but only 0 CUDA devices are visible"),
         ({"devices": ["tpu"]}, "unknown device 'tpu'"),
         ({"devices": []}, "non-empty list"),
-        ({"max_length": 0}, "The 'max_length' parameter of GemmaEmbedder must be an int in the range"),
-        ({"torch_dtype": "fp8"}, "The 'torch_dtype' parameter of GemmaEmbedder must be .*Got 'fp8' instead"),
+        (
+            {"max_length": 0},
+            "The 'max_length' parameter of GemmaEmbedder must be an int in the range",
+        ),
+        (
+            {"torch_dtype": "fp8"},
+            "The 'torch_dtype' parameter of GemmaEmbedder must be .*Got 'fp8' instead",
+        ),
         ({"padding": "left"}, "The 'padding' parameter"),
     ],
 )
@@ -231,49 +243,62 @@ def test_parameter_validation_in_fit_and_transform(tiny_gemma, params, match):
         emb.transform(["x"])
 
 
-def test_torch_dtype_object_and_bf16(tiny_gemma, arena_texts):
+def test_torch_dtype_object_and_bf16(make_embedder, tiny_gemma, arena_texts):
     import torch
 
     texts = list(arena_texts[:16])
-    ref = _emb(tiny_gemma).transform(texts)
-    bf16 = _emb(tiny_gemma, torch_dtype=torch.bfloat16).transform(texts)
+    ref = make_embedder().transform(texts)
+    bf16 = make_embedder(torch_dtype=torch.bfloat16).transform(texts)
     cos = (ref * bf16).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(bf16, axis=1)
     assert cos.min() > 0.99
     assert np.abs(ref - bf16).max() > 0  # really ran in bf16
 
 
-def test_feature_names_and_set_output(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_feature_names_and_set_output(make_embedder, is_loaded):
+    emb = make_embedder()
     names = emb.get_feature_names_out()
     assert names.shape == (64,) and names[0] == "gemmaembedder0" and names[-1] == "gemmaembedder63"
-    assert getattr(emb, "_lazy_runtime", None) is None  # names come from the config only
+    assert not is_loaded(emb)  # names come from the config only
     out = emb.set_output(transform="pandas").fit_transform(pd.Series(["a", "b"], index=[5, 9]))
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == list(names) and list(out.index) == [5, 9]
 
 
-def test_set_params_after_loading_reloads(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_set_params_after_loading_reloads(make_embedder, tiny_gemma):
+    emb = make_embedder()
     a = emb.transform(["x y z"])
     emb.set_params(pooling="last")
     b = emb.transform(["x y z"])
     assert not np.allclose(a, b)
-    first = emb._lazy_runtime
+    first = emb.load()
     emb.set_params(devices=["cpu", "cpu"])
     emb.transform(["x y z", "other"])
-    assert emb._lazy_runtime is not first and len(emb._lazy_runtime[1].models) == 2
+    again = emb.load()
+    assert len(again) == 2 and again[0] is not first[0]
 
 
-def test_refit_replaces_what_an_earlier_fit_learnt(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_refit_replaces_what_an_earlier_fit_learnt(make_embedder, tiny_gemma):
+    emb = make_embedder()
     emb.fit(pd.DataFrame({"text_a": ["x"], "text_b": ["y"]}))
     assert emb.n_features_in_ == 2 and list(emb.feature_names_in_) == ["text_a", "text_b"]
     assert len(emb.get_feature_names_out()) == 128
     emb.fit(["x", "y"])
     assert emb.n_features_in_ == 1 and not hasattr(emb, "feature_names_in_")
-    assert len(emb.get_feature_names_out()) == emb.n_features_out_ == 64
+    assert len(emb.get_feature_names_out()) == 64
     emb.fit(None)
     assert not hasattr(emb, "n_features_in_")
     # non-string column labels are not feature names, as in scikit-learn
     emb.fit(pd.DataFrame([["x", "y"]]))
     assert emb.n_features_in_ == 2 and not hasattr(emb, "feature_names_in_")
+
+
+def test_transform_refuses_another_number_of_columns_than_fitted(make_embedder):
+    emb = make_embedder().fit(np.array([["answer a", "answer b"]], dtype=object))
+    assert len(emb.get_feature_names_out()) == 128
+    with pytest.raises(
+        ValueError, match="X has 1 text column, but GemmaEmbedder was fitted with 2"
+    ):
+        emb.transform(["a single text"])
+    assert emb.transform(np.array([["x", "y"]], dtype=object)).shape == (1, 128)
+    # without fit (a stateless transformer), any number of columns is embedded
+    assert make_embedder().transform(["a single text"]).shape == (1, 64)

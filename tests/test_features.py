@@ -71,11 +71,7 @@ def _frame(prompt, a, b):
 
 
 def _row(df, **params):
-    out = (
-        ArenaStructureFeatures(**params)
-        .set_output(transform="pandas")
-        .fit_transform(df)
-    )
+    out = ArenaStructureFeatures(**params).set_output(transform="pandas").fit_transform(df)
     return out.iloc[0]
 
 
@@ -87,9 +83,7 @@ def test_counts_of_a_markdown_answer_and_a_null_answer():
         b = 1.0 if name == "empty" else 0.0
         assert row[f"response_b_{name}"] == b, name
         assert row[f"diff_{name}"] == value - b, name
-    assert (
-        row["n_turns"] == 1 and row["prompt_chars"] == 15 and row["prompt_words"] == 2
-    )
+    assert row["n_turns"] == 1 and row["prompt_chars"] == 15 and row["prompt_words"] == 2
     # ratio A / (A + B): 1 where only A has some, 0.5 where neither, 0 for empty
     assert row["ratio_chars"] == 1.0 and row["ratio_empty"] == 0.0
     both_zero = _row(_frame(["q"], ["plain"], ["text"]))
@@ -101,9 +95,7 @@ def test_turns_all_sums_and_last_keeps_the_last_turn():
     df = _frame(["p1", "p2 words"], ["- a\n- b", "x"], ["## H", None])
     every, last = _row(df), _row(df, turns="last")
     assert every["n_turns"] == last["n_turns"] == 2
-    assert (
-        every["response_a_bullet_items"] == 2 and last["response_a_bullet_items"] == 0
-    )
+    assert every["response_a_bullet_items"] == 2 and last["response_a_bullet_items"] == 0
     assert every["response_a_chars"] == 8 and last["response_a_chars"] == 1
     assert every["response_b_headers"] == 1 and last["response_b_headers"] == 0
     assert every["response_b_empty"] == 0 and last["response_b_empty"] == 1
@@ -130,7 +122,7 @@ def test_sample_matrix_names_and_set_output(arena):
     feats = ArenaStructureFeatures()
     X = feats.fit_transform(arena)
     names = feats.get_feature_names_out()
-    assert X.shape == (715, len(names)) == (715, feats.n_features_out_)
+    assert X.shape == (715, len(names)) == (715, 3 + 4 * len(RESPONSE_FEATURES))
     assert X.dtype == np.float64 and np.isfinite(X).all()
     assert len(set(names)) == len(names)
     ratios = X[:, [n.startswith("ratio_") for n in names]]
@@ -159,9 +151,7 @@ def test_the_longer_answer_tends_to_win_on_the_sample(arena):
     # the signal these features exist for, on real preferences
     y = labels_from_winner(arena)
     ratio = (
-        ArenaStructureFeatures()
-        .set_output(transform="pandas")
-        .fit_transform(arena)["ratio_chars"]
+        ArenaStructureFeatures().set_output(transform="pandas").fit_transform(arena)["ratio_chars"]
     )
     a_wins, b_wins = ratio[y == 0], ratio[y == 1]
     assert a_wins.mean() > 0.5 > b_wins.mean()
@@ -179,15 +169,11 @@ def test_errors_name_the_column_and_row():
     )
     with pytest.raises(ArenaFormatError, match="response_b at row 'r9'"):
         ArenaStructureFeatures().fit_transform(df)
-    with pytest.raises(
-        ValueError, match="Missing column.*ArenaStructureFeatures needs"
-    ):
+    with pytest.raises(ValueError, match="Missing column.*ArenaStructureFeatures needs"):
         ArenaStructureFeatures().fit(df.drop(columns="prompt"))
     with pytest.raises(ValueError, match="string object received"):
         ArenaStructureFeatures().fit("prompt")
-    with pytest.raises(
-        InvalidParameterError, match="'turns' parameter of ArenaStructureFeatures"
-    ):
+    with pytest.raises(InvalidParameterError, match="'turns' parameter of ArenaStructureFeatures"):
         ArenaStructureFeatures(turns="first").fit(df)
 
 
@@ -211,7 +197,7 @@ def test_feature_union_with_gemma_embeddings(tiny_gemma, arena):
     )
     union = FeatureUnion([("emb", embed), ("feat", ArenaStructureFeatures())])
     X = union.fit_transform(df)
-    n_feat = ArenaStructureFeatures().n_features_out_
+    n_feat = len(ArenaStructureFeatures().get_feature_names_out())
     assert X.shape == (24, 64 + n_feat) and np.isfinite(X).all()
     np.testing.assert_allclose(X[:, :64], embed.fit_transform(df), rtol=1e-6)
     np.testing.assert_array_equal(X[:, 64:], ArenaStructureFeatures().fit_transform(df))
@@ -240,7 +226,5 @@ def test_column_transformer_selects_the_arena_columns(arena):
         [("feat", ArenaStructureFeatures(), ["prompt", "response_a", "response_b"])]
     )
     out = ct.fit_transform(arena.head(10))
-    np.testing.assert_array_equal(
-        out, ArenaStructureFeatures().fit_transform(arena.head(10))
-    )
+    np.testing.assert_array_equal(out, ArenaStructureFeatures().fit_transform(arena.head(10)))
     assert ct.get_feature_names_out()[0] == "feat__n_turns"

@@ -64,8 +64,13 @@ def test_seed_parity_after_unescaping_every_single_turn_row(arena):
         except json.JSONDecodeError:  # the seed cut an escaped quote in half
             continue
         expected = (
-            "<start_of_turn>User prompt: " + p + "\n\nModel A :\n" + a
-            + "\n\n----\n\nModel B:\n" + b + "<end_of_turn><eos>"
+            "<start_of_turn>User prompt: "
+            + p
+            + "\n\nModel A :\n"
+            + a
+            + "\n\n----\n\nModel B:\n"
+            + b
+            + "<end_of_turn><eos>"
         )
         assert out[i] == expected
         checked += 1
@@ -112,7 +117,11 @@ def test_null_items_become_empty_strings(arena):
 
 def test_nan_cell_and_empty_list_format_as_empty():
     df = pd.DataFrame(
-        {"prompt": ['["q"]', '["q"]'], "response_a": [np.nan, "[]"], "response_b": ['["b"]', '["b"]']}
+        {
+            "prompt": ['["q"]', '["q"]'],
+            "response_a": [np.nan, "[]"],
+            "response_b": ['["b"]', '["b"]'],
+        }
     )
     out = ArenaTextFormatter(template="{prompt}|{response_a}|{response_b}").fit_transform(df)
     assert list(out) == ["q||b", "q||b"]
@@ -151,12 +160,14 @@ def test_multi_turn_rows_of_the_sample(arena):
 
 
 def test_escaped_quotes_and_commas_survive():
-    cell = json.dumps(['He said "a","b" and left', 'x\\y'])
+    cell = json.dumps(['He said "a","b" and left', "x\\y"])
     assert parse_turns(cell) == ['He said "a","b" and left', "x\\y"]
 
 
 def test_swap_exchanges_the_answers(arena):
-    out = ArenaTextFormatter(swap=True, template="{response_a}#{response_b}").fit_transform(arena.head(5))
+    out = ArenaTextFormatter(swap=True, template="{response_a}#{response_b}").fit_transform(
+        arena.head(5)
+    )
     ref = ArenaTextFormatter(template="{response_b}#{response_a}").fit_transform(arena.head(5))
     assert list(out) == list(ref)
 
@@ -286,8 +297,9 @@ def test_budget_fits_every_text_and_keeps_both_answers(arena, tiny_gemma, tiny_t
         if n <= budget:
             assert t == p
 
-    cut = ArenaTextFormatter(turns=turns, template=PARTS, max_tokens=budget,
-                             tokenizer=tiny_gemma).fit_transform(arena)
+    cut = ArenaTextFormatter(
+        turns=turns, template=PARTS, max_tokens=budget, tokenizer=tiny_gemma
+    ).fit_transform(arena)
     full = ArenaTextFormatter(turns=turns, template=PARTS).fit_transform(arena)
     for c, f in zip(cut, full):
         kept, source = c.split(SEP), f.split(SEP)
@@ -302,9 +314,11 @@ def test_short_parts_stay_whole_long_parts_share(tiny_gemma, tiny_tokenizer):
     long_a = " ".join(f"alpha{i}" for i in range(400))
     long_b = " ".join(f"beta{i}" for i in range(400))
     df = pd.DataFrame(
-        {"prompt": [json.dumps(["Which is better?"])] * 2,
-         "response_a": [json.dumps([long_a]), json.dumps(["Short answer."])],
-         "response_b": [json.dumps([long_b])] * 2}
+        {
+            "prompt": [json.dumps(["Which is better?"])] * 2,
+            "response_a": [json.dumps([long_a]), json.dumps(["Short answer."])],
+            "response_b": [json.dumps([long_b])] * 2,
+        }
     )
     fmt = ArenaTextFormatter(template=PARTS, max_tokens=200, tokenizer=tiny_tokenizer)
     both_long, one_short = (t.split(SEP) for t in fmt.fit_transform(df))
@@ -321,11 +335,15 @@ def test_short_parts_stay_whole_long_parts_share(tiny_gemma, tiny_tokenizer):
 def test_multi_turn_budget_keeps_recent_turns_and_their_numbers(tiny_gemma, tiny_tokenizer):
     turns = 12
     df = pd.DataFrame(
-        {"prompt": [json.dumps([f"question {i} " * 5 for i in range(turns)])],
-         "response_a": [json.dumps([f"answer a{i} " * 30 for i in range(turns)])],
-         "response_b": [json.dumps([f"answer b{i} " * 30 for i in range(turns)])]}
+        {
+            "prompt": [json.dumps([f"question {i} " * 5 for i in range(turns)])],
+            "response_a": [json.dumps([f"answer a{i} " * 30 for i in range(turns)])],
+            "response_b": [json.dumps([f"answer b{i} " * 30 for i in range(turns)])],
+        }
     )
-    text = ArenaTextFormatter(turns="all", max_tokens=160, tokenizer=tiny_gemma).fit_transform(df)[0]
+    text = ArenaTextFormatter(turns="all", max_tokens=160, tokenizer=tiny_gemma).fit_transform(df)[
+        0
+    ]
     assert len(tiny_tokenizer(text)["input_ids"]) <= 160
     assert f"[Turn {turns}] " in text and "[Turn 1] " not in text
     b_part = text.split("Model B:\n")[1]
@@ -335,8 +353,11 @@ def test_multi_turn_budget_keeps_recent_turns_and_their_numbers(tiny_gemma, tiny
 def test_budget_without_tokenizer_counts_four_chars_a_token(arena):
     texts = ArenaTextFormatter(max_tokens=300).fit_transform(arena)
     assert max(len(t) for t in texts) <= 1200
-    assert all("Model B:\n<end" not in t for t, (_, row) in zip(texts, arena.iterrows())
-               if (json.loads(row["response_b"])[-1] or "").strip())
+    assert all(
+        "Model B:\n<end" not in t
+        for t, (_, row) in zip(texts, arena.iterrows())
+        if (json.loads(row["response_b"])[-1] or "").strip()
+    )
 
 
 def test_budget_smaller_than_the_template_is_best_effort():
@@ -359,7 +380,9 @@ def test_tokenizer_path_is_loaded_lazily_and_not_pickled(arena, tiny_gemma, tiny
     assert not hasattr(loaded, "_lazy_tokenizer")
     assert list(loaded.transform(arena.head(20))) == list(out)
     # a loaded tokenizer object works the same
-    same = ArenaTextFormatter(max_tokens=128, tokenizer=tiny_tokenizer).fit_transform(arena.head(20))
+    same = ArenaTextFormatter(max_tokens=128, tokenizer=tiny_tokenizer).fit_transform(
+        arena.head(20)
+    )
     assert list(same) == list(out)
 
 
@@ -381,7 +404,9 @@ def test_truncation_report_seed_rule_vs_budget(arena, tiny_gemma):
 
     seed = truncation_report(arena, max_length=256, tokenizer=tiny_gemma)
     budget = truncation_report(
-        arena, max_length=256, tokenizer=tiny_gemma,
+        arena,
+        max_length=256,
+        tokenizer=tiny_gemma,
         formatter=ArenaTextFormatter(max_tokens=256, tokenizer=tiny_gemma),
     )
     assert list(seed.index) == list(arena.index)
@@ -399,5 +424,6 @@ def test_truncation_report_seed_rule_vs_budget(arena, tiny_gemma):
     )
     assert abs(frac[:, 0].mean() - frac[:, 1].mean()) < 0.05
     with pytest.raises(ValueError, match="string template"):
-        truncation_report(arena, max_length=8,
-                          formatter=ArenaTextFormatter(template=lambda p, a, b: p))
+        truncation_report(
+            arena, max_length=8, formatter=ArenaTextFormatter(template=lambda p, a, b: p)
+        )

@@ -15,8 +15,9 @@ def test_labels_from_winner_on_sample(arena):
 
 
 def test_labels_from_winner_errors():
-    df = pd.DataFrame({"winner_model_a": [1, 1], "winner_model_b": [0, 1], "winner_tie": [0, 0]},
-                      index=["a", "b"])
+    df = pd.DataFrame(
+        {"winner_model_a": [1, 1], "winner_model_b": [0, 1], "winner_tie": [0, 0]}, index=["a", "b"]
+    )
     with pytest.raises(ValueError, match="row 'b': expected exactly one 1"):
         labels_from_winner(df)
     with pytest.raises(ValueError, match="Missing label column.*'winner_tie'"):
@@ -24,7 +25,9 @@ def test_labels_from_winner_errors():
 
 
 def test_write_submission(tmp_path):
-    path = write_submission(["x", "y"], np.array([[2.0, 1.0, 1.0], [0.2, 0.3, 0.5]]), tmp_path / "s.csv")
+    path = write_submission(
+        ["x", "y"], np.array([[2.0, 1.0, 1.0], [0.2, 0.3, 0.5]]), tmp_path / "s.csv"
+    )
     df = pd.read_csv(path)
     assert list(df.columns) == ["id", "winner_model_a", "winner_model_b", "winner_tie"]
     np.testing.assert_allclose(df.iloc[:, 1:].sum(axis=1), 1.0)

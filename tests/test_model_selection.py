@@ -79,24 +79,18 @@ def test_ungrouped_folds_leak_prompts_on_the_sample(arena):
     groups = prompt_groups(arena)
     leaks = sum(
         not set(groups[train]).isdisjoint(groups[test])
-        for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(
-            arena, y
-        )
+        for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(arena, y)
     )
     assert leaks >= 1
 
 
 def _features_lr():
-    return make_pipeline(
-        ArenaStructureFeatures(), StandardScaler(), LogisticRegression(C=0.01)
-    )
+    return make_pipeline(ArenaStructureFeatures(), StandardScaler(), LogisticRegression(C=0.01))
 
 
 def test_usable_as_cv_directly_and_same_as_sklearn_with_groups(arena):
     y = labels_from_winner(arena)
-    ours = cross_val_score(
-        _features_lr(), arena, y, cv=PromptGroupKFold(5), scoring="neg_log_loss"
-    )
+    ours = cross_val_score(_features_lr(), arena, y, cv=PromptGroupKFold(5), scoring="neg_log_loss")
     theirs = cross_val_score(
         _features_lr(),
         arena,
@@ -109,23 +103,15 @@ def test_usable_as_cv_directly_and_same_as_sklearn_with_groups(arena):
     assert np.isfinite(ours).all()
     # explicit groups win over the prompt groups
     rows = np.arange(len(arena))
-    given = [
-        test.tolist() for _, test in PromptGroupKFold(5).split(arena, y, groups=rows)
-    ]
+    given = [test.tolist() for _, test in PromptGroupKFold(5).split(arena, y, groups=rows)]
     plain = [test.tolist() for _, test in StratifiedGroupKFold(5).split(arena, y, rows)]
     assert given == plain
 
 
 def test_shuffle_and_grid_search(arena):
     y = labels_from_winner(arena)
-    a = [
-        t.tolist()
-        for _, t in PromptGroupKFold(3, shuffle=True, random_state=1).split(arena, y)
-    ]
-    b = [
-        t.tolist()
-        for _, t in PromptGroupKFold(3, shuffle=True, random_state=1).split(arena, y)
-    ]
+    a = [t.tolist() for _, t in PromptGroupKFold(3, shuffle=True, random_state=1).split(arena, y)]
+    b = [t.tolist() for _, t in PromptGroupKFold(3, shuffle=True, random_state=1).split(arena, y)]
     c = [t.tolist() for _, t in PromptGroupKFold(3).split(arena, y)]
     assert a == b and a != c
     search = GridSearchCV(

@@ -14,12 +14,12 @@ import gemma_pref as gp
 from gemma_pref import PairDifferenceClassifier
 
 
-def _hidden_quality(n, width=6, seed=0):
+def _hidden_quality(n, width=6, seed=0, noise=0.5):
     """Rows whose label follows the difference of two hidden answer scores."""
     rng = np.random.default_rng(seed)
     quality = rng.normal(size=(n, 2))
-    e_a = quality[:, :1] + 0.5 * rng.normal(size=(n, width))
-    e_b = quality[:, 1:] + 0.5 * rng.normal(size=(n, width))
+    e_a = quality[:, :1] + noise * rng.normal(size=(n, width))
+    e_b = quality[:, 1:] + noise * rng.normal(size=(n, width))
     gap = quality[:, 0] - quality[:, 1]
     y = np.where(np.abs(gap) < 0.4, 2, (gap < 0).astype(int))
     return np.hstack([e_a, e_b]), y
@@ -99,7 +99,9 @@ def test_default_pipeline_is_the_pairwise_recipe(tiny_gemma):
     assert isinstance(pipe["classifier"], PairDifferenceClassifier)
     seed = gp.make_preference_pipeline(tiny_gemma, recipe="seed")
     assert seed["formatter"].layout == "joint"
-    assert type(seed["classifier"]).__name__ == "CatBoostClassifier"
+    from catboost import CatBoostClassifier
+
+    assert isinstance(seed["classifier"], CatBoostClassifier)
     with pytest.raises(ValueError, match="'recipe'.*'pairwise', 'seed'.*'best'"):
         gp.make_preference_pipeline(tiny_gemma, recipe="best")
 
@@ -151,7 +153,10 @@ def test_estimator_contracts_on_even_width_data():
     assert clf.get_params().keys() == params.keys()
     assert all(clf.get_params()[k] == v for k, v in params.items())
     assert {k for k in vars(clf) if k not in params} <= {
-        "estimator_", "C_", "classes_", "n_features_in_"
+        "estimator_",
+        "C_",
+        "classes_",
+        "n_features_in_",
     }
     # prediction does not change the fitted state
     state = pickle.dumps(clf)
@@ -167,9 +172,7 @@ def test_estimator_contracts_on_even_width_data():
     np.testing.assert_allclose(clf.predict_proba(X[:1]), proba[:1], atol=1e-12)
     # Fortran-ordered and float32 input give the same result
     np.testing.assert_allclose(clf.predict_proba(np.asfortranarray(X)), proba, atol=1e-12)
-    np.testing.assert_allclose(
-        clf.predict_proba(X.astype(np.float32)), proba, atol=1e-5
-    )
+    np.testing.assert_allclose(clf.predict_proba(X.astype(np.float32)), proba, atol=1e-5)
     # a 1-D row is refused, as scikit-learn estimators do
     with pytest.raises(ValueError, match="2D array"):
         clf.predict_proba(X[0])
@@ -177,3 +180,29 @@ def test_estimator_contracts_on_even_width_data():
     again = clone(clf).fit(X, y)
     np.testing.assert_allclose(again.predict_proba(X), proba, atol=1e-12)
     assert again.C_ == clf.C_
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_c_search_scales_inside_the_folds_and_takes_the_best_mean_score(seed):
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    # few noisy rows, many columns: the folds disagree on the best C
+    X, y = _hidden_quality(120, width=60, seed=seed, noise=3.0)
+    Cs = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    clf = PairDifferenceClassifier(Cs=Cs, cv=4).fit(X, y)
+    # the reference: a scaler + logistic regression searched as one pipeline
+    # (so the scaler is fitted inside each fold), rows and swapped copies
+    # together, the C with the best mean log loss, refitted on all rows
+    d = X[:, :60] - X[:, 60:]
+    D, Y = np.vstack([d, -d]), np.concatenate([y, gp.swap_labels(y)])
+    groups = np.concatenate([np.arange(120), np.arange(120)])
+    folds = list(GroupKFold(n_splits=4).split(D, Y, groups))
+    ref = GridSearchCV(
+        gp.make_logreg_classifier(1.0),
+        {"logisticregression__C": list(Cs)},
+        cv=folds,
+        scoring="neg_log_loss",
+    ).fit(D, Y)
+    assert clf.C_ in Cs
+    assert clf.C_ == ref.best_params_["logisticregression__C"]
+    np.testing.assert_allclose(clf.estimator_.predict_proba(d), ref.predict_proba(d), atol=1e-10)

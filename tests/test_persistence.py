@@ -58,9 +58,7 @@ def fitted_custom(tiny_gemma, split):
             (
                 "text",
                 make_pipeline(
-                    ArenaTextFormatter(
-                        turns="all", max_tokens=48, tokenizer=str(tiny_gemma)
-                    ),
+                    ArenaTextFormatter(turns="all", max_tokens=48, tokenizer=str(tiny_gemma)),
                     GemmaEmbedder(tiny_gemma, max_length=48, torch_dtype="float32"),
                 ),
             ),
@@ -68,9 +66,7 @@ def fitted_custom(tiny_gemma, split):
         ]
     )
     model = SwapABClassifier(
-        make_pipeline(
-            features, StandardScaler(), LogisticRegression(C=0.05, max_iter=500)
-        )
+        make_pipeline(features, StandardScaler(), LogisticRegression(C=0.05, max_iter=500))
     )
     return model.fit(train, y)
 
@@ -96,11 +92,11 @@ def _evil_pickle(marker: pathlib.Path) -> bytes:
 
 # ---------------------------------------------------------------- joblib/pickle
 def test_saved_pipeline_holds_no_weights_and_records_versions(
-    fitted, tiny_gemma, split, tmp_path
+    is_loaded, fitted, tiny_gemma, split, tmp_path
 ):
     _, _, test = split
     fitted.predict_proba(test)  # the replicas are loaded in memory now
-    assert fitted.named_steps["embedder"]._lazy_runtime is not None
+    assert is_loaded(fitted.named_steps["embedder"])
     weights = (tiny_gemma / "model.safetensors").stat().st_size
     row = _weight_row(tiny_gemma)
 
@@ -122,21 +118,19 @@ def test_saved_pipeline_holds_no_weights_and_records_versions(
     assert len(without_classifier.getvalue()) < 20_000
 
 
-def test_save_load_round_trip_gives_identical_probabilities(fitted, split, tmp_path):
+def test_save_load_round_trip_gives_identical_probabilities(is_loaded, fitted, split, tmp_path):
     _, _, test = split
     before = fitted.predict_proba(test)
     path = save(fitted, tmp_path / "sub" / "pipe.joblib")
     assert not list(path.parent.glob("*.tmp"))
     clear_memory_cache()
     loaded = load(path)
-    assert getattr(loaded.named_steps["embedder"], "_lazy_runtime", None) is None
+    assert not is_loaded(loaded.named_steps["embedder"])
     np.testing.assert_array_equal(loaded.predict_proba(test), before)
     # plain joblib keeps working, and gemma_pref.load reads it too
     joblib.dump(fitted, tmp_path / "plain.joblib")
     clear_memory_cache()
-    np.testing.assert_array_equal(
-        load(tmp_path / "plain.joblib").predict_proba(test), before
-    )
+    np.testing.assert_array_equal(load(tmp_path / "plain.joblib").predict_proba(test), before)
 
 
 def _other_version():
@@ -183,9 +177,7 @@ def test_load_warns_once_per_package_with_another_version(fitted, tmp_path):
         loaded = load(tmp_path / "old.joblib")
     found = sorted((w.message.package, w.message.original_version) for w in record)
     assert found == [("gemma_pref", "0.0.1"), ("scikit-learn", "0.24.2")]
-    assert "saved with gemma_pref 0.0.1 and is loaded with gemma_pref" in str(
-        record[0].message
-    )
+    assert "saved with gemma_pref 0.0.1 and is loaded with gemma_pref" in str(record[0].message)
     assert type(loaded).__name__ == "Pipeline"
 
 
@@ -253,9 +245,7 @@ def test_safe_loader_never_unpickles(fitted_custom, tmp_path):
     marker = tmp_path / "marker"
     evil_file = tmp_path / "model.joblib"
     evil_file.write_bytes(_evil_pickle(marker))
-    with pytest.raises(
-        SafeFormatError, match="not a directory written by gemma_pref.save_safe"
-    ):
+    with pytest.raises(SafeFormatError, match="not a directory written by gemma_pref.save_safe"):
         load_safe(evil_file)
     # 2. a safe directory whose arrays were replaced by pickled objects
     path = save_safe(fitted_custom, tmp_path / "custom")
@@ -422,15 +412,14 @@ def test_save_safe_never_overwrites_other_paths(tmp_path):
     with pytest.raises(FileExistsError, match="never overwritten"):
         save_safe(ArenaStructureFeatures(), other)
     assert (other / "notes.txt").read_text() == "keep me"
-    with pytest.raises(
-        ValueError, match="is a directory; gemma_pref.load reads a joblib file"
-    ):
+    with pytest.raises(ValueError, match="is a directory; gemma_pref.load reads a joblib file"):
         load(other)
 
 
 def test_safe_types_are_all_importable():
     import importlib
 
-    for name, (module, attr) in SAFE_TYPES.items():
-        cls = getattr(importlib.import_module(module), attr)
-        assert name.endswith(attr) and isinstance(cls, type)
+    for name, kind in SAFE_TYPES.items():
+        cls = getattr(importlib.import_module(kind.module), kind.attr)
+        assert name.endswith(kind.attr) and isinstance(cls, type)
+        assert kind.load_class() is cls

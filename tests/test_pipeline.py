@@ -41,7 +41,8 @@ def test_default_pipeline_settings():
     params = seed.named_steps["classifier"].get_params()
     assert params["loss_function"] == "MultiClass"
     assert params["learning_rate"] == 0.03 and params["iterations"] == 1000
-    assert params["task_type"] in ("CPU", "GPU")
+    # the device is chosen when the classifier is fitted, not when it is built
+    assert "task_type" not in params
     lr = LogisticRegression()
     assert make_preference_pipeline("x", classifier=lr).named_steps["classifier"] is lr
     fmt = ArenaTextFormatter(layout="pair", turns="all")
@@ -50,8 +51,10 @@ def test_default_pipeline_settings():
         make_preference_pipeline("x", recipe="best")
     # a one-text-per-row formatter would feed PairDifferenceClassifier one vector,
     # which it would split in two halves: refused, with the ways out
-    with pytest.raises(ValueError, match="needs ArenaTextFormatter\\(layout='pair'\\).*"
-                       "layout='joint'.*recipe='seed'"):
+    with pytest.raises(
+        ValueError,
+        match="needs ArenaTextFormatter\\(layout='pair'\\).*layout='joint'.*recipe='seed'",
+    ):
         make_preference_pipeline("x", formatter=ArenaTextFormatter(turns="all"))
     joint = ArenaTextFormatter(turns="all")
     seed = make_preference_pipeline("x", recipe="seed", formatter=joint)
@@ -73,14 +76,21 @@ def test_default_pipeline_settings():
 def test_fit_predict_proba_columns_follow_labels(tiny_gemma, arena):
     df = arena.head(90)
     y = labels_from_winner(df)
+    # a skewed target: 70% ties, 20% A wins, 10% B wins
+    y = np.array([2] * 63 + [0] * 18 + [1] * 9)
     pipe = _pipe(tiny_gemma).fit(df, y)
-    proba = pipe.predict_proba(df.head(10))
-    assert proba.shape == (10, 3)
+    proba = pipe.predict_proba(df.head(30))
+    assert proba.shape == (30, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
     assert list(pipe.classes_) == [0, 1, 2]
+    # column j is the probability of label j: the mean follows the class frequencies
+    mean = proba.mean(axis=0)
+    assert mean[2] > mean[0] > mean[1], mean
+    # (CatBoost's predict returns a column)
+    np.testing.assert_array_equal(np.ravel(pipe.predict(df.head(30))), np.argmax(proba, axis=1))
 
 
-def test_joblib_round_trip_identical_and_small(tiny_gemma, arena, tmp_path):
+def test_joblib_round_trip_identical_and_small(is_loaded, tiny_gemma, arena, tmp_path):
     train, test = arena.head(80), arena.iloc[80:100]
     pipe = _pipe(tiny_gemma, memory_cache=False).fit(train, labels_from_winner(train))
     before = pipe.predict_proba(test)
@@ -95,21 +105,12 @@ def test_joblib_round_trip_identical_and_small(tiny_gemma, arena, tmp_path):
     assert len(buf.getvalue()) < 50_000
     clear_memory_cache()
     loaded = joblib.load(path)
-    assert getattr(loaded.named_steps["embedder"], "_lazy_runtime", None) is None
+    assert not is_loaded(loaded.named_steps["embedder"])
     np.testing.assert_array_equal(loaded.predict_proba(test), before)
 
 
-def test_cross_val_score_embeds_each_text_once(tiny_gemma, arena, monkeypatch):
-    from transformers.models.gemma2.modeling_gemma2 import Gemma2Model
-
-    rows: list[int] = []
-    original = Gemma2Model.forward
-
-    def counting_forward(self, *args, **kwargs):
-        rows.append(int(kwargs["input_ids"].shape[0]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
+def test_cross_val_score_embeds_each_text_once(tiny_gemma, arena, forward_rows):
+    rows = forward_rows
     df = arena.head(100)
     y = labels_from_winner(df)
     for recipe in ("seed", "pairwise"):
@@ -127,7 +128,9 @@ def test_cross_val_score_embeds_each_text_once(tiny_gemma, arena, monkeypatch):
 def test_pipeline_with_logistic_regression(tiny_gemma, arena):
     df = arena.head(60)
     pipe = make_preference_pipeline(
-        tiny_gemma, max_length=64, torch_dtype="float32",
+        tiny_gemma,
+        max_length=64,
+        torch_dtype="float32",
         classifier=LogisticRegression(max_iter=200),
     )
     proba = pipe.fit(df, labels_from_winner(df)).predict_proba(df)
@@ -156,3 +159,25 @@ def test_pipeline_fit_validates_embedder(tiny_gemma, arena, bad):
     pipe = _pipe(tiny_gemma, quantization=bad)
     with pytest.raises(ValueError, match="'quantization' parameter"):
         pipe.fit(arena.head(10), labels_from_winner(arena.head(10)))
+
+
+def test_catboost_device_is_chosen_at_fit_on_the_fitting_machine(arena):
+    import pickle
+
+    from gemma_pref import ArenaStructureFeatures
+    from gemma_pref._catboost import catboost_gpu_available
+
+    X = ArenaStructureFeatures().fit_transform(arena.head(120))
+    y = labels_from_winner(arena.head(120))
+    built = make_catboost_classifier(iterations=5)
+    assert "task_type" not in built.get_params()  # nothing decided when built
+    # shipped to another machine as a pickle, then fitted there
+    shipped = pickle.loads(pickle.dumps(built))
+    shipped.fit(X, y)
+    expected = "GPU" if catboost_gpu_available() else "CPU"
+    assert shipped.get_all_params()["task_type"] == expected
+    assert "task_type" not in shipped.get_params()  # fit leaves the parameters
+    shipped.fit(X, y)  # a refit decides again
+    assert shipped.predict_proba(X).shape == (120, 3)
+    explicit = make_catboost_classifier(iterations=5, task_type="CPU").fit(X, y)
+    assert explicit.get_params()["task_type"] == "CPU"

@@ -159,9 +159,7 @@ def _cells(draw, clean=False):
     return draw([_WRONG_JSON, _NOT_JSON, _RAW_OBJECT, _RAW_OBJECT][kind - 6])
 
 
-_LABEL = st.one_of(
-    st.integers(-3, 3), _TEXT.map(lambda s: s[:8]), st.none(), st.just(float("nan"))
-)
+_LABEL = st.one_of(st.integers(-3, 3), _TEXT.map(lambda s: s[:8]), st.none(), st.just(float("nan")))
 
 
 @st.composite
@@ -206,9 +204,7 @@ def _oracle_turns(cell):
     """The specification of a cell, written independently of parse_turns."""
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return []
-    if cell is pd.NA or cell is pd.NaT or (
-        isinstance(cell, np.floating) and np.isnan(cell)
-    ):
+    if cell is pd.NA or cell is pd.NaT or (isinstance(cell, np.floating) and np.isnan(cell)):
         raise _Ambiguous
     if isinstance(cell, str):
         try:
@@ -305,9 +301,7 @@ _MILLION_WORDS = "word " * 200_000
 @settings(PROPERTY, max_examples=350)
 @given(frame=_frames(), params=_formatter_params())
 @example(  # 1M characters, cut to a token budget with the real tokenizer
-    frame=_frame(
-        json.dumps([_MILLION]), json.dumps(["short", _MILLION_WORDS]), "[null]"
-    ),
+    frame=_frame(json.dumps([_MILLION]), json.dumps(["short", _MILLION_WORDS]), "[null]"),
     params={
         "turns": "all",
         "swap": False,
@@ -379,9 +373,7 @@ def test_formatter_gives_texts_or_names_the_bad_cell(
     except ArenaFormatError as exc:
         assert isinstance(exc, ValueError)
         assert exc.column in ARENA_COLUMNS
-        assert str(exc).startswith(
-            f"{exc.column} at row {exc.row!r}: expected a JSON list"
-        )
+        assert str(exc).startswith(f"{exc.column} at row {exc.row!r}: expected a JSON list")
         if not ambiguous:
             assert error is not None, f"valid frame refused: {exc}"
             assert exc.column == error[0] and _same_label(exc.row, error[1]), (
@@ -502,7 +494,11 @@ def test_embedder_input_checks(values, container, embedder):
         assert str(exc).startswith(f"{column} at row {first!r}: expected str, got")
         return
     assert not bad
-    width = len(values[0]) if values and column.startswith("text") and isinstance(values[0], list) else 1
+    width = (
+        len(values[0])
+        if values and column.startswith("text") and isinstance(values[0], list)
+        else 1
+    )
     assert out.shape == (len(values), 64 * width) and out.dtype == np.float32
     assert np.isfinite(out).all()
 

@@ -21,7 +21,7 @@ def test_quantized_load_and_embed(tiny_gemma, arena_texts, quantization):
     emb = GemmaEmbedder(tiny_gemma, max_length=128, quantization=quantization, devices="cpu")
     X = emb.transform(texts)
     assert X.shape == ref.shape and X.dtype == np.float32 and np.isfinite(X).all()
-    model = emb._lazy_runtime[1].models[0]
+    model = emb.load()[0]
     proj = model.layers[0].self_attn.q_proj
     if quantization == "4bit":
         assert isinstance(proj, bnb.nn.Linear4bit)

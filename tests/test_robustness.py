@@ -30,21 +30,11 @@ from gemma_pref import (
 )
 from gemma_pref.devices import run_on_devices
 
-
-def _emb(path, **kw):
-    params = {"max_length": 64, "torch_dtype": "float32", "memory_cache": False}
-    params.update(kw)
-    return GemmaEmbedder(path, **params)
+EMBEDDER_DEFAULTS = {"memory_cache": False}
 
 
 def _texts(arena_texts, n):
     return [str(t) for t in arena_texts[:n]]
-
-
-def _loaded(emb):
-    """Load the replicas (one short text) and return the runtime."""
-    emb.transform(["load the replicas"])
-    return emb._lazy_runtime[1]
 
 
 def _no_worker_threads():
@@ -52,10 +42,10 @@ def _no_worker_threads():
 
 
 # ----------------------------------------------------------- device failures
-def test_failing_device_stops_the_healthy_worker_early(tiny_gemma, arena_texts):
+def test_failing_device_stops_the_healthy_worker_early(make_embedder, tiny_gemma, arena_texts):
     texts = _texts(arena_texts, 40)
-    emb = _emb(tiny_gemma, devices=["cpu", "cpu"], batch_size=1)  # 40 batches
-    runtime = _loaded(emb)
+    emb = make_embedder(devices=["cpu", "cpu"], batch_size=1)  # 40 batches
+    models = emb.load()
     failed = threading.Event()
     failing_thread: list[threading.Thread] = []
     healthy_rows: list[int] = []
@@ -75,8 +65,8 @@ def test_failing_device_stops_the_healthy_worker_early(tiny_gemma, arena_texts):
                 failing_thread[0].join(60)
 
     hooks = [
-        runtime.models[0].register_forward_pre_hook(healthy, with_kwargs=True),
-        runtime.models[1].register_forward_pre_hook(broken, with_kwargs=True),
+        models[0].register_forward_pre_hook(healthy, with_kwargs=True),
+        models[1].register_forward_pre_hook(broken, with_kwargs=True),
     ]
     try:
         with pytest.raises(DeviceWorkerError) as info:
@@ -95,9 +85,9 @@ def test_failing_device_stops_the_healthy_worker_early(tiny_gemma, arena_texts):
     assert _no_worker_threads()
 
 
-def test_two_failing_devices_are_both_named(tiny_gemma, arena_texts):
-    emb = _emb(tiny_gemma, devices=["cpu", "cpu"], batch_size=1)
-    runtime = _loaded(emb)
+def test_two_failing_devices_are_both_named(make_embedder, tiny_gemma, arena_texts):
+    emb = make_embedder(devices=["cpu", "cpu"], batch_size=1)
+    models = emb.load()
     both_inside = threading.Barrier(2)
 
     def fail(name):
@@ -109,19 +99,15 @@ def test_two_failing_devices_are_both_named(tiny_gemma, arena_texts):
 
     hooks = [
         m.register_forward_pre_hook(fail(f"replica {i + 1}"), with_kwargs=True)
-        for i, m in enumerate(runtime.models)
+        for i, m in enumerate(models)
     ]
     try:
-        with pytest.raises(
-            DeviceWorkerError, match="also failed: device 'cpu'"
-        ) as info:
+        with pytest.raises(DeviceWorkerError, match="also failed: device 'cpu'") as info:
             emb.transform(_texts(arena_texts, 10))
     finally:
         for h in hooks:
             h.remove()
-    assert "replica 1 failed" in str(info.value) and "replica 2 failed" in str(
-        info.value
-    )
+    assert "replica 1 failed" in str(info.value) and "replica 2 failed" in str(info.value)
     assert _no_worker_threads()
 
 
@@ -150,12 +136,12 @@ def test_run_on_devices_stops_and_joins_without_a_model():
 
 
 def test_finished_batches_are_cached_before_a_failure(
-    tiny_gemma, arena_texts, tmp_path
+    make_embedder, tiny_gemma, arena_texts, tmp_path
 ):
     """A run that dies halfway resumes from the cache instead of starting over."""
     texts = _texts(arena_texts, 20)
-    emb = _emb(tiny_gemma, batch_size=4, cache_dir=tmp_path)
-    model = _loaded(emb).models[0]
+    emb = make_embedder(batch_size=4, cache_dir=tmp_path)
+    model = emb.load()[0]
     rows: list[int] = []
 
     def fail_third_batch(module, args, kwargs):
@@ -180,7 +166,7 @@ def test_finished_batches_are_cached_before_a_failure(
     finally:
         handle.remove()
     assert sum(counted) == 12  # the first two batches came from the cache
-    fresh = _emb(tiny_gemma, batch_size=4).transform(texts)
+    fresh = make_embedder(batch_size=4).transform(texts)
     np.testing.assert_allclose(resumed, fresh, atol=1e-5)
 
 
@@ -196,20 +182,19 @@ def _oom_hook(max_rows=None, max_tokens=None):
             max_tokens is not None and n * width > max_tokens
         ):
             raise torch.cuda.OutOfMemoryError(
-                "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.11 GiB "
-                "total capacity)"
+                "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.11 GiB total capacity)"
             )
 
     return hook, shapes
 
 
 def test_oom_halves_the_batch_and_matches_an_unsplit_run(
-    tiny_gemma, arena_texts, caplog
+    make_embedder, tiny_gemma, arena_texts, caplog
 ):
     texts = _texts(arena_texts, 40)
-    ref = _emb(tiny_gemma, batch_size=16).transform(texts)
-    emb = _emb(tiny_gemma, batch_size=16)
-    model = _loaded(emb).models[0]
+    ref = make_embedder(batch_size=16).transform(texts)
+    emb = make_embedder(batch_size=16)
+    model = emb.load()[0]
     hook, shapes = _oom_hook(max_rows=3)
     handle = model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
@@ -226,11 +211,11 @@ def test_oom_halves_the_batch_and_matches_an_unsplit_run(
     assert "Out of memory on cpu with 16 rows x 64 tokens" in caplog.text
 
 
-def test_oom_on_padded_tokens_with_token_budget(tiny_gemma, arena_texts):
+def test_oom_on_padded_tokens_with_token_budget(make_embedder, tiny_gemma, arena_texts):
     texts = _texts(arena_texts, 30)
-    ref = _emb(tiny_gemma, batch_size=1, padding="max_length").transform(texts)
-    emb = _emb(tiny_gemma, batch_size=30, padding="max_length")
-    model = _loaded(emb).models[0]
+    ref = make_embedder(batch_size=1, padding="max_length").transform(texts)
+    emb = make_embedder(batch_size=30, padding="max_length")
+    model = emb.load()[0]
     hook, shapes = _oom_hook(max_tokens=5 * 64)  # at most 5 rows of 64 tokens fit
     handle = model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
@@ -243,9 +228,9 @@ def test_oom_on_padded_tokens_with_token_budget(tiny_gemma, arena_texts):
     assert sum(ok) == 30  # every row went through exactly once
 
 
-def test_oom_on_a_single_row_raises_a_clear_error(tiny_gemma):
-    emb = _emb(tiny_gemma, batch_size=8)
-    model = _loaded(emb).models[0]
+def test_oom_on_a_single_row_raises_a_clear_error(make_embedder, tiny_gemma):
+    emb = make_embedder(batch_size=8)
+    model = emb.load()[0]
     hook, shapes = _oom_hook(max_rows=0)
     handle = model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
@@ -263,9 +248,9 @@ def test_oom_on_a_single_row_raises_a_clear_error(tiny_gemma):
     assert [n for n, _ in shapes] == [3, 2, 1]  # halved down to one row, then gave up
 
 
-def test_other_errors_are_not_retried(tiny_gemma):
-    emb = _emb(tiny_gemma, batch_size=8)
-    model = _loaded(emb).models[0]
+def test_other_errors_are_not_retried(make_embedder, tiny_gemma):
+    emb = make_embedder(batch_size=8)
+    model = emb.load()[0]
     calls: list[int] = []
 
     def broken(module, args, kwargs):
@@ -301,9 +286,7 @@ def test_real_cuda_oom_backs_off_and_matches(tiny_gemma, arena_texts, caplog):
     # eager attention of 24 x 4 heads x 2048^2 float32 needs ~1.5 GiB per layer
     torch.cuda.empty_cache()
     used = torch.cuda.memory_reserved(0)
-    torch.cuda.set_per_process_memory_fraction(
-        min(1.0, (used + 600 * 2**20) / total), 0
-    )
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (used + 600 * 2**20) / total), 0)
     try:
         with caplog.at_level(logging.WARNING, logger="gemma_pref"):
             X = emb.transform(long_texts)
@@ -371,9 +354,7 @@ _BAD_PARAMS = [
         r"'turns' parameter of ArenaStructureFeatures must be a str among \{.*'all'.*\}\. Got 'first'",
     ),
     (
-        lambda p: SwapABClassifier(
-            make_pipeline(ArenaStructureFeatures(), LogisticRegression())
-        ),
+        lambda p: SwapABClassifier(make_pipeline(ArenaStructureFeatures(), LogisticRegression())),
         {"augment": "no"},
         r"'augment' parameter of SwapABClassifier must be an instance of 'bool'.*Got 'no'",
     ),
@@ -443,13 +424,11 @@ def test_bad_parameters_fail_at_fit_not_at_set_params(tiny_gemma, factory, bad, 
         _fit(est, tiny_gemma)
 
 
-def test_bad_embedder_parameters_also_fail_at_transform(tiny_gemma):
-    emb = _emb(tiny_gemma)
+def test_bad_embedder_parameters_also_fail_at_transform(make_embedder, tiny_gemma):
+    emb = make_embedder()
     emb.transform(["works"])
     emb.set_params(pooling="max2")
-    with pytest.raises(
-        ValueError, match=r"'pooling' parameter of GemmaEmbedder .*Got 'max2'"
-    ):
+    with pytest.raises(ValueError, match=r"'pooling' parameter of GemmaEmbedder .*Got 'max2'"):
         emb.transform(["works"])
 
 
@@ -465,9 +444,7 @@ def test_pipeline_set_params_fails_at_fit_naming_the_step_parameter(tiny_gemma, 
     with pytest.raises(ValueError, match="'turns' parameter of ArenaTextFormatter"):
         pipe.fit(df, labels_from_winner(df))
     pipe.set_params(formatter__turns="all")
-    with pytest.raises(
-        ValueError, match=r"'pooling' parameter of GemmaEmbedder.*'max2'"
-    ):
+    with pytest.raises(ValueError, match=r"'pooling' parameter of GemmaEmbedder.*'max2'"):
         pipe.fit(df, labels_from_winner(df))
 
 
