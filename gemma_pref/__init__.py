@@ -25,6 +25,7 @@ from .exceptions import (
     VersionMismatchWarning,
 )
 from .features import ArenaStructureFeatures
+from .finetune import GemmaPreferenceClassifier
 from .formatting import (
     PAIR_TEMPLATE,
     SEED_TEMPLATE,
@@ -53,6 +54,7 @@ __all__ = [
     "CacheWriteWarning",
     "DeviceWorkerError",
     "GemmaEmbedder",
+    "GemmaPreferenceClassifier",
     "ModelNotFoundError",
     "PairDifferenceClassifier",
     "PromptGroupKFold",

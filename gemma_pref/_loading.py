@@ -130,16 +130,17 @@ def _sampled_digest(path: Path, size: int) -> bytes:
     return digest.digest()
 
 
-def model_fingerprint(model_dir: Path) -> str:
+def model_fingerprint(model_dir: Path, *, include_path: bool = True) -> str:
     """A cheap, content-based identity of a checkpoint directory.
 
-    Hashes the directory path, the content of ``config.json``, the tokenizer
-    files and every other ``*.json`` file, and for each weight file its name,
-    size and 16 evenly spaced 64 KiB blocks of its content (weights can be tens
-    of gigabytes: reading them whole would cost more than embedding). Re-saving
-    other weights or another configuration in place changes the fingerprint;
-    copying or re-mounting the same files (a Kaggle dataset in a new session)
-    does not, so an on-disk embedding cache stays valid.
+    Hashes the directory path (unless ``include_path=False``), the content of
+    ``config.json``, the tokenizer files and every other ``*.json`` file, and
+    for each weight file its name, size and 16 evenly spaced 64 KiB blocks of
+    its content (weights can be tens of gigabytes: reading them whole would
+    cost more than embedding). Re-saving other weights or another
+    configuration in place changes the fingerprint. Without the path, the
+    same files copied elsewhere (another node of a cluster, a Kaggle dataset
+    mounted under another name) give the same fingerprint.
 
     The result is memoised per process on the ``stat`` signature (name, size,
     modification time, inode) of those files, so calling this before every
@@ -147,7 +148,7 @@ def model_fingerprint(model_dir: Path) -> str:
     """
     model_dir = Path(model_dir)
     files = _fingerprint_files(model_dir)
-    signature: list[Any] = [str(model_dir)]
+    signature: list[Any] = [str(model_dir), include_path]
     stats = []
     for f, _ in files:
         st = f.stat()
@@ -159,7 +160,8 @@ def model_fingerprint(model_dir: Path) -> str:
     if cached is not None:
         return cached
     digest = hashlib.sha256()
-    digest.update(str(model_dir).encode() + b"\0")
+    if include_path:
+        digest.update(str(model_dir).encode() + b"\0")
     for (f, by_content), st in zip(files, stats):
         if by_content:
             digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")

@@ -204,17 +204,20 @@ def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> A
     """Resolve a ``tokenizer`` parameter: None, a loaded tokenizer or a path.
 
     A path (or the name of a model in the local Hugging Face cache) is loaded
-    with ``local_files_only=True``: nothing is downloaded. The result is
-    checked to be a fast tokenizer.
+    with ``local_files_only=True``: nothing is downloaded;
+    :data:`~gemma_pref.demo_model.DEFAULT_MODEL` is the default model's. The
+    result is checked to be a fast tokenizer.
     """
     if tokenizer is None:
         return None
     if isinstance(tokenizer, (str, os.PathLike)):
         from ._loading import load_tokenizer
+        from .demo_model import DEFAULT_MODEL, demo_model_path
 
         raw = os.fspath(tokenizer)
         try:
-            tokenizer = load_tokenizer(Path(raw))  # local_files_only=True
+            path = demo_model_path() if raw == DEFAULT_MODEL else Path(raw)
+            tokenizer = load_tokenizer(path)  # local_files_only=True
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"The 'tokenizer' parameter of {owner} is {raw!r}, from which "

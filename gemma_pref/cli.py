@@ -98,21 +98,47 @@ def _model(args: argparse.Namespace) -> str | None:
     return str(args.model)
 
 
+def _model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Parameters of the recipe's model step: the embedder or the fine-tuned classifier."""
+    params = _embedder_params(args)
+    if args.recipe != "finetune":
+        if params["batch_size"] is None:
+            del params["batch_size"]
+        return params
+    del params["cache_dir"]  # nothing to cache: the model itself is trained
+    params = {k: v for k, v in params.items() if v is not None}
+    params.update(
+        num_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        lora_r=args.lora_r,
+        random_state=args.seed,
+    )
+    return params
+
+
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
 
     if args.C is not None and args.C <= 0:
         raise CLIError(f"--C must be positive, got {args.C}")
-    classifier = make_recipe_classifier(
-        args.recipe, args.classifier, C=args.C, iterations=args.iterations
-    )
+    model = _model(args)
+    classifier = None
+    if args.recipe != "finetune":
+        classifier = make_recipe_classifier(
+            args.recipe, args.classifier, C=args.C, iterations=args.iterations
+        )
+    elif args.classifier != "auto":
+        raise CLIError("--classifier applies to the embedding recipes, not --recipe finetune")
     return gp.make_preference_pipeline(
-        _model(args),
+        model,
         recipe=args.recipe,
         classifier=classifier,
-        formatter=make_recipe_formatter(args.recipe, turns=args.turns),
-        **_embedder_params(args),
+        formatter=make_recipe_formatter(
+            args.recipe, model, max_length=args.max_length, turns=args.turns
+        ),
+        swap_augment=args.swap_augment,
+        **_model_params(args),
     )
 
 
@@ -237,13 +263,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_formatter
 
+    if args.recipe == "finetune":
+        raise CLIError("embed writes embeddings: use --recipe pairwise or seed")
+    formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
     out = _check_output(args.output, args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args.input, labels=False, what="input")
-    formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
     texts = formatter.fit_transform(df)
-    embedder = gp.GemmaEmbedder(_model(args), **_embedder_params(args))
+    embedder = gp.GemmaEmbedder(_model(args), **_model_params(args))
     _out(f"embed: {len(df)} rows from {source}")
     start = time.perf_counter()
     X = embedder.fit_transform(texts)
@@ -279,7 +307,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="tokens kept per row (default: 1024)",
     )
     g.add_argument(
-        "--batch-size", type=int, default=8, metavar="N", help="rows per forward pass (default: 8)"
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="texts per forward pass (default: 8 to embed, 4 to fine-tune)",
     )
     g.add_argument(
         "--max-tokens-per-batch",
@@ -310,7 +342,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         choices=list(RECIPES),
         default="pairwise",
         help="pairwise: one text per answer, classify the embeddings' "
-        "difference; seed: one text per row, as the reference notebook "
+        "difference; seed: one text per row, as the reference notebook; "
+        "finetune: fine-tune the model with LoRA and a 3-class head "
         "(default: pairwise)",
     )
     g.add_argument(
@@ -352,6 +385,27 @@ def _add_classifier_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="logreg inverse regularisation (default: chosen by "
         "cross-validation on the training rows)",
+    )
+    g.add_argument(
+        "--swap-augment",
+        action="store_true",
+        help="train on every row and its A/B-swapped twin, and average each "
+        "prediction with the swapped one (SwapABClassifier)",
+    )
+    g = p.add_argument_group("fine-tuning (--recipe finetune)")
+    g.add_argument(
+        "--epochs", type=int, default=1, metavar="N", help="passes over the rows (default: 1)"
+    )
+    g.add_argument(
+        "--learning-rate",
+        type=float,
+        default=2e-4,
+        metavar="LR",
+        help="AdamW peak learning rate (default: 2e-4)",
+    )
+    g.add_argument("--lora-r", type=int, default=16, metavar="R", help="LoRA rank (default: 16)")
+    g.add_argument(
+        "--seed", type=int, default=0, help="random seed of the fine-tuning (default: 0)"
     )
 
 
@@ -426,7 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", metavar="CSV", help="arena CSV (default: bundled sample)")
     p.add_argument("--swap", action="store_true", help="exchange response_a and response_b")
     p.add_argument(
-        "--output", "-o", default="embeddings.npy", help=".npy file to write (default: %(default)s)"
+        "--output",
+        "-o",
+        default="embeddings.npy",
+        help=".npy file to write (default: %(default)s)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_model_args(p)

@@ -19,10 +19,14 @@ from pathlib import Path
 
 from ._atomic import default_file_mode
 
-__all__ = ["DEMO_MODEL_NAME", "demo_model_path", "gemma_pref_home"]
+__all__ = ["DEFAULT_MODEL", "DEMO_MODEL_NAME", "demo_model_path", "gemma_pref_home"]
 
 logger = logging.getLogger(__name__)
 
+#: Stands for the default model where a path is expected (for example as the
+#: ``tokenizer`` of :class:`~gemma_pref.ArenaTextFormatter`); resolved by
+#: :func:`demo_model_path` when used.
+DEFAULT_MODEL = "gemma-pref:default"
 #: Name of the converted default model's directory.
 DEMO_MODEL_NAME = "gemma-3-270m-q4_k_m-bf16"
 _COMPLETE = ".gemma-pref-complete"

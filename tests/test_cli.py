@@ -264,3 +264,61 @@ def test_version_and_choices_follow_the_library(work):
     assert "{" + ",".join(CLASSIFIER_KINDS) + "}" in r.stdout
     r = run("fit", "--recipe", "no-such-recipe", cwd=work, home=work / "home")
     assert r.returncode == 2 and "invalid choice: 'no-such-recipe'" in r.stderr
+
+
+def test_finetune_recipe_fit_predict_cv(work, tiny_gemma):
+    args = [
+        "--model",
+        tiny_gemma,
+        "--max-length",
+        "64",
+        "--dtype",
+        "float32",
+        "--recipe",
+        "finetune",
+        "--lora-r",
+        "4",
+        "--devices",
+        "cpu",
+    ]
+    r = run("fit", "--train", "train.csv", "-o", "ft.joblib", *args, cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    import gemma_pref as gp
+
+    pipe = gp.load(work / "ft.joblib")
+    assert list(pipe.named_steps) == ["formatter", "classifier"]
+    clf = pipe["classifier"]
+    assert isinstance(clf, gp.GemmaPreferenceClassifier) and clf.lora_r == 4
+    assert clf.n_steps_ == 12  # 90 rows in batches of 4, 2 batches per step
+    r = run(
+        "predict",
+        "--pipeline",
+        "ft.joblib",
+        "--test",
+        "test.csv",
+        "-o",
+        "ft.csv",
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    sub = pd.read_csv(work / "ft.csv")
+    assert len(sub) == 30 and np.allclose(sub.iloc[:, 1:].sum(axis=1), 1.0)
+    r = run(
+        "cv",
+        "--train",
+        "train.csv",
+        "--folds",
+        "2",
+        "--no-plots",
+        "-o",
+        "ft_cv.json",
+        "--swap-augment",
+        *args,
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads((work / "ft_cv.json").read_text())
+    assert report["settings"]["recipe"] == "finetune" and report["settings"]["swap_augment"]
+    assert len(report["per_fold"]) == 2 and 0 < report["log_loss"] < 3

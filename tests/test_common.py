@@ -15,7 +15,12 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from gemma_pref import ArenaTextFormatter, GemmaEmbedder, PairDifferenceClassifier
+from gemma_pref import (
+    ArenaTextFormatter,
+    GemmaEmbedder,
+    GemmaPreferenceClassifier,
+    PairDifferenceClassifier,
+)
 from gemma_pref.augmentation import SwapABClassifier
 from gemma_pref.features import ArenaStructureFeatures
 
@@ -24,6 +29,7 @@ ESTIMATORS = [
     GemmaEmbedder(),
     ArenaStructureFeatures(),
     SwapABClassifier(LogisticRegression()),
+    GemmaPreferenceClassifier(),
 ]
 
 
