@@ -18,10 +18,19 @@
   ``fit`` only validates (as scikit-learn's ``HashingVectorizer``);
   :class:`ArenaRowsTransformerMixin` adds that ``fit`` for transformers of
   raw arena rows.
+- :class:`CheckpointMixin`: estimators that run a local checkpoint
+  (``GemmaEmbedder``, ``GemmaPreferenceClassifier``): finding the checkpoint,
+  loading the replicas once per setting under one lock, ``free``, and whether
+  to show progress bars.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 from sklearn.base import _fit_context
@@ -31,6 +40,7 @@ from ._versioning import check_state, stamp_state
 __all__ = [
     "LAZY_PREFIX",
     "ArenaRowsTransformerMixin",
+    "CheckpointMixin",
     "StatelessTransformerMixin",
     "TextInputMixin",
     "VersionedPickleMixin",
@@ -41,6 +51,9 @@ __all__ = [
 LAZY_PREFIX = "_lazy_"
 
 fit_context = _fit_context
+
+# one lock for every estimator's replicas: two threads never load the same model twice
+_LOAD_LOCK = threading.Lock()
 
 
 class VersionedPickleMixin:
@@ -127,3 +140,52 @@ class ArenaRowsTransformerMixin(StatelessTransformerMixin):
         import numpy as np
 
         return np.asarray(self._output_names(), dtype=object)
+
+
+class CheckpointMixin:
+    """What estimators running a local checkpoint share.
+
+    Expects ``model_name_or_path`` and ``show_progress_bar`` parameters. The
+    resolved directory and the loaded runtime are ``_lazy_*`` state.
+    """
+
+    model_name_or_path: Any
+    show_progress_bar: Any
+
+    def _model_dir(self) -> Path:
+        """The checkpoint directory (the default model's when the path is None)."""
+        key = None if self.model_name_or_path is None else os.fspath(self.model_name_or_path)
+        cached = getattr(self, "_lazy_model_dir", None)
+        if cached is None or cached[0] != key:
+            if key is None:
+                from .demo_model import demo_model_path
+
+                path = demo_model_path()
+            else:
+                from ._loading import resolve_model_dir
+
+                path = resolve_model_dir(key)
+            cached = (key, path)
+            self._lazy_model_dir = cached
+        return cached[1]
+
+    def _show_progress(self) -> bool:
+        """``show_progress_bar``, or whether the ``gemma_pref`` logger shows INFO."""
+        if self.show_progress_bar is None:
+            return logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
+        return bool(self.show_progress_bar)
+
+    def _loaded(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """The runtime loaded for ``key``; ``load()`` it when the key changed."""
+        with _LOAD_LOCK:
+            current = getattr(self, "_lazy_runtime", None)
+            if current is None or current[0] != key:
+                self._lazy_runtime = None  # free the old replicas first
+                current = (key, load())
+                self._lazy_runtime = current
+        return current[1]
+
+    def free(self) -> None:
+        """Drop the loaded model replicas and tokenizer (reloaded on next use)."""
+        with _LOAD_LOCK:
+            self._lazy_runtime = None

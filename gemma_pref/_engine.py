@@ -30,7 +30,7 @@ from .devices import run_on_devices
 from .pooling import pool
 from .schema import clean_text
 
-__all__ = ["Head", "Runtime", "pad_batch", "pad_token_id", "pooling_head"]
+__all__ = ["Head", "Runtime", "pad_batch", "pad_token_id", "pooling_head", "tokenize"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,25 @@ def _is_oom(exc: BaseException) -> bool:
         return True
     # older torch, MPS and some CUDA library paths raise a plain RuntimeError
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids of each text (special tokens added, right-truncated).
+
+    Lone UTF-16 surrogates (``"\\ud83d"``, which JSON allows) cannot be
+    encoded as UTF-8; the tokenizer would raise a ``TypeError``. They are
+    replaced by U+FFFD, as :class:`~gemma_pref.ArenaTextFormatter` does.
+    """
+    enc = tokenizer(
+        [clean_text(t) for t in texts],
+        add_special_tokens=True,
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    return list(enc["input_ids"])
 
 
 class Runtime:
@@ -130,23 +149,8 @@ class Runtime:
         return cls(tokenizer, models, devices, dtype)
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
-        """Token ids of each text (special tokens added, right-truncated).
-
-        Lone UTF-16 surrogates (``"\\ud83d"``, which JSON allows) cannot be
-        encoded as UTF-8; the tokenizer would raise a ``TypeError``. They are
-        replaced by U+FFFD, as :class:`~gemma_pref.ArenaTextFormatter` does.
-        """
-        texts = [clean_text(t) for t in texts]
-        enc = self.tokenizer(
-            texts,
-            add_special_tokens=True,
-            truncation=True,
-            max_length=max_length,
-            padding=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return enc["input_ids"]
+        """Token ids of each text: :func:`tokenize` with this runtime's tokenizer."""
+        return tokenize(self.tokenizer, texts, max_length)
 
     def run(
         self,

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from . import _loading
-from ._engine import pad_batch, pad_token_id
+from ._engine import pad_batch, pad_token_id, tokenize
 from .batching import plan_batches
-from .schema import clean_text
 
 __all__ = ["TrainResult", "load_adapted_classifier", "train_lora_classifier"]
 
@@ -87,19 +86,6 @@ def _get_peft_model(model: Any, config: Any) -> Any:
         return peft.get_peft_model(model, copy.deepcopy(config))
 
 
-def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    enc = tokenizer(
-        [clean_text(t) for t in texts],
-        add_special_tokens=True,
-        truncation=True,
-        max_length=max_length,
-        padding=False,
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    return list(enc["input_ids"])
-
-
 @contextlib.contextmanager
 def _seeded(seed: int, device: str) -> Iterator[None]:
     """Seed torch for the block (LoRA init, dropout) without touching the
@@ -143,7 +129,7 @@ def train_lora_classifier(
     dtype = _loading.resolve_dtype(est.torch_dtype, device, est.quantization)
     tokenizer = _loading.load_tokenizer(model_dir, est.tokenizer_kwargs)
     pad_id = pad_token_id(tokenizer)
-    ids = _tokenize(tokenizer, texts, est.max_length)
+    ids = tokenize(tokenizer, texts, est.max_length)
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     batches = plan_batches(lengths, batch_size=est.batch_size, max_tokens=est.max_tokens_per_batch)
     rng = np.random.default_rng(seed)

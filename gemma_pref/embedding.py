@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from numbers import Integral
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ from sklearn.utils._param_validation import (
 )
 
 from . import _loading
-from ._base import StatelessTransformerMixin, VersionedPickleMixin, fit_context
+from ._base import CheckpointMixin, StatelessTransformerMixin, VersionedPickleMixin, fit_context
 from .cache import EmbeddingCache, check_cache_dir
 from .pooling import POOLING_MODES
 from .schema import check_texts
@@ -28,8 +26,6 @@ from .schema import check_texts
 __all__ = ["GemmaEmbedder"]
 
 logger = logging.getLogger(__name__)
-
-_LOAD_LOCK = threading.Lock()
 
 
 _DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
@@ -46,7 +42,11 @@ def _check_torch_dtype(value: Any) -> None:
 
 
 class GemmaEmbedder(
-    StatelessTransformerMixin, VersionedPickleMixin, TransformerMixin, BaseEstimator
+    CheckpointMixin,
+    StatelessTransformerMixin,
+    VersionedPickleMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """Embed texts with the last hidden state of a local Hugging Face checkpoint.
 
@@ -215,20 +215,6 @@ default="auto"
 
         return resolve_devices(self.devices)
 
-    def _model_dir(self) -> Path:
-        key = None if self.model_name_or_path is None else os.fspath(self.model_name_or_path)
-        cached = getattr(self, "_lazy_model_dir", None)
-        if cached is None or cached[0] != key:
-            if key is None:
-                from .demo_model import demo_model_path
-
-                path = demo_model_path()
-            else:
-                path = _loading.resolve_model_dir(key)
-            cached = (key, path)
-            self._lazy_model_dir = cached
-        return cached[1]
-
     # ----------------------------------------------------------------- sklearn
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any = None, y: Any = None) -> GemmaEmbedder:
@@ -323,12 +309,6 @@ default="auto"
 
         return cache.embed(texts, self._hidden_size, compute)
 
-    def _show_progress(self) -> bool:
-        """``show_progress_bar``, or whether the ``gemma_pref`` logger shows INFO."""
-        if self.show_progress_bar is None:
-            return logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
-        return bool(self.show_progress_bar)
-
     def _runtime(self, devices: list[str], dtype: Any, progress: bool = False) -> Any:
         model_dir = self._model_dir()
         key = (
@@ -340,24 +320,20 @@ default="auto"
             repr(self.model_kwargs),
             repr(self.tokenizer_kwargs),
         )
-        with _LOAD_LOCK:
-            current = getattr(self, "_lazy_runtime", None)
-            if current is None or current[0] != key:
-                from ._engine import Runtime
+        from ._engine import Runtime
 
-                self._lazy_runtime = None  # free the old replicas first
-                runtime = Runtime.load(
-                    model_dir,
-                    devices,
-                    dtype,
-                    quantization=self.quantization,
-                    model_kwargs=self.model_kwargs,
-                    tokenizer_kwargs=self.tokenizer_kwargs,
-                    progress=progress,
-                )
-                current = (key, runtime)
-                self._lazy_runtime = current
-        return current[1]
+        return self._loaded(
+            key,
+            lambda: Runtime.load(
+                model_dir,
+                devices,
+                dtype,
+                quantization=self.quantization,
+                model_kwargs=self.model_kwargs,
+                tokenizer_kwargs=self.tokenizer_kwargs,
+                progress=progress,
+            ),
+        )
 
     def _vector_settings(self, dtype: Any) -> dict[str, Any]:
         """Every setting that changes the vectors (for the cache key)."""
@@ -434,8 +410,3 @@ default="auto"
         devices = self._check_params()
         dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
         return list(self._runtime(devices, dtype, progress=self._show_progress()).models)
-
-    def free(self) -> None:
-        """Drop the loaded model replicas and tokenizer (reloaded on next use)."""
-        with _LOAD_LOCK:
-            self._lazy_runtime = None

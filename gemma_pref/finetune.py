@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _loading
-from ._base import TextInputMixin, VersionedPickleMixin, fit_context
+from ._base import CheckpointMixin, TextInputMixin, VersionedPickleMixin, fit_context
 from .schema import check_texts
 
 __all__ = ["GemmaPreferenceClassifier"]
 
 logger = logging.getLogger(__name__)
 
-_LOAD_LOCK = threading.Lock()
 _DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 
 
@@ -50,7 +48,7 @@ def _peft() -> Any:
 
 
 class GemmaPreferenceClassifier(
-    TextInputMixin, VersionedPickleMixin, ClassifierMixin, BaseEstimator
+    CheckpointMixin, TextInputMixin, VersionedPickleMixin, ClassifierMixin, BaseEstimator
 ):
     """Fine-tune a local decoder checkpoint with LoRA and a classification head.
 
@@ -291,25 +289,6 @@ default="auto"
 
         return resolve_devices(self.devices, owner="GemmaPreferenceClassifier")
 
-    def _model_dir(self) -> Path:
-        key = None if self.model_name_or_path is None else os.fspath(self.model_name_or_path)
-        cached = getattr(self, "_lazy_model_dir", None)
-        if cached is None or cached[0] != key:
-            if key is None:
-                from .demo_model import demo_model_path
-
-                path = demo_model_path()
-            else:
-                path = _loading.resolve_model_dir(key)
-            cached = (key, path)
-            self._lazy_model_dir = cached
-        return cached[1]
-
-    def _show_progress(self) -> bool:
-        if self.show_progress_bar is None:
-            return logging.getLogger("gemma_pref").isEnabledFor(logging.INFO)
-        return bool(self.show_progress_bar)
-
     def _texts(self, X: Any) -> list[str]:
         texts, n_columns, _ = check_texts(X, owner="GemmaPreferenceClassifier")
         if n_columns != 1:
@@ -467,29 +446,25 @@ default="auto"
             repr(self.tokenizer_kwargs),
             id(self.adapter_weights_),
         )
-        with _LOAD_LOCK:
-            current = getattr(self, "_lazy_runtime", None)
-            if current is None or current[0] != key:
-                from ._engine import Runtime
-                from ._training import load_adapted_classifier
+        from ._engine import Runtime
+        from ._training import load_adapted_classifier
 
-                self._lazy_runtime = None  # free the old replicas first
-                runtime = Runtime.load(
-                    model_dir,
-                    devices,
-                    dtype,
-                    load_model=load_adapted_classifier,
-                    tokenizer_kwargs=self.tokenizer_kwargs,
-                    quantization=self.quantization,
-                    model_kwargs=self.model_kwargs,
-                    progress=self._show_progress(),
-                    adapter_weights=self.adapter_weights_,
-                    lora_config=self._lora_config(inference=True),
-                    num_labels=len(self.classes_),
-                )
-                current = (key, runtime)
-                self._lazy_runtime = current
-        return current[1]
+        return self._loaded(
+            key,
+            lambda: Runtime.load(
+                model_dir,
+                devices,
+                dtype,
+                load_model=load_adapted_classifier,
+                tokenizer_kwargs=self.tokenizer_kwargs,
+                quantization=self.quantization,
+                model_kwargs=self.model_kwargs,
+                progress=self._show_progress(),
+                adapter_weights=self.adapter_weights_,
+                lora_config=self._lora_config(inference=True),
+                num_labels=len(self.classes_),
+            ),
+        )
 
     def load(self) -> list[Any]:
         """Load the adapted model replicas now (else on the first prediction).
@@ -502,11 +477,6 @@ default="auto"
         """
         check_is_fitted(self)
         return list(self._runtime(self._check_params()).models)
-
-    def free(self) -> None:
-        """Drop the loaded replicas (reloaded on next use)."""
-        with _LOAD_LOCK:
-            self._lazy_runtime = None
 
     def save_adapter(self, path: str | os.PathLike[str]) -> Path:
         """Write the adapter as a standard peft adapter directory.
