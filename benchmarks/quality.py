@@ -237,7 +237,8 @@ CONFIGS: list[Config] = [
         "pair-lr",
         "default: make_preference_pipeline() = ArenaTextFormatter(layout='pair') + "
         "embedder + PairDifferenceClassifier() (StandardScaler + LogisticRegression "
-        "on e(A) - e(B), both signs, C by LogisticRegressionCV inside fit)",
+        "on e(A) - e(B), both signs, C chosen inside fit by a grid search whose "
+        "folds each fit their own scaler)",
         lambda ctx: _pairwise(ctx),
         ("pair",),
     ),
