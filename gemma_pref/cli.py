@@ -175,12 +175,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import gemma_pref as gp
     from gemma_pref.evaluation import preference_scores
 
-    out = _check_output(args.output, args.overwrite)
     pipeline_path = Path(args.pipeline)
     if not pipeline_path.is_file():
         raise CLIError(
             f"pipeline file {str(pipeline_path)!r} not found (create it with gemma-pref fit)"
         )
+    if args.engine == "ray":
+        return _predict_on_ray(args, pipeline_path)
+    out = _check_output(args.output or "submission.csv", args.overwrite)
     df, source = _read_rows(args.test, labels=False, what="test")
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
     _out(f"predict: {len(df)} rows from {source}")
@@ -266,7 +268,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.recipe == "finetune":
         raise CLIError("embed writes embeddings: use --recipe pairwise or seed")
     formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
-    out = _check_output(args.output, args.overwrite)
+    if args.engine == "ray":
+        return _embed_on_ray(args, formatter)
+    out = _check_output(args.output or "embeddings.npy", args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args.input, labels=False, what="input")
@@ -284,6 +288,117 @@ def cmd_embed(args: argparse.Namespace) -> int:
     _atomic(out, save)
     _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32")
     return 0
+
+
+# ------------------------------------------------------------------- on Ray
+def _ray_rows(path: str | None) -> tuple[Any, str]:
+    """Arena rows as a Ray Dataset: a CSV or Parquet file or directory, or the sample."""
+    import gemma_pref as gp
+    from gemma_pref import distributed
+
+    if path is None:
+        import ray
+
+        df = gp.load_arena_sample().drop(columns=list(WINNER_COLUMNS))
+        return ray.data.from_pandas(df), "bundled arena sample (715 rows of the Kaggle train.csv)"
+    return distributed.read_arena_dataset(path), path
+
+
+def _ray_output(path: str, overwrite: bool) -> Path:
+    out = Path(path)
+    if out.suffix in {".npy", ".csv"}:
+        raise CLIError(
+            f"with --engine ray the output is a directory of Parquet shards, not {str(out)!r}"
+        )
+    if out.exists() and not overwrite:
+        raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    return out
+
+
+def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any], Any]) -> int:
+    """Connect, build the lazy job from the rows, write it atomically, report."""
+    from gemma_pref import distributed
+
+    distributed.connect(args.ray_address)
+    rows, source = _ray_rows(getattr(args, "input", None) or getattr(args, "test", None))
+    _out(f"{what} on Ray: rows from {source}")
+    start = time.perf_counter()
+    written = distributed.write_parquet(build(rows), out, overwrite=args.overwrite)
+    seconds = time.perf_counter() - start
+    _summary(
+        what,
+        written["rows"],
+        seconds,
+        f"; wrote {written['files']} Parquet shard(s) and {distributed.SUCCESS_FILE} to {out}",
+    )
+    return 0
+
+
+def _embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
+    import gemma_pref as gp
+    from gemma_pref import distributed
+
+    out = _ray_output(args.output or "embeddings", args.overwrite)
+    embedder = gp.GemmaEmbedder(_model(args), **_model_params(args))
+    return _on_ray(
+        args,
+        "embed",
+        out,
+        lambda rows: distributed.embed_dataset(
+            rows,
+            embedder,
+            formatter=formatter,
+            num_replicas=args.replicas,
+            num_cpus_per_replica=args.cpus_per_replica,
+        ),
+    )
+
+
+def _predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
+    import gemma_pref as gp
+    from gemma_pref import distributed
+
+    out = _ray_output(args.output or "predictions", args.overwrite)
+    pipe = gp.load(pipeline_path)  # warns when saved by other versions
+    return _on_ray(
+        args,
+        "predict",
+        out,
+        lambda rows: distributed.predict_dataset(
+            rows, pipe, num_replicas=args.replicas, num_cpus_per_replica=args.cpus_per_replica
+        ),
+    )
+
+
+def _add_engine_args(p: argparse.ArgumentParser, output: str) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process, one replica per device (default); ray: a pool of "
+        f"Ray actors, reading CSV or Parquet (a file or a directory of shards) and "
+        f"writing {output} as Parquet shards plus _SUCCESS",
+    )
+    g.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a "
+        "local Ray, or join the one RAY_ADDRESS names)",
+    )
+    g.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="Ray actors, one model replica each (default: one per GPU, else one)",
+    )
+    g.add_argument(
+        "--cpus-per-replica",
+        type=float,
+        metavar="N",
+        help="CPUs (and torch threads) per actor (default: 1); the actors must leave "
+        "Ray a CPU to read the data",
+    )
 
 
 # ---------------------------------------------------------------------- parser
@@ -448,10 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output",
         "-o",
-        default="submission.csv",
-        help="submission file to write (default: %(default)s)",
+        help="submission file to write (default: submission.csv; with --engine ray, "
+        "the directory 'predictions')",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_engine_args(p, "id and the three winner probabilities")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("cv", help="k-fold log loss and accuracy, printed and written as JSON")
@@ -482,11 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output",
         "-o",
-        default="embeddings.npy",
-        help=".npy file to write (default: %(default)s)",
+        help=".npy file to write (default: embeddings.npy; with --engine ray, the "
+        "directory 'embeddings')",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     _add_model_args(p)
+    _add_engine_args(p, "id and embedding")
     p.set_defaults(func=cmd_embed)
     return parser
 
@@ -508,6 +625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        from .distributed import root_cause
+
+        cause = root_cause(exc)  # what failed in a Ray worker, not Ray's wrapper
+        if isinstance(cause, Exception):
+            exc = cause
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, (CLIError, ValueError, OSError, ImportError)):
             message = f"{type(exc).__name__}: {message}"

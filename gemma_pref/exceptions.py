@@ -46,6 +46,10 @@ class ArenaFormatError(ValueError):
         self.column = column
         self.row = row
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword-only attributes: pickle (Ray, multiprocessing) rebuilds them
+        return (_rebuild, (type(self), str(self), {"column": self.column, "row": self.row}))
+
 
 class DeviceWorkerError(RuntimeError):
     """Raised in the caller when embedding failed on one device.
@@ -61,6 +65,9 @@ class DeviceWorkerError(RuntimeError):
     def __init__(self, message: str, *, device: str) -> None:
         super().__init__(message)
         self.device = device
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), {"device": self.device}))
 
 
 class ModelNotFoundError(OSError):
@@ -120,3 +127,8 @@ class VersionMismatchWarning(UserWarning):
         self.original_version = original_version
         self.current_version = current_version
         self.estimator_name = estimator_name
+
+
+def _rebuild(cls: type, message: str, attributes: dict[str, Any]) -> BaseException:
+    """Unpickle an exception whose constructor takes keyword-only attributes."""
+    return cls(message, **attributes)
