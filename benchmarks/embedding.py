@@ -39,44 +39,12 @@ import gc
 import json
 import os
 import platform
-import threading
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class PeakRSS:
-    """Sample this process's resident set size in a thread; keep the peak."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def current() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.current()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.current())
+from _common import RESULTS, PeakRSS
 
 
 def cuda_reset() -> None:

@@ -133,8 +133,10 @@ def run_one(args: argparse.Namespace) -> dict:
         model_kwargs={"attn_implementation": args.attn},
     )
     emb.transform(texts[:4])  # load + warm up
-    runtime = emb._lazy_runtime[1]
-    lengths = np.array([len(x) for x in runtime.tokenize(texts, args.max_length)])
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.checkpoint)
+    lengths = np.array([min(len(x), args.max_length) for x in tok(list(texts))["input_ids"]])
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
