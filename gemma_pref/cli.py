@@ -300,7 +300,9 @@ def _ray_rows(path: str | None) -> tuple[Any, str]:
         import ray
 
         df = gp.load_arena_sample().drop(columns=list(WINNER_COLUMNS))
-        return ray.data.from_pandas(df), "bundled arena sample (715 rows of the Kaggle train.csv)"
+        # blocks are what the actors share out: one DataFrame is one block
+        rows = ray.data.from_pandas(df).repartition(8)
+        return rows, "bundled arena sample (715 rows of the Kaggle train.csv)"
     return distributed.read_arena_dataset(path), path
 
 
