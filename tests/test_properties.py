@@ -172,7 +172,12 @@ def _frames(draw):
         columns["id"] = list(range(n))
     order = draw(st.permutations(list(columns)))
     infer = draw(st.booleans())  # pandas' own dtype inference, or object columns
-    frame = pd.DataFrame(columns, dtype=None if infer else object)
+    try:
+        frame = pd.DataFrame(columns, dtype=None if infer else object)
+    except UnicodeEncodeError:
+        # with pyarrow installed, pandas' inferred str dtype cannot hold lone
+        # surrogates: such a frame only exists with object columns
+        frame = pd.DataFrame(columns, dtype=object)
     frame.index = pd.Index(labels, dtype=object)
     return frame[order]
 
