@@ -37,14 +37,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, PeakRSS
+from _common import RESULTS, PeakRSS, cpu_label, machine_info
 
 
 def cuda_reset() -> None:
@@ -107,15 +105,27 @@ def seed_loop(model_dir, texts, max_length, device, dtype):
     return run, real, input_ids.numel(), str(model.dtype)
 
 
+def _native_bf16() -> bool:
+    from gemma_pref._loading import cpu_supports_bf16
+
+    return cpu_supports_bf16()
+
+
 def st_loop(model_dir, texts, max_length, device):
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
+    # its best configuration on this machine: bfloat16 where the device runs it
+    # natively, else float32 (emulated bf16 is several times slower on CPUs
+    # without it). Its ONNX and OpenVINO backends need optimum, whose releases
+    # pin transformers below the version gemma-pref needs.
+    native = device.startswith("cuda") or _native_bf16()
+    dtype = torch.bfloat16 if native else torch.float32
     transformer = Transformer(
         str(model_dir),
         max_seq_length=max_length,
-        model_kwargs={"dtype": torch.bfloat16, "local_files_only": True},
+        model_kwargs={"dtype": dtype, "local_files_only": True},
         processor_kwargs={"local_files_only": True},
         config_kwargs={"local_files_only": True},
     )
@@ -130,7 +140,7 @@ def st_loop(model_dir, texts, max_length, device):
         rows = list(texts) if n is None else list(texts[:n])
         return model.encode(rows, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
 
-    return run, "bfloat16"
+    return run, str(dtype).replace("torch.", "")
 
 
 def lengths_of(model_dir, texts, max_length):
@@ -211,7 +221,11 @@ def main(argv=None):
         args.model, max_length=args.max_length, devices=args.device, memory_cache=False
     )
     batches = plan_batches(lengths, batch_size=emb.batch_size)
-    dtype = str(gp._loading.resolve_dtype("auto", args.device)).replace("torch.", "")
+    path = emb.compute_path()
+    dtype = f"{path['backend']} {path['dtype']}"
+    load_start = time.perf_counter()
+    emb.load()  # a first ONNX export is timed here, not in the embedding
+    load_seconds = time.perf_counter() - load_start
     record(
         "gemma-pref",
         lambda: emb.transform(texts),
@@ -251,6 +265,7 @@ def main(argv=None):
         max_length=args.max_length,
         devices=args.device,
         torch_dtype="float32",
+        backend="torch",
         memory_cache=False,
     ).transform(texts[:n_ref])
     agree = {
@@ -272,8 +287,10 @@ def main(argv=None):
 
     report = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}",
+        "machine": f"{cpu_label()}, torch {torch.__version__}",
+        "machine_info": machine_info("sentence-transformers", "onnxruntime"),
+        "gemma_pref_compute_path": path,
+        "gemma_pref_load_seconds": load_seconds,
         "device": args.device,
         "model": str(model_dir),
         "rows": len(texts),

@@ -20,8 +20,8 @@
   raw arena rows.
 - :class:`CheckpointMixin`: estimators that run a local checkpoint
   (``GemmaEmbedder``, ``GemmaPreferenceClassifier``): finding the checkpoint,
-  loading the replicas once per setting under one lock, ``free``, and whether
-  to show progress bars.
+  loading the replicas once per setting under one lock, ``free``,
+  ``compute_path``, and whether to show progress bars.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ __all__ = [
     "VersionedPickleMixin",
     "fit_context",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Attributes with this prefix hold state loaded on first use, never pickled.
 LAZY_PREFIX = "_lazy_"
@@ -145,12 +147,82 @@ class ArenaRowsTransformerMixin(StatelessTransformerMixin):
 class CheckpointMixin:
     """What estimators running a local checkpoint share.
 
-    Expects ``model_name_or_path`` and ``show_progress_bar`` parameters. The
-    resolved directory and the loaded runtime are ``_lazy_*`` state.
+    Expects the parameters annotated below, a ``_check_params()`` that
+    validates them and returns the resolved devices, and a ``_head()``. The resolved
+    directory and the loaded runtime are ``_lazy_*`` state.
     """
 
     model_name_or_path: Any
+    max_length: Any
+    model_kwargs: Any
+    tokenizer_kwargs: Any
     show_progress_bar: Any
+    backend: Any
+    torch_dtype: Any
+    quantization: Any
+
+    def _check_params(self) -> list[str]:
+        raise NotImplementedError
+
+    def _head(self) -> Any:
+        """The head the replicas compute (see :mod:`gemma_pref._engine`)."""
+        raise NotImplementedError
+
+    def _load_runtime(
+        self,
+        devices: list[str],
+        *,
+        label: str,
+        progress: bool,
+        extra_key: tuple = (),
+        **load_kwargs: Any,
+    ) -> Any:
+        """The runtime for ``devices`` under the current parameters, loaded
+        once per setting (``extra_key`` adds the caller's own), its choice
+        of compute path logged at INFO by ``label``."""
+        from . import _loading
+        from ._engine import Runtime
+        from .demo_model import gemma_pref_home
+
+        model_dir = self._model_dir()
+        backend, dtype, why = _loading.resolve_backend(
+            self.backend, devices, self.torch_dtype, self.quantization
+        )
+        head = self._head()
+        exported = backend != "torch"
+        key = (
+            str(model_dir),
+            _loading.model_fingerprint(model_dir),  # weights re-saved in place: reload
+            tuple(devices),
+            str(dtype),
+            backend,
+            # an exported graph includes the head and is checked up to max_length
+            (head, int(self.max_length)) if exported else None,
+            self.quantization,
+            repr(self.model_kwargs),
+            repr(self.tokenizer_kwargs),
+            *extra_key,
+        )
+
+        def load() -> Any:
+            runtime = Runtime.load(
+                model_dir,
+                devices,
+                dtype,
+                quantization=self.quantization,
+                model_kwargs=self.model_kwargs,
+                tokenizer_kwargs=self.tokenizer_kwargs,
+                progress=progress,
+                backend=backend,
+                head=head,
+                export_root=gemma_pref_home() / "onnx",
+                max_length=int(self.max_length),
+                **load_kwargs,
+            )
+            logger.info("%s runs %s on %s (%s)", label, runtime.description, devices, why)
+            return runtime
+
+        return self._loaded(key, load)
 
     def _model_dir(self) -> Path:
         """The checkpoint directory (the default model's when the path is None)."""
@@ -184,6 +256,30 @@ class CheckpointMixin:
                 current = (key, load())
                 self._lazy_runtime = current
         return current[1]
+
+    def compute_path(self) -> dict[str, Any]:
+        """What the forward passes run on, resolved from the parameters and
+        this machine, without loading the model.
+
+        Returns
+        -------
+        path : dict
+            ``backend`` (``"torch"`` or ``"onnxruntime"``), ``dtype`` (the
+            compute dtype's name), ``devices`` (the resolved list) and
+            ``reason`` (why ``backend="auto"`` chose so, or ``"asked for"``).
+        """
+        from ._loading import resolve_backend
+
+        devices = self._check_params()
+        backend, dtype, why = resolve_backend(
+            self.backend, devices, self.torch_dtype, self.quantization
+        )
+        return {
+            "backend": backend,
+            "dtype": str(dtype).replace("torch.", ""),
+            "devices": devices,
+            "reason": why,
+        }
 
     def free(self) -> None:
         """Drop the loaded model replicas and tokenizer (reloaded on next use)."""

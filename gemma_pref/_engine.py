@@ -30,7 +30,16 @@ from .devices import run_on_devices
 from .pooling import pool
 from .schema import clean_text
 
-__all__ = ["Head", "Runtime", "pad_batch", "pad_token_id", "pooling_head", "tokenize"]
+__all__ = [
+    "BACKENDS",
+    "Head",
+    "PoolingHead",
+    "Runtime",
+    "pad_batch",
+    "pad_token_id",
+    "pooling_head",
+    "tokenize",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +56,36 @@ def pad_token_id(tokenizer: Any) -> int:
     return 0 if pad is None else int(pad)
 
 
-def pooling_head(mode: str) -> Head:
-    """The embedder's head: the last hidden state pooled over real tokens."""
+@dataclass(frozen=True)
+class PoolingHead:
+    """The embedder's head: the last hidden state pooled over real tokens.
 
-    def head(model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    A value (two heads of the same mode are equal), so that a runtime whose
+    replicas were exported with one head can check it is asked for that one.
+    """
+
+    mode: str
+
+    def __call__(self, model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         output = model(input_ids=input_ids, attention_mask=mask)
         hidden = getattr(output, "last_hidden_state", None)
         if hidden is None:
             hidden = output[0]
-        return pool(hidden, mask, mode)
+        return pool(hidden, mask, self.mode)
 
-    return head
+
+def pooling_head(mode: str) -> Head:
+    """The embedder's head: the last hidden state pooled over real tokens."""
+    return PoolingHead(mode)
+
+
+def _run_exported(replica: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The head of a runtime whose replicas compute their head themselves."""
+    return replica(input_ids, mask)
+
+
+#: Compute paths of :meth:`Runtime.load`.
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -103,6 +131,9 @@ class Runtime:
         Compute dtype of the replicas (for error messages).
     description : str, default=""
         How the replicas were loaded (backend, dtype), for logs and reports.
+    exported_head : Head or None, default=None
+        For replicas that compute a head themselves (an exported graph):
+        that head; :meth:`run` accepts no other.
     """
 
     def __init__(
@@ -112,19 +143,17 @@ class Runtime:
         devices: Sequence[str],
         dtype: Any,
         description: str = "",
+        exported_head: Head | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.models = list(models)
         self.devices = list(devices)
         self.dtype = dtype
         self.description = description
+        self.exported_head = exported_head
         self.pad_id = pad_token_id(tokenizer)
         for model in self.models:
-            # batches are padded with pad_id; a sequence-classification head
-            # finds each row's last real token through config.pad_token_id
-            config = getattr(model, "config", None)
-            if config is not None and hasattr(config, "pad_token_id"):
-                config.pad_token_id = self.pad_id
+            _set_pad_token(model, self.pad_id)
 
     @classmethod
     def load(
@@ -135,18 +164,53 @@ class Runtime:
         *,
         load_model: Callable[..., Any] = _loading.load_model,
         tokenizer_kwargs: dict | None = None,
+        backend: str = "torch",
+        head: Head | None = None,
+        export_root: Path | None = None,
+        max_length: int = 1024,
         **load_kwargs: Any,
     ) -> Runtime:
         """Load the tokenizer and one replica per device with ``load_model``.
 
         ``load_model(model_dir, device=..., dtype=..., **load_kwargs)`` loads
         one replica; the default loads the backbone (no language-model head).
+
+        With ``backend="onnxruntime"`` (CPU devices, float32), ``head`` on the
+        model is exported to ONNX once under ``export_root`` (checked against
+        PyTorch up to ``max_length`` tokens) and each replica is an ONNX
+        Runtime session of that graph; :meth:`run` then runs ``head`` only.
         """
         tokenizer = _loading.load_tokenizer(model_dir, tokenizer_kwargs)
-        models = [
-            load_model(model_dir, device=device, dtype=dtype, **load_kwargs) for device in devices
-        ]
-        return cls(tokenizer, models, devices, dtype)
+        if backend == "torch":
+            models = [
+                load_model(model_dir, device=device, dtype=dtype, **load_kwargs)
+                for device in devices
+            ]
+            return cls(tokenizer, models, devices, dtype, f"torch {_dtype_name(dtype)}")
+        if backend != "onnxruntime":
+            raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+        if head is None or export_root is None:
+            raise ValueError("backend='onnxruntime' needs the head to export and export_root")
+        from . import _onnx
+
+        path = _onnx.exported_model(
+            Path(export_root),
+            fingerprint=_loading.model_fingerprint(model_dir, include_path=False),
+            head=head,
+            model_kwargs=load_kwargs.get("model_kwargs"),
+            max_length=max_length,
+            pad_id=pad_token_id(tokenizer),
+            load_torch_model=lambda: _set_pad_token(
+                load_model(model_dir, device="cpu", dtype=dtype, **load_kwargs),
+                pad_token_id(tokenizer),
+            ),
+        )
+        replicas = _onnx.replicas(path, devices)
+        description = (
+            f"onnxruntime {_onnx.version()} float32, {replicas[0].threads} "
+            f"thread{'s' if replicas[0].threads != 1 else ''} per replica"
+        )
+        return cls(tokenizer, replicas, devices, dtype, description, exported_head=head)
 
     def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
         """Token ids of each text: :func:`tokenize` with this runtime's tokenizer."""
@@ -172,6 +236,12 @@ class Runtime:
         vectors, so that callers can cache finished work before a later batch
         fails.
         """
+        if self.exported_head is not None:
+            if head != self.exported_head:
+                raise ValueError(
+                    f"these replicas were exported with {self.exported_head!r}; got {head!r}"
+                )
+            head = _run_exported
         ids = self.tokenize(texts, max_length)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         pad_to = max_length if padding == "max_length" else None
@@ -302,6 +372,19 @@ def pad_batch(
         input_ids[j, : len(row)] = torch.as_tensor(row, dtype=torch.long)
         mask[j, : len(row)] = 1
     return input_ids, mask
+
+
+def _set_pad_token(model: Any, pad_id: int) -> Any:
+    """Batches are padded with ``pad_id``; a sequence-classification head finds
+    each row's last real token through ``config.pad_token_id``."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "pad_token_id"):
+        config.pad_token_id = pad_id
+    return model
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def _release_memory(device: str) -> None:

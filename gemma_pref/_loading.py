@@ -24,6 +24,7 @@ __all__ = [
     "load_config",
     "hidden_size_of",
     "resolve_dtype",
+    "resolve_backend",
     "load_tokenizer",
     "load_model",
     "library_versions",
@@ -226,6 +227,71 @@ def resolve_dtype(torch_dtype: Any, device: str, quantization: str | None = None
     if kind == "cpu":
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     return torch.float32
+
+
+#: Values of the embedder's ``backend`` parameter.
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+
+
+def resolve_backend(
+    backend: str,
+    devices: list[str],
+    torch_dtype: Any,
+    quantization: str | None,
+) -> tuple[str, Any, str]:
+    """Resolve the ``backend`` parameter: ``(backend, dtype, why)``.
+
+    ``"auto"`` picks ONNX Runtime when every device is a CPU, the weights are
+    not quantized, the compute dtype resolves to float32 (a CPU without
+    native bf16, or ``torch_dtype="float32"``) and the ``onnx`` extra is
+    installed; else PyTorch. ``"onnxruntime"`` asked for explicitly computes
+    in float32 (``torch_dtype="auto"`` resolves to it) and raises where it
+    cannot run.
+    """
+    import torch
+
+    from . import _onnx
+
+    cpu = all(d.split(":")[0] == "cpu" for d in devices)
+    if backend == "onnxruntime":
+        if not cpu:
+            raise ValueError(
+                f"backend='onnxruntime' runs on CPU devices only; got devices={devices}. "
+                "Use backend='torch' (or 'auto') on GPUs."
+            )
+        if quantization is not None:
+            raise ValueError(
+                f"backend='onnxruntime' runs float32 weights; got quantization={quantization!r}. "
+                "Use backend='torch' with bitsandbytes quantization."
+            )
+        dtype = torch.float32 if torch_dtype == "auto" else resolve_dtype(torch_dtype, "cpu")
+        if dtype != torch.float32:
+            raise ValueError(
+                f"backend='onnxruntime' computes in float32; got torch_dtype={torch_dtype!r}."
+            )
+        if not _onnx.available():
+            raise ImportError(
+                "backend='onnxruntime' needs onnxruntime and onnx: pip install 'gemma-pref[onnx]'"
+            )
+        return "onnxruntime", dtype, "asked for"
+    dtype = resolve_dtype(torch_dtype, devices[0], quantization)
+    if backend == "torch":
+        return "torch", dtype, "asked for"
+    if not cpu:
+        return "torch", dtype, "GPU"
+    if quantization is not None:
+        return "torch", dtype, f"{quantization} weights (bitsandbytes)"
+    if dtype != torch.float32:
+        why = "native bf16 on this CPU" if torch_dtype == "auto" else f"{_dtype(dtype)} asked for"
+        return "torch", dtype, why
+    if not _onnx.available():
+        return "torch", dtype, "float32; pip install 'gemma-pref[onnx]' for ONNX Runtime"
+    why = "float32 on a CPU without native bf16" if torch_dtype == "auto" else "float32 on CPU"
+    return "onnxruntime", dtype, why
+
+
+def _dtype(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def load_tokenizer(model_dir: Path, tokenizer_kwargs: dict | None = None) -> Any:

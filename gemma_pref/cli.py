@@ -82,6 +82,7 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
         "devices": devices,
         "quantization": args.quantization,
         "torch_dtype": args.dtype,
+        "backend": args.backend,
         "cache_dir": cache_dir,
     }
     return params
@@ -142,9 +143,22 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
     )
 
 
-def _summary(name: str, rows: int, seconds: float, extra: str = "") -> None:
+def _compute(estimator: Any) -> str:
+    """``"; compute: ..."``: what the embedder of ``estimator`` runs on, or ``""``."""
+    steps = getattr(estimator, "named_steps", {"model": estimator})
+    for step in steps.values():
+        describe = getattr(step, "compute_path", None)
+        if callable(describe):
+            path = describe()
+            devices = ",".join(path["devices"])
+            return f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']})"
+    return ""
+
+
+def _summary(name: str, rows: int, seconds: float, extra: str = "", estimator: Any = None) -> None:
     rate = rows / seconds if seconds > 0 else float("inf")
-    _out(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}")
+    compute = "" if estimator is None else _compute(estimator)
+    _out(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}{compute}")
 
 
 # -------------------------------------------------------------------- commands
@@ -167,6 +181,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         len(df),
         seconds,
         f"; training-set log loss {train['log_loss']:.4f} (optimistic); saved {out}",
+        pipe,
     )
     return 0
 
@@ -194,7 +209,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if all(c in df.columns for c in WINNER_COLUMNS):
         s = preference_scores(gp.labels_from_winner(df), proba)
         extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
-    _summary("predict", len(df), seconds, extra)
+    _summary("predict", len(df), seconds, extra, pipe)
     return 0
 
 
@@ -255,7 +270,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         f"accuracy {report['accuracy']:.3f} (class prior: log loss "
         f"{report['class_prior_log_loss']:.4f})"
     )
-    _summary("cv", len(df), result.seconds, f"; wrote {out}")
+    _summary("cv", len(df), result.seconds, f"; wrote {out}", pipe)
     return 0
 
 
@@ -286,7 +301,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             np.save(f, X)
 
     _atomic(out, save)
-    _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32")
+    _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32", embedder)
     return 0
 
 
@@ -453,6 +468,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
         help="weights/compute dtype (default: auto)",
+    )
+    g.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the model's forward passes (fine-tuning trains with PyTorch): "
+        "auto is ONNX Runtime for float32 on CPUs where the onnx extra is installed, "
+        "else PyTorch (default: auto)",
     )
     g.add_argument(
         "--recipe",

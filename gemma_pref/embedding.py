@@ -89,6 +89,19 @@ default="auto"
         Weights and compute dtype (the compute dtype when quantized).
         ``"auto"``: bfloat16 on GPUs that support it, else float16; bfloat16 on
         CPUs with native bf16 instructions (about 2x float32), else float32.
+    backend : {"auto", "torch", "onnxruntime"}, default="auto"
+        What runs the forward passes. ``"torch"``: PyTorch. ``"onnxruntime"``:
+        the model and the pooling are exported to ONNX once per checkpoint
+        (about 20 s for Gemma 3 270M on two cores, kept in
+        ``<gemma-pref home>/onnx``, checked against PyTorch before use) and
+        run by ONNX Runtime in float32: the same vectors (cosine 1.0), 1.1-1.3x
+        faster than PyTorch's float32 on the AVX2 CPUs measured; CPU devices
+        only, no quantization; needs ``pip install "gemma-pref[onnx]"``.
+        ``"auto"``: ONNX Runtime where the computation is float32 on CPUs
+        (CPUs without native bf16 under ``torch_dtype="auto"``) and it is
+        installed, else PyTorch. :meth:`compute_path` tells the choice without
+        loading anything; it is logged once at INFO when the model loads, and
+        the embedding cache keeps the backends' vectors apart.
     pooling : {"mean", "last"}, default="mean"
         ``"mean"``: average of the real tokens' states (padding never counts).
         ``"last"``: state of the last real token.
@@ -162,6 +175,7 @@ default="auto"
         "devices": [str, list, tuple],
         "quantization": [StrOptions({"4bit", "8bit"}), None],
         "torch_dtype": "no_validation",  # see _check_torch_dtype
+        "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
         "pooling": [StrOptions(set(POOLING_MODES))],
         "padding": [StrOptions({"longest", "max_length"})],
         "cache_dir": [str, os.PathLike, None],
@@ -181,6 +195,7 @@ default="auto"
         devices: str | list[str] = "auto",
         quantization: str | None = None,
         torch_dtype: Any = "auto",
+        backend: str = "auto",
         pooling: str = "mean",
         padding: str = "longest",
         cache_dir: str | os.PathLike[str] | None = None,
@@ -196,6 +211,7 @@ default="auto"
         self.devices = devices
         self.quantization = quantization
         self.torch_dtype = torch_dtype
+        self.backend = backend
         self.pooling = pooling
         self.padding = padding
         self.cache_dir = cache_dir
@@ -279,10 +295,12 @@ default="auto"
         return out.reshape(len(texts) // n_columns, n_columns * out.shape[1])
 
     def _embed_texts(self, texts: list[str], devices: list[str]) -> np.ndarray:
-        dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
+        backend, dtype, _ = _loading.resolve_backend(
+            self.backend, devices, self.torch_dtype, self.quantization
+        )
         cache = EmbeddingCache.for_model(
             self._model_dir(),
-            self._vector_settings(dtype),
+            self._vector_settings(dtype, backend),
             memory=self.memory_cache,
             cache_dir=self.cache_dir,
             quantization=self.quantization,
@@ -290,15 +308,13 @@ default="auto"
 
         def compute(missing: list[str], on_batch: Any) -> np.ndarray:
             show = self._show_progress()
-            runtime = self._runtime(devices, dtype, progress=show)
+            runtime = self._runtime(devices, progress=show)
             from tqdm.auto import tqdm
-
-            from ._engine import pooling_head
 
             with tqdm(total=len(missing), unit="text", desc="Embedding", disable=not show) as bar:
                 return runtime.run(
                     missing,
-                    pooling_head(self.pooling),
+                    self._head(),
                     max_length=self.max_length,
                     batch_size=self.batch_size,
                     max_tokens_per_batch=self.max_tokens_per_batch,
@@ -309,35 +325,26 @@ default="auto"
 
         return cache.embed(texts, self._hidden_size, compute)
 
-    def _runtime(self, devices: list[str], dtype: Any, progress: bool = False) -> Any:
-        model_dir = self._model_dir()
-        key = (
-            str(model_dir),
-            _loading.model_fingerprint(model_dir),  # weights re-saved in place: reload
-            tuple(devices),
-            str(dtype),
-            self.quantization,
-            repr(self.model_kwargs),
-            repr(self.tokenizer_kwargs),
-        )
-        from ._engine import Runtime
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles of versions without the parameter ran PyTorch's default path
+        state.setdefault("backend", "auto")
+        super().__setstate__(state)
 
-        return self._loaded(
-            key,
-            lambda: Runtime.load(
-                model_dir,
-                devices,
-                dtype,
-                quantization=self.quantization,
-                model_kwargs=self.model_kwargs,
-                tokenizer_kwargs=self.tokenizer_kwargs,
-                progress=progress,
-            ),
-        )
+    def _head(self) -> Any:
+        from ._engine import pooling_head
 
-    def _vector_settings(self, dtype: Any) -> dict[str, Any]:
+        return pooling_head(self.pooling)
+
+    def _runtime(self, devices: list[str], progress: bool = False) -> Any:
+        return self._load_runtime(devices, label="GemmaEmbedder", progress=progress)
+
+    def _vector_settings(self, dtype: Any, backend: str) -> dict[str, Any]:
         """Every setting that changes the vectors (for the cache key)."""
+        # "torch" adds nothing, so that caches written before the backend
+        # parameter existed stay valid
+        backend_key = {} if backend == "torch" else {"backend": backend}
         return {
+            **backend_key,
             "dtype": str(dtype).replace("torch.", ""),
             "pooling": self.pooling,
             "max_length": int(self.max_length),
@@ -405,8 +412,10 @@ default="auto"
         models : list
             The loaded replicas, one per device of ``devices``, in that order
             (for example to warm up before a timed section, or to register
-            forward hooks). They are dropped by pickling and by :meth:`free`.
+            forward hooks): PyTorch modules, or with ``backend="onnxruntime"``
+            ONNX Runtime sessions wrapped to be called as
+            ``replica(input_ids, attention_mask)``. They are dropped by
+            pickling and by :meth:`free`.
         """
         devices = self._check_params()
-        dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
-        return list(self._runtime(devices, dtype, progress=self._show_progress()).models)
+        return list(self._runtime(devices, progress=self._show_progress()).models)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,16 @@ default="auto"
         that have it, float16 on the others (T4: trained with loss scaling),
         bfloat16 on CPUs with native bf16, else float32. LoRA weights and the
         head always train in float32; half precision runs under autocast.
+    backend : {"auto", "torch", "onnxruntime"}, default="auto"
+        What runs the predictions (training is PyTorch's). ``"onnxruntime"``:
+        the fine-tuned model (adapter merged) and its head are exported to
+        ONNX once per fitted adapter (kept in ``<gemma-pref home>/onnx``,
+        checked against PyTorch before use) and run by ONNX Runtime in
+        float32; CPU devices, no quantization, ``pip install
+        "gemma-pref[onnx]"``. ``"auto"``: ONNX Runtime where predictions run
+        in float32 on CPUs (CPUs without native bf16 under
+        ``torch_dtype="auto"``) and it is installed, else PyTorch. The choice
+        is logged once at INFO when the replicas load.
     devices : "auto", str or list of str, default="auto"
         ``fit`` trains on the first device; ``predict_proba`` runs one replica
         per device in threads. ``"auto"``: every visible CUDA device, else
@@ -204,6 +215,7 @@ default="auto"
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "quantization": [StrOptions({"4bit", "8bit"}), None],
         "torch_dtype": "no_validation",  # see _check_params
+        "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
         "devices": [str, list, tuple],
         "gradient_checkpointing": ["boolean"],
         "predict_batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -232,6 +244,7 @@ default="auto"
         max_grad_norm: float | None = 1.0,
         quantization: str | None = None,
         torch_dtype: Any = "auto",
+        backend: str = "auto",
         devices: str | list[str] = "auto",
         gradient_checkpointing: bool = True,
         predict_batch_size: int | None = None,
@@ -256,6 +269,7 @@ default="auto"
         self.max_grad_norm = max_grad_norm
         self.quantization = quantization
         self.torch_dtype = torch_dtype
+        self.backend = backend
         self.devices = devices
         self.gradient_checkpointing = gradient_checkpointing
         self.predict_batch_size = predict_batch_size
@@ -401,7 +415,7 @@ default="auto"
         with tqdm(total=len(texts), unit="text", desc="Predicting", disable=not show) as bar:
             logits = runtime.run(
                 texts,
-                _logits_head,
+                self._head(),
                 max_length=self.max_length,
                 batch_size=self.predict_batch_size or 2 * self.batch_size,
                 max_tokens_per_batch=self.max_tokens_per_batch,
@@ -435,36 +449,33 @@ default="auto"
                 f"{self.base_fingerprint_[:12]}); restore that checkpoint at this "
                 "path, or set model_name_or_path to where it is."
             )
-        dtype = _loading.resolve_dtype(self.torch_dtype, devices[0], self.quantization)
-        key = (
-            str(model_dir),
-            fingerprint,
-            tuple(devices),
-            str(dtype),
-            self.quantization,
-            repr(self.model_kwargs),
-            repr(self.tokenizer_kwargs),
-            id(self.adapter_weights_),
-        )
-        from ._engine import Runtime
         from ._training import load_adapted_classifier
 
-        return self._loaded(
-            key,
-            lambda: Runtime.load(
-                model_dir,
-                devices,
-                dtype,
-                load_model=load_adapted_classifier,
-                tokenizer_kwargs=self.tokenizer_kwargs,
-                quantization=self.quantization,
-                model_kwargs=self.model_kwargs,
-                progress=self._show_progress(),
-                adapter_weights=self.adapter_weights_,
-                lora_config=self._lora_config(inference=True),
-                num_labels=len(self.classes_),
-            ),
+        return self._load_runtime(
+            devices,
+            label="GemmaPreferenceClassifier",
+            progress=self._show_progress(),
+            extra_key=(id(self.adapter_weights_),),
+            load_model=load_adapted_classifier,
+            adapter_weights=self.adapter_weights_,
+            lora_config=self._lora_config(inference=True),
+            num_labels=len(self.classes_),
         )
+
+    def _head(self) -> LogitsHead:
+        import hashlib
+
+        digest = getattr(self, "_lazy_adapter_digest", None)
+        if digest is None or digest[0] is not self.adapter_weights_:
+            value = hashlib.sha256(self.adapter_weights_).hexdigest()[:16]
+            digest = (self.adapter_weights_, value)
+            self._lazy_adapter_digest = digest
+        return LogitsHead(digest[1])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles of versions without the parameter ran PyTorch's default path
+        state.setdefault("backend", "auto")
+        super().__setstate__(state)
 
     def load(self) -> list[Any]:
         """Load the adapted model replicas now (else on the first prediction).
@@ -525,6 +536,15 @@ default="auto"
         return path
 
 
-def _logits_head(model: Any, input_ids: Any, mask: Any) -> Any:
-    """The classifier's head: the class logits of the last real token."""
-    return model(input_ids=input_ids, attention_mask=mask).logits
+@dataclass(frozen=True)
+class LogitsHead:
+    """The classifier's head: the class logits of the last real token.
+
+    ``adapter`` (a digest of the fitted adapter's weights) tells exports of
+    different fits apart.
+    """
+
+    adapter: str
+
+    def __call__(self, model: Any, input_ids: Any, mask: Any) -> Any:
+        return model(input_ids=input_ids, attention_mask=mask).logits

@@ -63,14 +63,17 @@ def make_embedder(tiny_gemma, request):
     """A factory of GemmaEmbedder on the tiny checkpoint.
 
     ``make_embedder(path=None, **params)``. Defaults: the tiny checkpoint,
-    float32, 64 tokens; a test module may set ``EMBEDDER_DEFAULTS`` (a dict)
-    to change them for its tests; keywords override both.
+    float32, 64 tokens, PyTorch (these tests count, hook and break PyTorch
+    forward passes; the ONNX Runtime path has its own tests); a test module
+    may set ``EMBEDDER_DEFAULTS`` (a dict) to change them for its tests;
+    keywords override both.
     """
     from gemma_pref import GemmaEmbedder
 
     defaults = {
         "max_length": 64,
         "torch_dtype": "float32",
+        "backend": "torch",
         **getattr(request.module, "EMBEDDER_DEFAULTS", {}),
     }
 
@@ -82,18 +85,19 @@ def make_embedder(tiny_gemma, request):
 
 @pytest.fixture
 def forward_rows(monkeypatch):
-    """Batch sizes of every call of the real Gemma-2 forward pass (a list)."""
-    from transformers.models.gemma2.modeling_gemma2 import Gemma2Model
+    """Batch sizes of every forward pass the engine runs (a list), whatever
+    runs it (PyTorch or ONNX Runtime); an ONNX export's own checks against
+    PyTorch are not the engine's and do not count."""
+    from gemma_pref._engine import Runtime
 
     rows: list[int] = []
-    original = Gemma2Model.forward
+    original = Runtime._forward
 
-    def counting_forward(self, *args, **kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        rows.append(int(ids.shape[0]))
-        return original(self, *args, **kwargs)
+    def counting_forward(self, dev_index, batch_rows, job):
+        rows.append(len(batch_rows))
+        return original(self, dev_index, batch_rows, job)
 
-    monkeypatch.setattr(Gemma2Model, "forward", counting_forward)
+    monkeypatch.setattr(Runtime, "_forward", counting_forward)
     return rows
 
 

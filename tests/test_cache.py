@@ -221,7 +221,7 @@ from gemma_pref import GemmaEmbedder
 
 model, cache, texts_file, ready, me, out = sys.argv[1:]
 texts = json.loads(Path(texts_file).read_text())
-emb = GemmaEmbedder(model, max_length=64, torch_dtype="float32", devices="cpu",
+emb = GemmaEmbedder(model, max_length=64, torch_dtype="float32", devices="cpu", backend="torch",
                     batch_size=2, memory_cache=False, cache_dir=cache)
 emb.transform([f"warm-up of writer {me}"])  # load before the start line
 Path(ready, me).touch()

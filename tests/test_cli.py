@@ -134,6 +134,12 @@ def test_cv_prints_and_writes_json(work, model_args):
     assert 0 < report["log_loss"] < 5 and 0 <= report["accuracy"] <= 1
     assert f"cv log loss {report['log_loss']:.4f}" in r.stdout
     assert r.stdout.count("fold ") >= 3
+    # the closing line says what the embeddings ran on (float32 asked for: ONNX
+    # Runtime on any CPU where the onnx extra is installed)
+    from gemma_pref import _onnx
+
+    backend = "onnxruntime" if _onnx.available() else "torch"
+    assert f"compute: {backend} float32 on cpu" in r.stdout.splitlines()[-1]
     for name in ("cv.reliability.png", "cv.confusion.png"):
         assert (work / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["plots"] == ["cv.reliability.png", "cv.confusion.png"]
