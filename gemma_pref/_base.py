@@ -161,6 +161,11 @@ class CheckpointMixin:
     torch_dtype: Any
     quantization: Any
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles of versions without the parameter ran PyTorch's default path
+        state.setdefault("backend", "auto")
+        super().__setstate__(state)  # type: ignore[misc]
+
     def _check_params(self) -> list[str]:
         raise NotImplementedError
 
@@ -268,7 +273,7 @@ class CheckpointMixin:
             compute dtype's name), ``devices`` (the resolved list) and
             ``reason`` (why ``backend="auto"`` chose so, or ``"asked for"``).
         """
-        from ._loading import resolve_backend
+        from ._loading import dtype_name, resolve_backend
 
         devices = self._check_params()
         backend, dtype, why = resolve_backend(
@@ -276,7 +281,7 @@ class CheckpointMixin:
         )
         return {
             "backend": backend,
-            "dtype": str(dtype).replace("torch.", ""),
+            "dtype": dtype_name(dtype),
             "devices": devices,
             "reason": why,
         }

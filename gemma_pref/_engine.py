@@ -186,7 +186,7 @@ class Runtime:
                 load_model(model_dir, device=device, dtype=dtype, **load_kwargs)
                 for device in devices
             ]
-            return cls(tokenizer, models, devices, dtype, f"torch {_dtype_name(dtype)}")
+            return cls(tokenizer, models, devices, dtype, f"torch {_loading.dtype_name(dtype)}")
         if backend != "onnxruntime":
             raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
         if head is None or export_root is None:
@@ -381,10 +381,6 @@ def _set_pad_token(model: Any, pad_id: int) -> Any:
     if config is not None and hasattr(config, "pad_token_id"):
         config.pad_token_id = pad_id
     return model
-
-
-def _dtype_name(dtype: Any) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def _release_memory(device: str) -> None:

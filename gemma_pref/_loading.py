@@ -25,6 +25,7 @@ __all__ = [
     "hidden_size_of",
     "resolve_dtype",
     "resolve_backend",
+    "dtype_name",
     "load_tokenizer",
     "load_model",
     "library_versions",
@@ -282,15 +283,17 @@ def resolve_backend(
     if quantization is not None:
         return "torch", dtype, f"{quantization} weights (bitsandbytes)"
     if dtype != torch.float32:
-        why = "native bf16 on this CPU" if torch_dtype == "auto" else f"{_dtype(dtype)} asked for"
-        return "torch", dtype, why
+        if torch_dtype == "auto":
+            return "torch", dtype, "native bf16 on this CPU"
+        return "torch", dtype, f"{dtype_name(dtype)} asked for"
     if not _onnx.available():
         return "torch", dtype, "float32; pip install 'gemma-pref[onnx]' for ONNX Runtime"
     why = "float32 on a CPU without native bf16" if torch_dtype == "auto" else "float32 on CPU"
     return "onnxruntime", dtype, why
 
 
-def _dtype(dtype: Any) -> str:
+def dtype_name(dtype: Any) -> str:
+    """``torch.float32`` -> ``"float32"`` (for logs, reports and cache keys)."""
     return str(dtype).replace("torch.", "")
 
 
@@ -385,7 +388,7 @@ def load_model(
         "Loading %s on %s (dtype=%s, quantization=%s)",
         model_dir,
         device,
-        str(dtype).replace("torch.", ""),
+        dtype_name(dtype),
         quantization,
     )
     hide = not progress and hf_logging.is_progress_bar_enabled()

@@ -176,7 +176,7 @@ def train_lora_classifier(
             est.num_epochs,
             len(windows),
             sum(p.numel() for p in params),
-            str(dtype).replace("torch.", ""),
+            _loading.dtype_name(dtype),
             est.quantization,
         )
         losses: list[float] = []

@@ -325,11 +325,6 @@ default="auto"
 
         return cache.embed(texts, self._hidden_size, compute)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # pickles of versions without the parameter ran PyTorch's default path
-        state.setdefault("backend", "auto")
-        super().__setstate__(state)
-
     def _head(self) -> Any:
         from ._engine import pooling_head
 
@@ -345,7 +340,7 @@ default="auto"
         backend_key = {} if backend == "torch" else {"backend": backend}
         return {
             **backend_key,
-            "dtype": str(dtype).replace("torch.", ""),
+            "dtype": _loading.dtype_name(dtype),
             "pooling": self.pooling,
             "max_length": int(self.max_length),
             "padding": self.padding,

@@ -472,11 +472,6 @@ default="auto"
             self._lazy_adapter_digest = digest
         return LogitsHead(digest[1])
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # pickles of versions without the parameter ran PyTorch's default path
-        state.setdefault("backend", "auto")
-        super().__setstate__(state)
-
     def load(self) -> list[Any]:
         """Load the adapted model replicas now (else on the first prediction).
 
