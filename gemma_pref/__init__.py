@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import plots  # cheap: matplotlib is imported when a plot is drawn
 from ._version import __version__
 from .augmentation import SwapABClassifier, swap_ab, swap_labels
+from .blend import PreferenceBlendClassifier
 from .cache import CacheIntegrityWarning, CacheWriteWarning, clear_memory_cache
 from .datasets import load_arena_sample
 from .embedding import GemmaEmbedder
@@ -57,6 +58,7 @@ __all__ = [
     "GemmaPreferenceClassifier",
     "ModelNotFoundError",
     "PairDifferenceClassifier",
+    "PreferenceBlendClassifier",
     "PromptGroupKFold",
     "SafeFormatError",
     "SwapABClassifier",

@@ -103,8 +103,10 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
     """Parameters of the recipe's model step: the embedder or the fine-tuned classifier."""
     params = _embedder_params(args)
     if args.recipe != "finetune":
-        if params["batch_size"] is None:
-            del params["batch_size"]
+        # unset: the recipe's default (the pairwise recipes' PAIRWISE_DEFAULTS)
+        for name in ("batch_size", "max_length"):
+            if params[name] is None:
+                del params[name]
         return params
     del params["cache_dir"]  # nothing to cache: the model itself is trained
     params = {k: v for k, v in params.items() if v is not None}
@@ -117,15 +119,34 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _embedder(args: argparse.Namespace) -> Any:
+    """The embedder of ``gemma-pref embed``: the recipe's defaults, then the flags."""
+    import gemma_pref as gp
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
+
+    params = _model_params(args)
+    if args.recipe in ("pairwise", "embedding"):
+        params = {**PAIRWISE_DEFAULTS, **params}
+    return gp.GemmaEmbedder(_model(args), **params)
+
+
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
 
     if args.C is not None and args.C <= 0:
         raise CLIError(f"--C must be positive, got {args.C}")
+    if args.recipe in ("pairwise", "structure"):
+        if args.classifier != "auto" or args.C is not None:
+            raise CLIError(
+                f"--recipe {args.recipe} chooses its own models and C by cross-validation; "
+                "--classifier and --C apply to --recipe embedding and seed"
+            )
+        if args.recipe == "structure":
+            return gp.make_preference_pipeline(recipe="structure", swap_augment=args.swap_augment)
     model = _model(args)
     classifier = None
-    if args.recipe != "finetune":
+    if args.recipe in ("embedding", "seed"):
         classifier = make_recipe_classifier(
             args.recipe, args.classifier, C=args.C, iterations=args.iterations
         )
@@ -146,7 +167,9 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
 def _compute(estimator: Any) -> str:
     """``"; compute: ..."``: what the embedder of ``estimator`` runs on, or ``""``."""
     steps = getattr(estimator, "named_steps", {"model": estimator})
-    for step in steps.values():
+    # PreferenceBlendClassifier holds its embedder (fitted or not) as an attribute
+    embedder = getattr(estimator, "embedder_", None) or getattr(estimator, "embedder", None)
+    for step in [*steps.values(), embedder]:
         describe = getattr(step, "compute_path", None)
         if callable(describe):
             path = describe()
@@ -277,11 +300,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_formatter
 
-    if args.recipe == "finetune":
-        raise CLIError("embed writes embeddings: use --recipe pairwise or seed")
+    if args.recipe in ("finetune", "structure"):
+        raise CLIError("embed writes embeddings: use --recipe pairwise, embedding or seed")
     formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
     if args.engine == "ray":
         return _embed_on_ray(args, formatter)
@@ -290,7 +312,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args.input, labels=False, what="input")
     texts = formatter.fit_transform(df)
-    embedder = gp.GemmaEmbedder(_model(args), **_model_params(args))
+    embedder = _embedder(args)
     _out(f"embed: {len(df)} rows from {source}")
     start = time.perf_counter()
     X = embedder.fit_transform(texts)
@@ -352,11 +374,10 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
 
 
 def _embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
-    import gemma_pref as gp
     from gemma_pref import distributed
 
     out = _ray_output(args.output or "embeddings", args.overwrite)
-    embedder = gp.GemmaEmbedder(_model(args), **_model_params(args))
+    embedder = _embedder(args)
     return _on_ray(
         args,
         "embed",
@@ -434,9 +455,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-length",
         type=int,
-        default=1024,
+        default=None,
         metavar="N",
-        help="tokens kept per row (default: 1024)",
+        help="tokens kept per text (default: 256 for the pairwise and embedding "
+        "recipes, 1024 for seed and finetune)",
     )
     g.add_argument(
         "--batch-size",
@@ -481,9 +503,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "--recipe",
         choices=list(RECIPES),
         default="pairwise",
-        help="pairwise: one text per answer, classify the embeddings' "
-        "difference; seed: one text per row, as the reference notebook; "
-        "finetune: fine-tune the model with LoRA and a 3-class head "
+        help="pairwise: blend the answers' structure and the difference of their "
+        "embeddings (one text per answer), C and weight chosen by cross-validation; "
+        "embedding: the embeddings' difference alone; structure: the structure "
+        "alone, no model; seed: one text per row and CatBoost, as the reference "
+        "notebook; finetune: fine-tune the model with LoRA and a 3-class head "
         "(default: pairwise)",
     )
     g.add_argument(
@@ -509,8 +533,8 @@ def _add_classifier_args(p: argparse.ArgumentParser) -> None:
         "--classifier",
         choices=list(CLASSIFIER_KINDS),
         default="auto",
-        help="classifier on the embeddings; auto: the recipe's "
-        "(pairwise: logreg, seed: catboost) (default: auto)",
+        help="classifier on the embeddings (--recipe embedding or seed); auto: the "
+        "recipe's (embedding: logreg, seed: catboost) (default: auto)",
     )
     g.add_argument(
         "--iterations",

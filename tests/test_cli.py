@@ -65,9 +65,10 @@ def _no_temp_files(d):
 def test_fit_writes_pipeline_and_summary(work, fitted):
     import gemma_pref as gp
 
-    pipe = gp.load(work / "pipe.joblib")
-    assert pipe["formatter"].layout == "pair"  # the default recipe
-    assert isinstance(pipe["classifier"], gp.PairDifferenceClassifier)
+    model = gp.load(work / "pipe.joblib")
+    # the default recipe: structure and pair embeddings, blended
+    assert isinstance(model, gp.PreferenceBlendClassifier)
+    assert model.formatter_.layout == "pair" and 0.0 <= model.weight_ <= 1.0
     assert "fit: 90 rows from train.csv" in fitted.stdout
     assert "rows/s" in fitted.stdout and "training-set log loss" in fitted.stdout
     assert list((work / "cache").rglob("*.emb"))  # the on-disk cache was used
@@ -253,6 +254,32 @@ def test_existing_output_is_not_overwritten(work, fitted, model_args):
     r = run("embed", "-o", "keep.npy", *model_args, cwd=work, home=work / "home")
     assert r.returncode == 1 and "pass --overwrite" in r.stderr
     assert (work / "keep.npy").read_bytes() == b"precious"
+
+
+def test_structure_recipe_needs_no_model_and_refuses_classifier_flags(work):
+    r = run(
+        "cv",
+        "--recipe",
+        "structure",
+        "--folds",
+        "3",
+        "-o",
+        "structure.json",
+        "--no-plots",
+        "--train",
+        "train.csv",
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads((work / "structure.json").read_text())
+    assert report["settings"]["recipe"] == "structure" and np.isfinite(report["log_loss"])
+    assert "compute:" not in r.stdout  # no model ran
+    for flags in (["--classifier", "catboost"], ["--C", "0.1"]):
+        r = run(
+            "fit", "--recipe", "pairwise", *flags, "-o", "x.joblib", cwd=work, home=work / "home"
+        )
+        assert r.returncode == 1 and "apply to --recipe embedding and seed" in r.stderr
 
 
 def test_version_and_choices_follow_the_library(work):

@@ -177,7 +177,7 @@ def test_pipeline_round_trip_on_onnxruntime(tiny_gemma, arena, tmp_path):
     joblib.dump(pipe, tmp_path / "p.joblib")
     again = joblib.load(tmp_path / "p.joblib")
     np.testing.assert_allclose(again.predict_proba(df), proba, atol=1e-6)
-    assert again.named_steps["embedder"].backend == "onnxruntime"
+    assert again.embedder_.backend == "onnxruntime"
 
 
 def test_fine_tuned_classifier_predicts_the_same_on_onnxruntime(tiny_gemma, tmp_path, monkeypatch):
