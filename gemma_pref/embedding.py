@@ -188,6 +188,8 @@ default="auto"
         configuration in ``fit`` and ``transform``; ``-1`` and ``n`` give
         the same vectors and share cache entries, as do two ways of writing
         the same indices. Gemma 3 270M, the default model, has 18 layers.
+        :func:`~gemma_pref.persistence.save_safe` writes a list or a tuple,
+        not a range.
     pooling : {"mean", "last"}, default="mean"
         ``"mean"``: average of the real tokens' states (padding never counts).
         ``"last"``: state of the last real token.
