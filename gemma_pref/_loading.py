@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "model_fingerprint",
     "load_config",
     "hidden_size_of",
+    "num_hidden_layers_of",
     "resolve_dtype",
     "resolve_backend",
     "dtype_name",
@@ -195,6 +197,98 @@ def hidden_size_of(config: Any) -> int:
     raise ValueError(f"cannot find the hidden size in the configuration of {type(config).__name__}")
 
 
+def num_hidden_layers_of(config: Any) -> int | None:
+    """Number of decoder layers of a text or multimodal config, or ``None``."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text, "num_hidden_layers", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def truncated_config(model_dir: Path, num_layers: int) -> Any:
+    """The checkpoint's configuration with only its first ``num_layers`` decoder layers.
+
+    ``num_hidden_layers`` is set to ``num_layers``, and every per-layer list
+    of the text configuration (a list or tuple as long as the layer count:
+    ``layer_types`` of Gemma 2 and Gemma 3, which says for each layer whether
+    it attends to a sliding window or to the whole text, and so which rotary
+    embedding it uses) keeps its first ``num_layers`` entries. A model built
+    from it has only those layers, and ``from_pretrained`` reads no weight of
+    the others.
+    """
+    config = load_config(model_dir)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    total = num_hidden_layers_of(config)
+    if total is None or not 1 <= num_layers <= total:
+        raise ValueError(
+            f"cannot keep {num_layers} decoder layers of {model_dir}: its configuration "
+            f"has num_hidden_layers={total!r}"
+        )
+    for name, value in list(vars(text).items()):
+        if isinstance(value, (list, tuple)) and len(value) == total and name != "architectures":
+            setattr(text, name, type(value)(value[:num_layers]))
+    text.num_hidden_layers = num_layers
+    return config
+
+
+_LAYER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+class _DropLoadReport(logging.Filter):
+    """Drops transformers' load report, whose findings :func:`load_model`
+    checks itself for a truncated stack (the dropped layers' weights are
+    expected to be unused)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+def _decoder_stack(model: Any) -> Any:
+    """The module holding the decoder ``layers`` and the final ``norm``, or ``None``."""
+    import torch
+
+    for candidate in (model, getattr(model, "language_model", None), getattr(model, "model", None)):
+        layers = getattr(candidate, "layers", None)
+        norm = getattr(candidate, "norm", None)
+        if isinstance(layers, torch.nn.ModuleList) and isinstance(norm, torch.nn.Module):
+            return candidate
+    return None
+
+
+def _finish_truncation(model: Any, model_dir: Path, num_layers: int, info: dict) -> None:
+    """Check a truncated load and drop the final norm (see :func:`load_model`)."""
+    import torch
+
+    stack = _decoder_stack(model)
+    if stack is None or len(stack.layers) != num_layers:
+        raise ValueError(
+            f"{type(model).__name__} (from {model_dir}) has no stack of {num_layers} "
+            "decoder layers and final norm (the 'layers' and 'norm' modules of Gemma, "
+            "Gemma 2, Gemma 3 and Llama-style models) after keeping num_hidden_layers="
+            f"{num_layers}: a middle layer of this architecture cannot be computed by "
+            "truncation; use layer=-1"
+        )
+    # the final norm applies to the last layer only: the state of layer k of
+    # the full model is the truncated stack's output before it
+    stack.norm = torch.nn.Identity()
+    unexpected = [
+        k
+        for k in info.get("unexpected_keys", ())
+        if not ((m := _LAYER_KEY.search(k)) and int(m.group(1)) >= num_layers)
+    ]
+    missing = list(info.get("missing_keys", ()))
+    if unexpected or missing:
+        logger.warning(
+            "Loading %s with %d decoder layers: %d checkpoint weights unused (%s), "
+            "%d model weights not in the checkpoint (%s)",
+            model_dir,
+            num_layers,
+            len(unexpected),
+            ", ".join(sorted(unexpected)[:5]) or "none",
+            len(missing),
+            ", ".join(sorted(missing)[:5]) or "none",
+        )
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has native bfloat16 matrix instructions."""
     import torch
@@ -360,6 +454,7 @@ def load_model(
     model_kwargs: dict | None = None,
     progress: bool = True,
     num_labels: int | None = None,
+    num_layers: int | None = None,
 ) -> Any:
     """Load a checkpoint on ``device``: its backbone, or a classifier.
 
@@ -370,6 +465,13 @@ def load_model(
     adds a fresh ``score`` head of that many outputs (for fine-tuning; the
     caller sets the modes). ``progress=False`` hides transformers' "Loading
     weights" bar.
+
+    ``num_layers`` (backbone only) keeps the first ``num_layers`` decoder
+    layers: the model is built from :func:`truncated_config`, so the other
+    layers are never built and their weights never read, and its final norm
+    is replaced by the identity, so that its ``last_hidden_state`` is the
+    full model's ``hidden_states[num_layers]`` (the output of decoder layer
+    ``num_layers``, before the norm that only the last layer gets).
     """
     from transformers import AutoModel, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -383,13 +485,19 @@ def load_model(
     if qconfig is not None or not device.startswith("cpu"):
         # load straight onto the device: 4-bit models cannot be moved later
         kwargs["device_map"] = {"": device}
+    if num_layers is not None:
+        if num_labels is not None:
+            raise ValueError("num_layers truncates a backbone; got num_labels too")
+        kwargs["config"] = truncated_config(model_dir, num_layers)
+        kwargs["output_loading_info"] = True
     kwargs.update(model_kwargs or {})
     logger.info(
-        "Loading %s on %s (dtype=%s, quantization=%s)",
+        "Loading %s on %s (dtype=%s, quantization=%s%s)",
         model_dir,
         device,
         dtype_name(dtype),
         quantization,
+        "" if num_layers is None else f", first {num_layers} decoder layers",
     )
     hide = not progress and hf_logging.is_progress_bar_enabled()
     if hide:
@@ -399,12 +507,23 @@ def load_model(
     verbosity = hf_logging.get_verbosity()
     if num_labels is not None:
         hf_logging.set_verbosity_error()
+    # a truncated stack leaves the dropped layers' weights unused, which
+    # transformers reports as a warning: _finish_truncation checks it instead
+    report_filter = _DropLoadReport() if num_layers is not None else None
+    report_logger = hf_logging.get_logger("transformers.modeling_utils")
+    if report_filter is not None:
+        report_logger.addFilter(report_filter)
     try:
         model = auto.from_pretrained(model_dir, **kwargs)
     finally:
+        if report_filter is not None:
+            report_logger.removeFilter(report_filter)
         hf_logging.set_verbosity(verbosity)
         if hide:
             hf_logging.enable_progress_bar()
+    if num_layers is not None:
+        model, info = model
+        _finish_truncation(model, model_dir, num_layers, info)
     if hasattr(model, "config"):
         # the KV cache is useless for one forward pass and costs memory
         model.config.use_cache = False

@@ -13,8 +13,12 @@ other shapes than the one traced (a long padded one and a one-token one);
 a graph that disagrees is deleted and the export fails. Exports live in
 ``<gemma-pref home>/onnx/<key>/`` and are written to a temporary directory
 renamed into place, so a reader never sees a partial one. The key covers the
-checkpoint's fingerprint, the head, the model keyword arguments and the
-torch, transformers and exporter versions.
+checkpoint's fingerprint, the head (for the embedder: its pooling and the
+hidden states it pools, ``PoolingHead(mode='mean', layers=(9,))``, which
+also fix the decoder layers the graph holds: a middle layer exports a
+truncated stack), the model keyword arguments and the torch, transformers
+and exporter versions. The last hidden state's head has the key it had
+before heads named layers, so its exports are reused.
 
 ONNX Runtime runs the graph in float32 with its own CPU kernels (MLAS):
 the same arithmetic as PyTorch's float32, 1.1-1.3x faster on the AVX2 CPUs

@@ -70,6 +70,34 @@ def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
     return gp.load_arena_csv(path, require_labels=labels), path
 
 
+def parse_layer(text: str) -> int | range | list[int]:
+    """``--layer``: ``"-1"`` or ``"9"`` (one index), ``"8-12"`` (8 to 12, both
+    included: ``range(8, 13)``) or ``"8,9,10"`` (a list; negative indices
+    allowed), as the embedder's ``layer`` parameter takes them.
+
+    Examples
+    --------
+    >>> parse_layer("-1"), parse_layer("8-12"), parse_layer("8, 10,-2")
+    (-1, range(8, 13), [8, 10, -2])
+    """
+    raw = text.strip()
+    try:
+        if "," in raw:
+            return [int(part) for part in raw.split(",")]
+        first, sep, last = raw[1:].partition("-")
+        if sep:  # "8-12"; the leading character may be a minus sign
+            start, stop = int(raw[0] + first), int(last)
+            if start < 0 or stop < start:
+                raise ValueError(text)
+            return range(start, stop + 1)
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a hidden-state index (-1, 9), a range of them (8-12, both "
+            f"included) or a comma list (8,9,10); got {text!r}"
+        ) from None
+
+
 def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
     devices: Any = args.devices
     if devices != "auto" and "," in devices:
@@ -85,6 +113,8 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "cache_dir": cache_dir,
     }
+    if getattr(args, "layer", None) is not None:
+        params["layer"] = args.layer
     return params
 
 
@@ -109,6 +139,10 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
                 del params[name]
         return params
     del params["cache_dir"]  # nothing to cache: the model itself is trained
+    if "layer" in params:
+        raise CLIError(
+            "--layer applies to the embedding recipes (pairwise, seed), not --recipe finetune"
+        )
     params = {k: v for k, v in params.items() if v is not None}
     params.update(
         num_epochs=args.epochs,
@@ -174,7 +208,16 @@ def _compute(estimator: Any) -> str:
         if callable(describe):
             path = describe()
             devices = ",".join(path["devices"])
-            return f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']})"
+            layers = ""
+            if path.get("layers", "last") != "last":
+                run = path.get("decoder_layers", "all")
+                layers = f", hidden states {','.join(map(str, path['layers']))} pooled" + (
+                    "" if run == "all" else f", {run} decoder layers run"
+                )
+            return (
+                f"; compute: {path['backend']} {path['dtype']} on {devices} "
+                f"({path['reason']}){layers}"
+            )
     return ""
 
 
@@ -498,6 +541,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="what runs the model's forward passes (fine-tuning trains with PyTorch): "
         "auto is ONNX Runtime for float32 on CPUs where the onnx extra is installed, "
         "else PyTorch (default: auto)",
+    )
+    g.add_argument(
+        "--layer",
+        type=parse_layer,
+        default=None,
+        metavar="L",
+        help="hidden state to pool: -1 the last (default), 0 the embedding output, "
+        "i the output of decoder layer i (Gemma 3 270M has 18), negative from the "
+        "end; 8-12 (both included) or 8,9,10 averages those; only the decoder "
+        "layers up to the deepest one run (embedding recipes only)",
     )
     g.add_argument(
         "--recipe",

@@ -205,6 +205,29 @@ def test_embed_bundled_sample_by_default(work, model_args):
     assert np.load(work / "emb_seed.npy").shape == (715, 64)
 
 
+@pytest.mark.parametrize(("flag", "layer"), [("1", 1), ("0,-1", [0, -1])])
+def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
+    import gemma_pref as gp
+    from gemma_pref.pipeline import make_recipe_formatter
+
+    out = f"emb_layer_{flag.replace(',', '_')}.npy"
+    r = run(
+        "embed", "-o", out, *model_args, "--layer", flag, "--no-cache", cwd=work, home=work / "home"
+    )
+    assert r.returncode == 0, r.stderr
+    rows = gp.load_arena_sample()
+    texts = make_recipe_formatter("pairwise").fit_transform(rows)
+    expected = gp.GemmaEmbedder(
+        tiny_gemma, max_length=64, torch_dtype="float32", layer=layer
+    ).fit_transform(texts)
+    np.testing.assert_allclose(np.load(work / out), expected, rtol=1e-3, atol=1e-4)
+    # the closing line names the hidden states pooled, and what ran
+    indices = ",".join(
+        map(str, sorted(i % 3 for i in ([layer] if isinstance(layer, int) else layer)))
+    )
+    assert f"hidden states {indices} pooled" in r.stdout.splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -231,6 +254,14 @@ def test_embed_bundled_sample_by_default(work, model_args):
         (
             ["fit", "--C", "0", "--model", "TINY", "-o", "p2.joblib"],
             "--C must be positive, got 0.0",
+        ),
+        (
+            ["embed", "--model", "TINY", "--layer", "7", "-o", "e6.npy"],
+            "The 'layer' parameter of GemmaEmbedder must be an index in [-3, 2]",
+        ),
+        (
+            ["fit", "--recipe", "finetune", "--layer", "1", "--model", "TINY", "-o", "p3.joblib"],
+            "--layer applies to the embedding recipes (pairwise, seed)",
         ),
     ],
 )
