@@ -70,18 +70,21 @@ def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
     return gp.load_arena_csv(path, require_labels=labels), path
 
 
-def parse_layer(text: str) -> int | range | list[int]:
-    """``--layer``: ``"-1"`` or ``"9"`` (one index), ``"8-12"`` (8 to 12, both
-    included: ``range(8, 13)``) or ``"8,9,10"`` (a list; negative indices
-    allowed), as the embedder's ``layer`` parameter takes them.
+def parse_layer(text: str) -> float | int | range | list[int]:
+    """``--layer``: ``"-1"`` or ``"9"`` (one index), ``"0.5"`` (that fraction of
+    the depth), ``"8-12"`` (8 to 12, both included: ``range(8, 13)``) or
+    ``"8,9,10"`` (a list; negative indices allowed), as the embedder's
+    ``layer`` parameter takes them.
 
     Examples
     --------
-    >>> parse_layer("-1"), parse_layer("8-12"), parse_layer("8, 10,-2")
-    (-1, range(8, 13), [8, 10, -2])
+    >>> parse_layer("-1"), parse_layer("0.5"), parse_layer("8-12"), parse_layer("8, 10,-2")
+    (-1, 0.5, range(8, 13), [8, 10, -2])
     """
     raw = text.strip()
     try:
+        if "." in raw:
+            return float(raw)
         if "," in raw:
             return [int(part) for part in raw.split(",")]
         first, sep, last = raw[1:].partition("-")
@@ -93,8 +96,8 @@ def parse_layer(text: str) -> int | range | list[int]:
         return int(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a hidden-state index (-1, 9), a range of them (8-12, both "
-            f"included) or a comma list (8,9,10); got {text!r}"
+            f"expected a hidden-state index (-1, 9), a fraction of the depth (0.5), a "
+            f"range of indices (8-12, both included) or a comma list (8,9,10); got {text!r}"
         ) from None
 
 
@@ -547,10 +550,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         type=parse_layer,
         default=None,
         metavar="L",
-        help="hidden state to pool: -1 the last (default), 0 the embedding output, "
-        "i the output of decoder layer i (Gemma 3 270M has 18), negative from the "
-        "end; 8-12 (both included) or 8,9,10 averages those; only the decoder "
-        "layers up to the deepest one run (embedding recipes only)",
+        help="hidden state to pool: -1 the last, 0 the embedding output, i the "
+        "output of decoder layer i (Gemma 3 270M has 18), negative from the end, "
+        "0.5 the middle of any model; 8-12 (both included) or 8,9,10 averages "
+        "those; only the decoder layers up to the deepest one run (embedding "
+        "recipes only; default: the recipe's)",
     )
     g.add_argument(
         "--recipe",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -32,12 +32,21 @@ _DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 
 
 def _check_layer(value: Any) -> None:
-    """The type of ``layer``: an int, or a non-empty range, list or tuple of ints.
+    """The type of ``layer``: an int, a fraction of the depth in (0, 1), or a
+    non-empty range, list or tuple of ints.
 
     The range of the indices depends on the model; :func:`_layer_plan` checks it.
     """
     if isinstance(value, Integral) and not isinstance(value, bool):
         return
+    if isinstance(value, Real) and not isinstance(value, bool):
+        if 0.0 < float(value) < 1.0:
+            return
+        raise InvalidParameterError(
+            "The 'layer' parameter of GemmaEmbedder, given as a float, is a fraction of "
+            f"the model's depth strictly between 0 and 1 (0.5: the middle layer). Got "
+            f"{value!r} instead."
+        )
     if isinstance(value, (range, list, tuple)):
         bad = [v for v in value if not isinstance(v, Integral) or isinstance(v, bool)]
         if len(value) and not bad:
@@ -47,8 +56,9 @@ def _check_layer(value: Any) -> None:
         why = f"a {type(value).__name__}"
     raise InvalidParameterError(
         "The 'layer' parameter of GemmaEmbedder must be an int (an index into the "
-        "model's hidden states, -1 for the last) or a non-empty range, list or tuple "
-        f"of ints (those states averaged). Got {value!r} instead ({why})."
+        "model's hidden states, -1 for the last), a float in (0, 1) (that fraction of "
+        "the depth) or a non-empty range, list or tuple of ints (those states "
+        f"averaged). Got {value!r} instead ({why})."
     )
 
 
@@ -67,12 +77,15 @@ def _layer_plan(
     indices = list(value) if isinstance(value, (range, list, tuple)) else [value]
     if indices == [-1]:
         return None, None
+    fraction = isinstance(value, Real) and not isinstance(value, Integral)
     if n_layers is None:
         raise InvalidParameterError(
             f"The 'layer' parameter of GemmaEmbedder selects a hidden state by index "
             f"(got {value!r}), but the configuration of {model} has no "
             "num_hidden_layers; use layer=-1."
         )
+    if fraction:  # that share of the depth, at least the first layer's output
+        indices = [max(1, min(n_layers, round(float(value) * n_layers)))]
     low, high = -(n_layers + 1), n_layers
     bad = [int(i) for i in indices if not low <= i <= high]
     if bad:
@@ -170,7 +183,7 @@ default="auto"
         installed, else PyTorch. :meth:`compute_path` tells the choice without
         loading anything; it is logged once at INFO when the model loads, and
         the embedding cache keeps the backends' vectors apart.
-    layer : int, range, list or tuple of int, default=-1
+    layer : int, float, range, list or tuple of int, default=-1
         Which hidden state is pooled, as an index into transformers'
         ``hidden_states`` (``output_hidden_states=True``) of a model of ``n``
         decoder layers: ``0`` is the embedding output (the input of the first
@@ -180,7 +193,9 @@ default="auto"
         indices count from the end as in Python: ``-1`` (the default) is
         ``n``, ``-2`` the output of layer ``n - 1``. A range, list or tuple
         (``range(8, 13)``) pools each of those states and averages the
-        vectors. Only the decoder layers up to the deepest one chosen are
+        vectors. A float in (0, 1) is that fraction of the depth, rounded:
+        ``0.5`` is the middle layer of any model (9 of Gemma 3 270M's 18, 21
+        of Gemma-2-9b's 42). Only the decoder layers up to the deepest one chosen are
         loaded and run: the model is built with that many layers (its other
         weights are never read) and, below the last, without the final norm,
         so a middle layer costs about the share of the layers it needs (see

@@ -428,6 +428,17 @@ def test_several_layers_are_the_mean_of_each(make_embedder, deep_gemmas, layer_t
         assert emb.compute_path()["layers"] == indices
 
 
+def test_a_fraction_is_that_share_of_the_depth(make_embedder, deep_gemmas, layer_texts):
+    path = deep_gemmas["gemma3"]  # 4 decoder layers
+    states, _ = _full_model_states(path, layer_texts, 128)
+    for fraction, index in ((0.5, 2), (0.3, 1), (0.05, 1), (0.9, 4)):
+        emb = make_embedder(path, layer=fraction)
+        np.testing.assert_allclose(emb.fit_transform(layer_texts), states[index], atol=2e-5)
+        expected = "last" if index == 4 else [index]
+        assert emb.compute_path()["layers"] == expected, fraction
+    assert clone(make_embedder(path, layer=0.5)).get_params()["layer"] == 0.5
+
+
 def test_truncated_load_shows_no_load_report(make_embedder, deep_gemmas, capfd):
     capfd.readouterr()
     emb = make_embedder(deep_gemmas["gemma2"], layer=2, show_progress_bar=False)
@@ -448,7 +459,8 @@ def test_truncated_load_shows_no_load_report(make_embedder, deep_gemmas, capfd):
         ([], r"The 'layer' parameter of GemmaEmbedder must be an int .*Got \[\] .*it is empty"),
         ([1, "2"], r"The 'layer' parameter .*Got \[1, '2'\] instead \('2' is not an int\)"),
         ("9", r"The 'layer' parameter .*Got '9' instead \(a str\)"),
-        (2.0, r"The 'layer' parameter .*Got 2.0 instead \(a float\)"),
+        (2.0, r"The 'layer' parameter .*given as a float, is a fraction .*Got 2.0 instead"),
+        (0.0, r"fraction of the model's depth strictly between 0 and 1.*Got 0.0 instead"),
         (True, r"The 'layer' parameter .*Got True instead \(a bool\)"),
         ([1, -4], r"The 'layer' parameter of GemmaEmbedder names hidden state 1 twice"),
     ],
