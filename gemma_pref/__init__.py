@@ -33,6 +33,7 @@ from .formatting import (
     truncation_report,
 )
 from .io import labels_from_winner, load_arena_csv, write_submission
+from .readers import read_preferences
 from .model_selection import PromptGroupKFold, prompt_groups
 from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
@@ -75,6 +76,7 @@ __all__ = [
     "plots",
     "preference_scores",
     "prompt_groups",
+    "read_preferences",
     "save",
     "save_safe",
     "swap_ab",
