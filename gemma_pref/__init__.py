@@ -33,7 +33,6 @@ from .formatting import (
     truncation_report,
 )
 from .io import labels_from_winner, load_arena_csv, write_submission
-from .readers import read_preferences
 from .model_selection import PromptGroupKFold, prompt_groups
 from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
@@ -43,6 +42,7 @@ from .pipeline import (
     make_logreg_classifier,
     make_preference_pipeline,
 )
+from .readers import read_preferences
 
 __all__ = [
     "PAIR_TEMPLATE",

@@ -101,7 +101,8 @@ def _where(df: pd.DataFrame, i: int) -> str:
     """``row <label>`` of position ``i``, with its ``id`` when the frame has one."""
     where = repr(df.index[i])
     if "id" in df.columns:
-        where += f" (id {df['id'].iloc[i]!r})"
+        key = df["id"].iloc[i]
+        where += f" (id {key.item() if isinstance(key, np.generic) else key!r})"
     return where
 
 

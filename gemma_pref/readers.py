@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ArenaFormatError
-from .io import WINNER_VALUES, labels_from_winner
+from .io import labels_from_winner
 from .schema import (
     ARENA_COLUMNS,
     WINNER_COLUMNS,
@@ -95,8 +95,7 @@ def _read_file(path: Path) -> pd.DataFrame:
             kind = "JSON Lines (one object per line)" if lines else "a JSON array of records"
             raise ValueError(f"{str(path)!r} is not {kind}: {exc}") from None
     raise ValueError(
-        f"cannot read {str(path)!r}: expected a file ending in "
-        f"{', '.join(_READ_SUFFIXES)}"
+        f"cannot read {str(path)!r}: expected a file ending in {', '.join(_READ_SUFFIXES)}"
     )
 
 
@@ -174,7 +173,8 @@ class _Where(str):
 def _where(frame: pd.DataFrame, i: int) -> _Where:
     text = f"row {frame.index[i]!r}"
     if "id" in frame.columns:
-        text += f" (id {frame['id'].iloc[i]!r})"
+        key = frame["id"].iloc[i]
+        text += f" (id {key.item() if isinstance(key, np.generic) else key!r})"
     where = _Where(text)
     where.label = frame.index[i]
     return where
@@ -248,9 +248,12 @@ def _messages(cell: Any, column: str, where: _Where) -> list[tuple[str, str]]:
     return out
 
 
-def _turns(messages: list[tuple[str, str]], column: str, where: _Where) -> tuple[list, list]:
+def _turns(
+    messages: list[tuple[str, str]], column: str, where: _Where
+) -> tuple[list[str], list[str]]:
     """User turns and assistant turns of alternating messages (user first)."""
-    users, answers = [], []
+    users: list[str] = []
+    answers: list[str] = []
     for k, (role, content) in enumerate(messages):
         expected = _ROLES[k % 2]
         if role != expected:
@@ -430,16 +433,13 @@ def _side(cell: Any, column: str, where: _Where, role: str) -> list[tuple[str, s
         except ArenaFormatError:
             return [(role, clean_text(cell))]
         if not (
-            isinstance(decoded, list)
-            and decoded
-            and all(isinstance(m, Mapping) for m in decoded)
+            isinstance(decoded, list) and decoded and all(isinstance(m, Mapping) for m in decoded)
         ):
             return [(role, clean_text(cell))]
         cell = decoded
     if cell is None or (isinstance(cell, float) and np.isnan(cell)):
         raise ArenaFormatError(
-            f"{column} at {where}: expected a string or a list of messages, got a missing "
-            "value",
+            f"{column} at {where}: expected a string or a list of messages, got a missing value",
             column=column,
             row=where.label,
         )

@@ -89,8 +89,8 @@ def clean_text(text: str) -> str:
 
 
 #: A string cell is read as a JSON list of turns when it starts like one:
-#: ``[`` followed by ``"``, ``null`` or ``]`` (whitespace allowed around them).
-JSON_LIST_START = re.compile(r"\s*\[\s*(?:\"|null\b|\])")
+#: ``[`` followed by ``"``, ``null`` or ``]`` (JSON whitespace allowed before each).
+JSON_LIST_START = re.compile(r"[ \t\n\r]*\[[ \t\n\r]*(?:\"|null\b|\])")
 
 
 def looks_like_json_list(cell: Any) -> bool:
@@ -170,7 +170,8 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
         except (ValueError, RecursionError) as exc:
             reason = getattr(exc, "msg", None) or type(exc).__name__
             raise ArenaFormatError(
-                f"{expected} (the cell starts like one), got {excerpt(cell)} ({reason})",
+                f"{expected}, got {excerpt(cell)} ({reason}; a cell that starts with "
+                "'[\"', '[null' or '[]' is read as JSON)",
                 column=column,
                 row=row,
             ) from None

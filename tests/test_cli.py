@@ -207,8 +207,17 @@ def test_embed_bundled_sample_by_default(work, model_args):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["fit", "--train", "missing.csv"], "arena CSV not found: 'missing.csv'"),
-        (["fit", "--train", "test.csv"], "lacks column(s) 'winner_model_a'"),
+        (["fit", "--train", "missing.csv"], "preference file not found: 'missing.csv'"),
+        (["fit", "--train", "test.csv"], "training file 'test.csv' has no labels"),
+        (["fit", "--train", "train.txt"], "cannot read 'train.txt': expected a file ending in"),
+        (
+            ["cv", "--train", "other.csv", "-o", "cv9.json"],
+            "read_preferences cannot tell the format of rows with columns ['question', 'answer']",
+        ),
+        (
+            ["predict", "--pipeline", "pipe.joblib", "--test", "test.csv", "--sample-submission", "sample_bad.csv", "-o", "s9.csv"],
+            "id 'nope' of the sample submission 'sample_bad.csv' is not in the test rows",
+        ),
         (
             ["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"],
             "pipeline file 'nope.joblib' not found",
@@ -233,11 +242,14 @@ def test_embed_bundled_sample_by_default(work, model_args):
         ),
     ],
 )
-def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, args, message):
+def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, fitted, args, message):
     (work / "empty-model").mkdir(exist_ok=True)
     pd.DataFrame(
-        {"id": [1], "prompt": ['["p"]'], "response_a": ["not json"], "response_b": ['["b"]']}
+        {"id": [1], "prompt": ['["p"]'], "response_a": ['["not json'], "response_b": ['["b"]']}
     ).to_csv(work / "bad.csv", index=False)
+    (work / "train.txt").write_text("id,prompt\n")
+    pd.DataFrame({"question": ["q"], "answer": ["a"]}).to_csv(work / "other.csv", index=False)
+    pd.DataFrame({"id": ["nope"], "winner": ["model_a"]}).to_csv(work / "sample_bad.csv", index=False)
     args = [str(tiny_gemma) if a == "TINY" else a for a in args]
     before = set(os.listdir(work))
     r = run(*args, "--overwrite", cwd=work, home=work / "home")
