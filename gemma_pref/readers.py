@@ -90,7 +90,9 @@ def _read_file(path: Path) -> pd.DataFrame:
             head = f.read(4096).lstrip()
         lines = not head.startswith("[")  # a .json file may hold one array of records
         try:
-            return pd.read_json(path, lines=lines, dtype=False, convert_dates=False)
+            # no type conversion: ids stay as written, no column becomes a date
+            dates = {} if int(pd.__version__.split(".")[0]) >= 3 else {"convert_dates": False}
+            return pd.read_json(path, lines=lines, dtype=False, **dates)
         except ValueError as exc:
             kind = "JSON Lines (one object per line)" if lines else "a JSON array of records"
             raise ValueError(f"{str(path)!r} is not {kind}: {exc}") from None

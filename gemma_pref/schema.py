@@ -88,9 +88,10 @@ def clean_text(text: str) -> str:
     return text
 
 
-#: A string cell is read as a JSON list of turns when it starts like one:
-#: ``[`` followed by ``"``, ``null`` or ``]`` (JSON whitespace allowed before each).
-JSON_LIST_START = re.compile(r"[ \t\n\r]*\[[ \t\n\r]*(?:\"|null\b|\])")
+#: A string cell is read as a JSON list of turns when it starts like one, ``[``
+#: followed by ``"`` or ``null``, or is the empty list ``[]`` (JSON whitespace
+#: allowed around the brackets). Real answers start with ``"[] "`` too.
+JSON_LIST_START = re.compile(r"[ \t\n\r]*\[[ \t\n\r]*(?:\"|null\b|\][ \t\n\r]*\Z)")
 
 
 def looks_like_json_list(cell: Any) -> bool:
@@ -111,13 +112,14 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     (``'["What is 2+2?", "And 3+3?"]'``, one item per turn) and plain strings
     (``"What is 2+2?"``, one turn: the WSDM Cup files and most other data).
     The rule that tells them apart: a string that starts like a JSON list of
-    strings, ``[`` then ``"``, ``null`` or ``]`` (whitespace allowed), is read
-    as a JSON list and must be a valid one; every other string is one turn,
-    verbatim. So ``'["a"]'`` is the one turn ``"a"``, while ``"[1, 2, 3]"``,
-    ``"[citation needed]"``, ``'{"a": 1}'`` and ``"12"`` are one turn each,
-    as written. To keep a plain answer that starts like a JSON list as it is,
-    read the data with ``read_preferences(..., format="wsdm")`` (or
-    ``"chosen_rejected"``), which stores every cell as an explicit JSON list.
+    strings, ``[`` then ``"`` or ``null`` (whitespace allowed), or that is
+    ``[]``, is read as a JSON list and must be a valid one; every other
+    string is one turn, verbatim. So ``'["a"]'`` is the one turn ``"a"``,
+    while ``"[1, 2, 3]"``, ``"[citation needed]"``, ``"[] is empty"``,
+    ``'{"a": 1}'`` and ``"12"`` are one turn each, as written. To keep a
+    plain answer that starts like a JSON list as it is, read the data with
+    ``read_preferences(..., format="wsdm")`` (or ``"chosen_rejected"``),
+    which stores every cell as an explicit JSON list.
 
     Parameters
     ----------
@@ -171,7 +173,7 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
             reason = getattr(exc, "msg", None) or type(exc).__name__
             raise ArenaFormatError(
                 f"{expected}, got {excerpt(cell)} ({reason}; a cell that starts with "
-                "'[\"', '[null' or '[]' is read as JSON)",
+                "'[\"' or '[null' is read as JSON)",
                 column=column,
                 row=row,
             ) from None

@@ -215,7 +215,17 @@ def test_embed_bundled_sample_by_default(work, model_args):
             "read_preferences cannot tell the format of rows with columns ['question', 'answer']",
         ),
         (
-            ["predict", "--pipeline", "pipe.joblib", "--test", "test.csv", "--sample-submission", "sample_bad.csv", "-o", "s9.csv"],
+            [
+                "predict",
+                "--pipeline",
+                "pipe.joblib",
+                "--test",
+                "test.csv",
+                "--sample-submission",
+                "sample_bad.csv",
+                "-o",
+                "s9.csv",
+            ],
             "id 'nope' of the sample submission 'sample_bad.csv' is not in the test rows",
         ),
         (
@@ -249,7 +259,9 @@ def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, fitted, args,
     ).to_csv(work / "bad.csv", index=False)
     (work / "train.txt").write_text("id,prompt\n")
     pd.DataFrame({"question": ["q"], "answer": ["a"]}).to_csv(work / "other.csv", index=False)
-    pd.DataFrame({"id": ["nope"], "winner": ["model_a"]}).to_csv(work / "sample_bad.csv", index=False)
+    pd.DataFrame({"id": ["nope"], "winner": ["model_a"]}).to_csv(
+        work / "sample_bad.csv", index=False
+    )
     args = [str(tiny_gemma) if a == "TINY" else a for a in args]
     before = set(os.listdir(work))
     r = run(*args, "--overwrite", cwd=work, home=work / "home")

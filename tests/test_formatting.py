@@ -203,7 +203,7 @@ def test_missing_column_is_named():
         ('["a", 3]', "item 1 is int"),
         ('[null, {"a": 1}]', "item 1 is dict"),
         ('["a"] and more', "Extra data"),
-        ("[]]", "Extra data"),
+        ("[null, 1]", "item 1 is int"),
         (12, "expected a JSON list of strings or a plain string, got int 12"),
         ({"a": 1}, "got dict"),
     ],
@@ -236,6 +236,8 @@ def test_error_names_the_original_column_when_swapped():
         "12",
         "[1, 2, 3] is a list",
         "[citation needed]",
+        "[] While answering this question",
+        "[]]",
         '[["nested"]]',
         "",
         "  leading spaces and\nlines ",
@@ -260,7 +262,7 @@ def test_plain_string_cells_are_one_turn_verbatim(text):
         (' [ "a", null ] ', ["a", ""]),
         ("[null]", [""]),
         ("[]", []),
-        (" []", []),
+        (" [] \n", []),
     ],
 )
 def test_json_list_looking_cells_parse_as_lists(cell, turns):

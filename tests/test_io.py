@@ -23,9 +23,14 @@ def test_labels_from_winner_errors():
     with pytest.raises(ValueError, match="row 'b': expected exactly one 1"):
         labels_from_winner(df)
     # without winner_tie the same row is still not one-hot among the two
-    with pytest.raises(ValueError, match=r"row 'b': expected exactly one 1 among winner_model_a, winner_model_b, got \[1, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"row 'b': expected exactly one 1 among winner_model_a, winner_model_b, got \[1, 1\]",
+    ):
         labels_from_winner(df.drop(columns="winner_tie"))
-    with pytest.raises(ValueError, match=r"Missing label column.*'winner' column.*got columns \['winner_model_a'\]"):
+    with pytest.raises(
+        ValueError, match=r"Missing label column.*'winner' column.*got columns \['winner_model_a'\]"
+    ):
         labels_from_winner(df[["winner_model_a"]])
 
 

@@ -213,9 +213,9 @@ def _oracle_turns(cell):
     if cell is pd.NA or cell is pd.NaT or (isinstance(cell, np.floating) and np.isnan(cell)):
         raise _Ambiguous
     if isinstance(cell, str):
-        # the documented rule: '["', '[null' or '[]' (JSON whitespace allowed)
-        # starts a JSON list; any other string is one turn, verbatim
-        if not re.match(r'[ \t\n\r]*\[[ \t\n\r]*(?:"|null\b|\])', cell):
+        # the documented rule: '["' or '[null' starts a JSON list, and so is
+        # '[]' (JSON whitespace allowed); any other string is one turn, verbatim
+        if not re.match(r'[ \t\n\r]*\[[ \t\n\r]*(?:"|null\b|\][ \t\n\r]*\Z)', cell):
             return [_SURROGATE.sub("\ufffd", cell)]
         try:
             value = json.loads(cell)
