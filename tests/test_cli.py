@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -352,3 +353,93 @@ def test_finetune_recipe_fit_predict_cv(work, tiny_gemma):
     report = json.loads((work / "ft_cv.json").read_text())
     assert report["settings"]["recipe"] == "finetune" and report["settings"]["swap_augment"]
     assert len(report["per_fold"]) == 2 and 0 < report["log_loss"] < 3
+
+
+def test_wsdm_parquet_cv_fit_and_the_wsdm_submission(work, model_args, arena):
+    """The WSDM Cup path: train on the Parquet (two classes), cv names accuracy,
+    predict writes id,winner in the order of the sample submission."""
+    from gemma_pref.schema import parse_turns
+
+    rows = arena[arena["winner_tie"] == 0].iloc[:120]
+    one = {c: [parse_turns(x)[-1] for x in rows[c]] for c in ("prompt", "response_a", "response_b")}
+    wsdm = pd.DataFrame(
+        {
+            "id": rows["id"].astype(str).to_numpy(),
+            **one,
+            "winner": np.where(rows["winner_model_a"] == 1, "model_a", "model_b"),
+            "model_a": rows["model_a"].to_numpy(),
+            "model_b": rows["model_b"].to_numpy(),
+            "language": "English",
+        }
+    )
+    wsdm.iloc[:90].to_parquet(work / "wsdm_train.parquet", index=False)
+    wsdm.iloc[90:].drop(columns=["winner"]).to_parquet(work / "wsdm_test.parquet", index=False)
+    sample = pd.DataFrame({"id": wsdm["id"].iloc[90:][::-1], "winner": "model_a"})
+    sample.to_csv(work / "wsdm_sample.csv", index=False)
+    home = work / "home"
+    r = run(
+        "cv",
+        "--train",
+        "wsdm_train.parquet",
+        "--folds",
+        "2",
+        "-o",
+        "wsdm_cv.json",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "cv: 90 rows from wsdm_train.parquet (wsdm format)" in r.stdout
+    assert re.search(r"cv log loss \d\.\d{4} \+/- \d\.\d{4}, accuracy \d\.\d{3}", r.stdout)
+    assert "two classes (model_a, model_b; no tie): the WSDM Cup 2025 scores accuracy" in r.stdout
+    report = json.loads((work / "wsdm_cv.json").read_text())
+    assert report["classes"] == [0, 1] and report["competition_metric"].startswith("accuracy")
+    assert (work / "wsdm_cv.confusion.png").stat().st_size > 0
+    r = run(
+        "fit",
+        "--train",
+        "wsdm_train.parquet",
+        "-o",
+        "wsdm.joblib",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    r = run(
+        "predict",
+        "--pipeline",
+        "wsdm.joblib",
+        "--test",
+        "wsdm_test.parquet",
+        "--sample-submission",
+        "wsdm_sample.csv",
+        "-o",
+        "wsdm_submission.csv",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "wsdm_submission.csv (WSDM format: id,winner)" in r.stdout
+    sub = pd.read_csv(work / "wsdm_submission.csv", dtype={"id": str})
+    assert sub.columns.tolist() == ["id", "winner"]
+    assert sub["id"].tolist() == sample["id"].tolist()  # the sample's order
+    assert set(sub["winner"]) <= {"model_a", "model_b"}
+    r = run(
+        "predict",
+        "--pipeline",
+        "wsdm.joblib",
+        "--test",
+        "wsdm_test.parquet",
+        "--submission-format",
+        "lmsys",
+        "-o",
+        "wsdm_lmsys.csv",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 1 and "cannot write the LMSYS submission's tie" in r.stderr
+    assert not (work / "wsdm_lmsys.csv").exists()
