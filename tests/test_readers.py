@@ -320,7 +320,7 @@ def test_two_class_fit_predict_cv_plots_persistence_submission(arena, tmp_path):
     )
 
 
-def test_two_class_pairwise_and_finetune_recipes(arena, tiny_gemma):
+def test_two_class_every_recipe(arena, tiny_gemma):
     _, wsdm = wsdm_rows(arena)
     small = wsdm.head(40)
     y = gp.labels_from_winner(small)
@@ -329,6 +329,22 @@ def test_two_class_pairwise_and_finetune_recipes(arena, tiny_gemma):
     ).fit(small, y)
     assert isinstance(pairwise["classifier"], gp.PairDifferenceClassifier)
     assert pairwise.predict_proba(small).shape == (40, 2)
+    from gemma_pref.pipeline import make_recipe_classifier
+
+    for recipe, extra in (("seed", {}), ("pairwise", {"swap_augment": True})):
+        classifier = make_recipe_classifier(recipe, iterations=20) if recipe == "seed" else None
+        model = gp.make_preference_pipeline(
+            tiny_gemma,
+            recipe=recipe,
+            classifier=classifier,
+            max_length=32,
+            torch_dtype="float32",
+            backend="torch",
+            cache_dir=None,
+            **extra,
+        ).fit(small, y)
+        np.testing.assert_array_equal(model.classes_, [0, 1])
+        assert model.predict_proba(small).shape == (40, 2), recipe
     finetune = gp.make_preference_pipeline(
         tiny_gemma,
         recipe="finetune",
