@@ -43,6 +43,7 @@ from .pipeline import (
     make_logreg_classifier,
     make_preference_pipeline,
 )
+from .readers import read_preferences
 
 __all__ = [
     "PAIR_TEMPLATE",
@@ -77,6 +78,7 @@ __all__ = [
     "plots",
     "preference_scores",
     "prompt_groups",
+    "read_preferences",
     "save",
     "save_safe",
     "swap_ab",

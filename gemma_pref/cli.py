@@ -58,16 +58,112 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
 
 
-def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
+def _read_rows(path: str | None, *, labels: bool, what: str, fmt: str = "auto") -> tuple[Any, str]:
+    """Rows of ``path`` (any format :func:`~gemma_pref.read_preferences` reads)
+    as arena rows, or the bundled sample; the format read is in
+    ``df.attrs["gemma_pref_format"]``."""
     import gemma_pref as gp
+    from gemma_pref.readers import FORMAT_ATTR
 
     if path is None:
         df = gp.load_arena_sample()
         source = "bundled arena sample (715 rows of the Kaggle train.csv)"
         if not labels:
             df = df.drop(columns=list(WINNER_COLUMNS))
+        df.attrs[FORMAT_ATTR] = "lmsys"
         return df, source
-    return gp.load_arena_csv(path, require_labels=labels), path
+    df, y = gp.read_preferences(path, format=fmt)
+    if labels and y is None:
+        raise CLIError(
+            f"{what} file {path!r} has no labels: expected a 'winner' column or the "
+            "one-hot columns winner_model_a, winner_model_b[, winner_tie]"
+        )
+    return df, f"{path} ({df.attrs[FORMAT_ATTR]} format)"
+
+
+def _has_labels(df: Any) -> bool:
+    return {"winner_model_a", "winner_model_b"} <= set(map(str, df.columns))
+
+
+def _classes(estimator: Any, proba: Any) -> Any:
+    import numpy as np
+
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None:
+        return np.asarray(classes)
+    return np.arange(3 if proba is None else proba.shape[1])
+
+
+def _submission_format(args: argparse.Namespace, df: Any, classes: Any, sample: Any) -> str:
+    """``--submission-format``, or the test file's (or sample submission's) competition."""
+    from gemma_pref.readers import FORMAT_ATTR
+
+    chosen: str = args.submission_format
+    if chosen != "auto":
+        return chosen
+    if sample is not None:
+        if "winner" in sample.columns:
+            return "wsdm"
+        if set(WINNER_COLUMNS) <= set(sample.columns):
+            return "lmsys"
+    read = df.attrs.get(FORMAT_ATTR)
+    if read in ("lmsys", "wsdm"):
+        return str(read)
+    return "lmsys" if 2 in set(int(c) for c in classes) else "wsdm"
+
+
+def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[str, Any]:
+    """The submission's format, ids and row order (of the test file, or of
+    ``--sample-submission``), checked before any prediction runs."""
+    import numpy as np
+    import pandas as pd
+
+    if "id" not in df.columns:
+        raise CLIError("the test rows have no 'id' column: the submission needs one per row")
+    ids = df["id"].tolist()
+    order = None
+    sample = None
+    if args.sample_submission is not None:
+        sample = pd.read_csv(args.sample_submission)
+        if "id" not in sample.columns:
+            raise CLIError(f"sample submission {args.sample_submission!r} has no 'id' column")
+        position: dict[Any, int] = {}
+        for i, key in enumerate(ids):
+            if key in position:
+                raise CLIError(f"test id {key!r} appears twice; ids must be unique")
+            position[key] = i
+        if len(sample) and isinstance(ids[0], str) != isinstance(sample["id"].iloc[0], str):
+            position = {str(k): i for k, i in position.items()}  # "123" and 123 alike
+            sample["id"] = sample["id"].astype(str)
+        for key in sample["id"].tolist():
+            if key not in position:
+                raise CLIError(
+                    f"id {key!r} of the sample submission {args.sample_submission!r} is "
+                    "not in the test rows"
+                )
+        order = np.asarray([position[key] for key in sample["id"].tolist()], dtype=np.int64)
+        ids = [ids[i] for i in order]
+    fmt = _submission_format(args, df, classes, sample)
+    labels = {int(c) for c in classes}
+    if fmt == "lmsys" and 2 not in labels:
+        raise CLIError(
+            "the pipeline is a two-class model (model_a, model_b; no tie): it cannot write "
+            "the LMSYS submission's tie probabilities; use --submission-format wsdm"
+        )
+    return {"format": fmt, "ids": ids, "order": order}
+
+
+def _write_submission(plan: dict[str, Any], proba: Any, classes: Any, out: Path) -> str:
+    """Write the planned submission; return what was written."""
+    import numpy as np
+
+    import gemma_pref as gp
+
+    if plan["order"] is not None:
+        proba = np.asarray(proba)[plan["order"]]
+    gp.write_submission(plan["ids"], proba, out, format=plan["format"], classes=classes)
+    columns = ",".join(gp.io.SUBMISSION_FORMATS[plan["format"]])
+    return f"{out} ({plan['format'].upper()} format: {columns})"
 
 
 def parse_layer(text: str) -> float | int | range | list[int]:
@@ -236,7 +332,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from gemma_pref.evaluation import preference_scores
 
     out = _check_output(args.output, args.overwrite)
-    df, source = _read_rows(args.train, labels=True, what="training")
+    df, source = _read_rows(args.train, labels=True, what="training", fmt=args.format)
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     _out(f"fit: {len(df)} rows from {source}")
@@ -244,12 +340,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     pipe.fit(df, y)
     seconds = time.perf_counter() - start
     gp.save(pipe, out)  # atomic; records the library versions
-    train = preference_scores(y, pipe.predict_proba(df))
+    proba = pipe.predict_proba(df)
+    train = preference_scores(y, proba, _classes(pipe, proba))
     _summary(
         "fit",
         len(df),
         seconds,
-        f"; training-set log loss {train['log_loss']:.4f} (optimistic); saved {out}",
+        f"; training-set log loss {train['log_loss']:.4f}, accuracy {train['accuracy']:.3f} "
+        f"(optimistic); saved {out}",
         pipe,
     )
     return 0
@@ -267,16 +365,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _predict_on_ray(args, pipeline_path)
     out = _check_output(args.output or "submission.csv", args.overwrite)
-    df, source = _read_rows(args.test, labels=False, what="test")
+    df, source = _read_rows(args.test, labels=False, what="test", fmt=args.format)
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
+    classes = _classes(pipe, None)
+    plan = _plan_submission(args, df, classes)  # before the long part
     _out(f"predict: {len(df)} rows from {source}")
     start = time.perf_counter()
     proba = pipe.predict_proba(df)
     seconds = time.perf_counter() - start
-    gp.write_submission(df["id"], proba, out)
-    extra = f"; wrote {out}"
-    if all(c in df.columns for c in WINNER_COLUMNS):
-        s = preference_scores(gp.labels_from_winner(df), proba)
+    classes = _classes(pipe, proba)
+    extra = f"; wrote {_write_submission(plan, proba, classes, out)}"
+    if _has_labels(df):
+        s = preference_scores(gp.labels_from_winner(df), proba, classes)
         extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
     _summary("predict", len(df), seconds, extra, pipe)
     return 0
@@ -296,7 +396,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
             for suffix in (".reliability.png", ".confusion.png")
         ]
     )
-    df, source = _read_rows(args.train, labels=True, what="training")
+    df, source = _read_rows(args.train, labels=True, what="training", fmt=args.format)
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     grouped = not args.no_group
@@ -331,7 +431,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
     if plots:
         from .plots import save_cv_plots
 
-        title = f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}"
+        title = (
+            f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}, "
+            f"accuracy {report['oof']['accuracy']:.3f}"
+        )
         save_cv_plots(y, result.oof, stem, title=title)
         _out(f"wrote {plots[0]} and {plots[1]}")
     _out(
@@ -339,6 +442,11 @@ def cmd_cv(args: argparse.Namespace) -> int:
         f"accuracy {report['accuracy']:.3f} (class prior: log loss "
         f"{report['class_prior_log_loss']:.4f})"
     )
+    if len(result.classes) == 2:
+        _out(
+            "two classes (model_a, model_b; no tie): the WSDM Cup 2025 scores accuracy "
+            f"(class prior: accuracy {report['class_prior_accuracy']:.3f})"
+        )
     _summary("cv", len(df), result.seconds, f"; wrote {out}", pipe)
     return 0
 
@@ -356,7 +464,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = _check_output(args.output or "embeddings.npy", args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
-    df, source = _read_rows(args.input, labels=False, what="input")
+    df, source = _read_rows(args.input, labels=False, what="input", fmt=args.format)
     texts = formatter.fit_transform(df)
     embedder = _embedder(args)
     _out(f"embed: {len(df)} rows from {source}")
@@ -564,7 +672,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "embeddings (one text per answer), C and weight chosen by cross-validation; "
         "embedding: the embeddings' difference alone; structure: the structure "
         "alone, no model; seed: one text per row and CatBoost, as the reference "
-        "notebook; finetune: fine-tune the model with LoRA and a 3-class head "
+        "notebook; finetune: fine-tune the model with LoRA and a head of one output "
+        "per class "
         "(default: pairwise)",
     )
     g.add_argument(
@@ -630,22 +739,42 @@ def _add_classifier_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+_FILE_HELP = ".csv, .parquet or .jsonl/.json in any format read_preferences reads"
+
+
+def _add_format_arg(p: argparse.ArgumentParser) -> None:
+    from .readers import PREFERENCE_FORMATS
+
+    p.add_argument(
+        "--format",
+        choices=["auto", *PREFERENCE_FORMATS],
+        default="auto",
+        help="format of the data file: lmsys (Kaggle LMSYS CSV), wsdm (WSDM Cup 2025 "
+        "Parquet), lmarena (conversation_a/conversation_b messages), chosen_rejected "
+        "(reward-model pairs); auto: detected from the columns (default: auto)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="gemma-pref",
-        description="Predict which of two chatbot answers a person prefers "
-        "(Kaggle LMSYS Chatbot Arena format). With no data arguments, the "
-        "bundled 715-row sample is used.",
+        description="Predict which of two chatbot answers a person prefers. Reads "
+        "the Kaggle LMSYS CSV, the WSDM Cup 2025 Parquet, LMArena conversations and "
+        "chosen/rejected pairs; writes the LMSYS or WSDM submission. With no data "
+        "arguments, the bundled 715-row sample is used.",
     )
     parser.add_argument("--version", action="version", version=f"gemma-pref {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("fit", help="train a pipeline on a labelled CSV and save it")
-    p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
+    p = sub.add_parser("fit", help="train a pipeline on labelled rows and save it")
+    p.add_argument(
+        "--train", metavar="FILE", help=f"training rows, {_FILE_HELP} (default: bundled sample)"
+    )
+    _add_format_arg(p)
     p.add_argument(
         "--output",
         "-o",
@@ -664,7 +793,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipeline file from 'fit' (default: %(default)s)",
     )
     p.add_argument(
-        "--test", metavar="CSV", help="Kaggle test.csv (default: bundled sample, labels dropped)"
+        "--test",
+        metavar="FILE",
+        help=f"test rows, {_FILE_HELP} (default: bundled sample, labels dropped)",
+    )
+    _add_format_arg(p)
+    p.add_argument(
+        "--submission-format",
+        choices=["auto", "lmsys", "wsdm"],
+        default="auto",
+        help="lmsys: id,winner_model_a,winner_model_b,winner_tie probabilities; wsdm: "
+        "id,winner (model_a or model_b); auto: the competition of the sample submission "
+        "or of the test file's format, else lmsys for a model with ties and wsdm for a "
+        "two-class model (default: auto)",
+    )
+    p.add_argument(
+        "--sample-submission",
+        metavar="CSV",
+        help="the competition's sample_submission.csv: the submission's rows follow its "
+        "ids and order (default: the test file's)",
     )
     p.add_argument(
         "--output",
@@ -677,7 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("cv", help="k-fold log loss and accuracy, printed and written as JSON")
-    p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
+    p.add_argument(
+        "--train", metavar="FILE", help=f"training rows, {_FILE_HELP} (default: bundled sample)"
+    )
+    _add_format_arg(p)
     p.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
     p.add_argument(
         "--no-group",
@@ -699,7 +849,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("embed", help="embed rows into a .npy matrix")
-    p.add_argument("--input", metavar="CSV", help="arena CSV (default: bundled sample)")
+    p.add_argument(
+        "--input", metavar="FILE", help=f"rows to embed, {_FILE_HELP} (default: bundled sample)"
+    )
+    _add_format_arg(p)
     p.add_argument("--swap", action="store_true", help="exchange response_a and response_b")
     p.add_argument(
         "--output",

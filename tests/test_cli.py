@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -231,8 +232,27 @@ def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["fit", "--train", "missing.csv"], "arena CSV not found: 'missing.csv'"),
-        (["fit", "--train", "test.csv"], "lacks column(s) 'winner_model_a'"),
+        (["fit", "--train", "missing.csv"], "preference file not found: 'missing.csv'"),
+        (["fit", "--train", "test.csv"], "training file 'test.csv' has no labels"),
+        (["fit", "--train", "train.txt"], "cannot read 'train.txt': expected a file ending in"),
+        (
+            ["cv", "--train", "other.csv", "-o", "cv9.json"],
+            "read_preferences cannot tell the format of rows with columns ['question', 'answer']",
+        ),
+        (
+            [
+                "predict",
+                "--pipeline",
+                "pipe.joblib",
+                "--test",
+                "test.csv",
+                "--sample-submission",
+                "sample_bad.csv",
+                "-o",
+                "s9.csv",
+            ],
+            "id 'nope' of the sample submission 'sample_bad.csv' is not in the test rows",
+        ),
         (
             ["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"],
             "pipeline file 'nope.joblib' not found",
@@ -265,11 +285,16 @@ def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
         ),
     ],
 )
-def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, args, message):
+def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, fitted, args, message):
     (work / "empty-model").mkdir(exist_ok=True)
     pd.DataFrame(
-        {"id": [1], "prompt": ['["p"]'], "response_a": ["not json"], "response_b": ['["b"]']}
+        {"id": [1], "prompt": ['["p"]'], "response_a": ['["not json'], "response_b": ['["b"]']}
     ).to_csv(work / "bad.csv", index=False)
+    (work / "train.txt").write_text("id,prompt\n")
+    pd.DataFrame({"question": ["q"], "answer": ["a"]}).to_csv(work / "other.csv", index=False)
+    pd.DataFrame({"id": ["nope"], "winner": ["model_a"]}).to_csv(
+        work / "sample_bad.csv", index=False
+    )
     args = [str(tiny_gemma) if a == "TINY" else a for a in args]
     before = set(os.listdir(work))
     r = run(*args, "--overwrite", cwd=work, home=work / "home")
@@ -386,3 +411,93 @@ def test_finetune_recipe_fit_predict_cv(work, tiny_gemma):
     report = json.loads((work / "ft_cv.json").read_text())
     assert report["settings"]["recipe"] == "finetune" and report["settings"]["swap_augment"]
     assert len(report["per_fold"]) == 2 and 0 < report["log_loss"] < 3
+
+
+def test_wsdm_parquet_cv_fit_and_the_wsdm_submission(work, model_args, arena):
+    """The WSDM Cup path: train on the Parquet (two classes), cv names accuracy,
+    predict writes id,winner in the order of the sample submission."""
+    from gemma_pref.schema import parse_turns
+
+    rows = arena[arena["winner_tie"] == 0].iloc[:120]
+    one = {c: [parse_turns(x)[-1] for x in rows[c]] for c in ("prompt", "response_a", "response_b")}
+    wsdm = pd.DataFrame(
+        {
+            "id": rows["id"].astype(str).to_numpy(),
+            **one,
+            "winner": np.where(rows["winner_model_a"] == 1, "model_a", "model_b"),
+            "model_a": rows["model_a"].to_numpy(),
+            "model_b": rows["model_b"].to_numpy(),
+            "language": "English",
+        }
+    )
+    wsdm.iloc[:90].to_parquet(work / "wsdm_train.parquet", index=False)
+    wsdm.iloc[90:].drop(columns=["winner"]).to_parquet(work / "wsdm_test.parquet", index=False)
+    sample = pd.DataFrame({"id": wsdm["id"].iloc[90:][::-1], "winner": "model_a"})
+    sample.to_csv(work / "wsdm_sample.csv", index=False)
+    home = work / "home"
+    r = run(
+        "cv",
+        "--train",
+        "wsdm_train.parquet",
+        "--folds",
+        "2",
+        "-o",
+        "wsdm_cv.json",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "cv: 90 rows from wsdm_train.parquet (wsdm format)" in r.stdout
+    assert re.search(r"cv log loss \d\.\d{4} \+/- \d\.\d{4}, accuracy \d\.\d{3}", r.stdout)
+    assert "two classes (model_a, model_b; no tie): the WSDM Cup 2025 scores accuracy" in r.stdout
+    report = json.loads((work / "wsdm_cv.json").read_text())
+    assert report["classes"] == [0, 1] and report["competition_metric"].startswith("accuracy")
+    assert (work / "wsdm_cv.confusion.png").stat().st_size > 0
+    r = run(
+        "fit",
+        "--train",
+        "wsdm_train.parquet",
+        "-o",
+        "wsdm.joblib",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    r = run(
+        "predict",
+        "--pipeline",
+        "wsdm.joblib",
+        "--test",
+        "wsdm_test.parquet",
+        "--sample-submission",
+        "wsdm_sample.csv",
+        "-o",
+        "wsdm_submission.csv",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "wsdm_submission.csv (WSDM format: id,winner)" in r.stdout
+    sub = pd.read_csv(work / "wsdm_submission.csv", dtype={"id": str})
+    assert sub.columns.tolist() == ["id", "winner"]
+    assert sub["id"].tolist() == sample["id"].tolist()  # the sample's order
+    assert set(sub["winner"]) <= {"model_a", "model_b"}
+    r = run(
+        "predict",
+        "--pipeline",
+        "wsdm.joblib",
+        "--test",
+        "wsdm_test.parquet",
+        "--submission-format",
+        "lmsys",
+        "-o",
+        "wsdm_lmsys.csv",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 1 and "cannot write the LMSYS submission's tie" in r.stderr
+    assert not (work / "wsdm_lmsys.csv").exists()

@@ -137,7 +137,7 @@ def test_an_actor_that_dies_is_replaced_and_the_output_is_complete(
 def test_a_bad_row_fails_the_job_naming_id_and_column(make_embedder, rows, tmp_path):
     bad = rows.copy()
     bad_id = bad["id"].iloc[17]
-    bad.loc[bad.index[17], "response_b"] = "not a JSON list"
+    bad.loc[bad.index[17], "response_b"] = '["not a JSON list'
     out = tmp_path / "emb"
     job = embed_dataset(
         ray.data.from_pandas(bad), make_embedder(), formatter=gp.ArenaTextFormatter(), batch_size=8

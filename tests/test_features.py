@@ -194,7 +194,7 @@ def test_errors_name_the_column_and_row():
         {
             "prompt": ['["p"]', '["p"]'],
             "response_a": ['["a"]', '["a"]'],
-            "response_b": ['["b"]', "oops"],
+            "response_b": ['["b"]', '["oops'],
         },
         index=["r0", "r9"],
     )
