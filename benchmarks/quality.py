@@ -300,11 +300,10 @@ TEXT_SETS = ("plain", "plain-swapped", "budget", "budget-swapped", "pair", "pair
 #: Hidden states compared (Gemma 3 270M has 18 decoder layers; -1 is the last,
 #: after the final norm; 0.5 is the middle, layer 9).
 LAYERS: dict[str, Any] = {
-    "last": -1,
-    "L6": 6,
     "L9": 9,
     "L12": 12,
     "L8-12": range(8, 13),
+    "last": -1,
 }
 
 
@@ -670,13 +669,14 @@ def _layer_tag(layer: Any) -> str:
 
 
 def warm_text_sets(
-    needed: set[tuple[str, Any]], ctx: Context, df: Any, log: Callable
+    needed: list[tuple[str, Any]], ctx: Context, df: Any, log: Callable
 ) -> dict[str, dict[str, Any]]:
-    """Embed every (text set, layer) the configurations need; time it."""
+    """Embed every (text set, layer) the configurations need, in the order of
+    the configurations; time it."""
     import gemma_pref as gp
 
     out = {}
-    layers = sorted({layer for _, layer in needed}, key=_layer_tag)
+    layers = list(dict.fromkeys(layer for _, layer in needed))
     for name, layer in ((n, la) for la in layers for n in TEXT_SETS if (n, la) in needed):
         rows = gp.swap_ab(df) if name.endswith("swapped") else df
         t0 = time.perf_counter()
@@ -1005,13 +1005,18 @@ def main(argv: list[str] | None = None) -> int:
             log(f"not resuming: {path} has other settings {old.get('settings')}")
     todo = [c for c in selected if c.name not in report["results"]]
 
-    needed = {(t, ctx.layer if c.layer is None else c.layer) for c in todo for t in c.texts}
+    needed = list(
+        dict.fromkeys((t, ctx.layer if c.layer is None else c.layer) for c in todo for t in c.texts)
+    )
     log(
         f"{len(todo)} configurations to run; text sets to embed: "
-        f"{sorted((n, _layer_tag(la)) for n, la in needed)}"
+        f"{[(n, _layer_tag(la)) for n, la in needed]}"
     )
-    report["text_sets"].update(warm_text_sets(needed, ctx, df, log))
     for config in todo:
+        # embed what this configuration needs first (timed), then cross-validate
+        mine = [(t, ctx.layer if config.layer is None else config.layer) for t in config.texts]
+        missing = [k for k in mine if f"{k[0]}@layer={_layer_tag(k[1])}" not in report["text_sets"]]
+        report["text_sets"].update(warm_text_sets(missing, ctx, df, log))
         log(f"{config.name}: {config.description}")
         t0 = time.perf_counter()
         result = run_config(config, ctx, df, y, splits, log)

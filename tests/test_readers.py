@@ -327,20 +327,22 @@ def test_two_class_every_recipe(arena, tiny_gemma):
     pairwise = gp.make_preference_pipeline(
         tiny_gemma, max_length=32, torch_dtype="float32", backend="torch", cache_dir=None
     ).fit(small, y)
-    assert isinstance(pairwise["classifier"], gp.PairDifferenceClassifier)
+    assert isinstance(pairwise, gp.PreferenceBlendClassifier)
     assert pairwise.predict_proba(small).shape == (40, 2)
     from gemma_pref.pipeline import make_recipe_classifier
 
-    for recipe, extra in (("seed", {}), ("pairwise", {"swap_augment": True})):
+    for recipe, extra in (
+        ("seed", {}),
+        ("embedding", {"swap_augment": True}),
+        ("structure", {}),
+    ):
         classifier = make_recipe_classifier(recipe, iterations=20) if recipe == "seed" else None
+        settings = dict(max_length=32, torch_dtype="float32", backend="torch", cache_dir=None)
         model = gp.make_preference_pipeline(
-            tiny_gemma,
+            None if recipe == "structure" else tiny_gemma,
             recipe=recipe,
             classifier=classifier,
-            max_length=32,
-            torch_dtype="float32",
-            backend="torch",
-            cache_dir=None,
+            **({} if recipe == "structure" else settings),
             **extra,
         ).fit(small, y)
         np.testing.assert_array_equal(model.classes_, [0, 1])
