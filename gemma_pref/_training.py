@@ -145,7 +145,9 @@ def train_lora_classifier(
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    dtype = _loading.resolve_dtype(est.torch_dtype, device, est.quantization)
+    dtype = _loading.resolve_dtype(
+        est.torch_dtype, device, est.quantization, _loading.model_type_of(model_dir)
+    )
     tokenizer = _loading.load_tokenizer(model_dir, est.tokenizer_kwargs)
     pad_id = pad_token_id(tokenizer)
     ids = tokenize(tokenizer, texts, est.max_length)
@@ -215,10 +217,11 @@ def train_lora_classifier(
                     _step(model, window, ids, lengths, codes, pad_id, device, autocast, scaler)
                 )
                 if not math.isfinite(losses[-1]):
+                    name = _loading.dtype_name(dtype)
+                    advice = _loading.nonfinite_advice(name, _loading.device_facts(device))
                     raise FloatingPointError(
                         f"the training loss is {losses[-1]} at optimizer step {step + 1} "
-                        f"on {device!r} (dtype {str(dtype).replace('torch.', '')}); "
-                        "lower learning_rate, or use torch_dtype='bfloat16' or 'float32'"
+                        f"on {device!r} (dtype {name}); lower learning_rate, or: {advice}"
                     )
                 if scaler is not None:
                     scaler.unscale_(optimizer)

@@ -12,9 +12,9 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import gemma_pref as gp
 from gemma_pref import GemmaPreferenceClassifier
