@@ -74,3 +74,21 @@ def test_loading_does_not_import_onnx():
     from gemma_pref import _onnx
 
     assert _onnx.available() == _loading.onnx_available()
+
+
+def test_catboost_uses_the_gpus_with_room_beside_the_embedder():
+    pytest.importorskip("catboost")
+    from gemma_pref._catboost import GPU_FLOOR_BYTES, gpu_plan
+
+    gib = 2**30
+    # 2xT4, a Gemma-2-9b 4-bit replica on each: about 8 GiB free on both
+    assert gpu_plan([8 * gib, 8 * gib], 57_000, 3584)[:2] == ("GPU", "0:1")
+    # one GPU nearly full (8-bit replica and cached blocks): the other only
+    assert gpu_plan([gib // 2, 8 * gib], 57_000, 3584)[:2] == ("GPU", "1")
+    task_type, devices, why = gpu_plan([gib // 2, gib // 2], 57_000, 3584)
+    assert (task_type, devices) == ("CPU", None) and "GiB needed" in why
+    assert gpu_plan([], 10, 10)[0] == "CPU"
+    # one byte per quantized value: 57k rows x 3584 features are 0.19 GiB
+    need = GPU_FLOOR_BYTES + 57_000 * 3584
+    assert gpu_plan([need], 57_000, 3584)[0] == "GPU"
+    assert gpu_plan([need - 1], 57_000, 3584)[0] == "CPU"
