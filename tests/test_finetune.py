@@ -278,9 +278,10 @@ def test_quantized_training_on_cpu(tiny_gemma, task, quantization):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_training_mixed_precision(tiny_gemma, task):
+@pytest.mark.parametrize("torch_dtype", ["auto", "float16"])  # float16: the T4 path anywhere
+def test_cuda_training_mixed_precision(tiny_gemma, task, torch_dtype):
     (X, y), (Xt, yt) = task
-    clf = _clf(tiny_gemma, torch_dtype="auto", devices="cuda:0").fit(X, y)
+    clf = _clf(tiny_gemma, torch_dtype=torch_dtype, devices="cuda:0").fit(X, y)
     assert (clf.predict(Xt) == yt).mean() >= 0.9
     assert all(math.isfinite(v) for v in clf.loss_curve_)
 
