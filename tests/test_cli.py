@@ -377,6 +377,6 @@ def test_predict_overrides_the_model_step_of_a_wrapped_pipeline(work, tiny_gemma
     fitted = pd.read_csv(work / "as_fitted.csv")[list(sub.columns[1:])].to_numpy()
     assert 0 < np.abs(proba - fitted).max() < 0.1
     assert (work / "wrapped.joblib").read_bytes() == saved  # the file is not changed
-    r = run(*common, "-o", "bad.csv", "--batch-size", "0", cwd=work, home=work / "home")
+    r = run(*common, "-o", "zero_batch.csv", "--batch-size", "0", cwd=work, home=work / "home")
     assert r.returncode == 1 and "'batch_size' parameter of GemmaEmbedder" in r.stderr
-    assert not (work / "bad.csv").exists()
+    assert not (work / "zero_batch.csv").exists()
