@@ -35,6 +35,7 @@ from .formatting import (
 )
 from .io import labels_from_winner, load_arena_csv, write_submission
 from .model_selection import PromptGroupKFold, prompt_groups
+from .model_steps import model_steps, set_model_params
 from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
 from .pipeline import (
@@ -75,12 +76,14 @@ __all__ = [
     "make_catboost_classifier",
     "make_logreg_classifier",
     "make_preference_pipeline",
+    "model_steps",
     "plots",
     "preference_scores",
     "prompt_groups",
     "read_preferences",
     "save",
     "save_safe",
+    "set_model_params",
     "swap_ab",
     "swap_labels",
     "truncation_report",

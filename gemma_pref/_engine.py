@@ -346,10 +346,11 @@ class Runtime:
             vecs = job.head(model, input_ids, mask).to(torch.float32).cpu().numpy()
         if not np.isfinite(vecs).all():
             bad = int((~np.isfinite(vecs).all(axis=1)).sum())
+            name = _loading.dtype_name(self.dtype)
             raise FloatingPointError(
                 f"non-finite output values in {bad} of {len(rows)} rows with dtype "
-                f"{str(self.dtype).replace('torch.', '')}; float16 overflows on some "
-                "models (Gemma-2 among them): use torch_dtype='bfloat16' or 'float32'"
+                f"{name} on {device!r}; "
+                f"{_loading.nonfinite_advice(name, _loading.device_facts(device))}"
             )
         return vecs
 

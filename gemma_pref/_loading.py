@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ __all__ = [
     "hidden_size_of",
     "num_hidden_layers_of",
     "resolve_dtype",
+    "auto_dtype",
+    "device_facts",
+    "DeviceFacts",
+    "nonfinite_advice",
+    "model_type_of",
+    "onnx_available",
     "resolve_backend",
     "dtype_name",
     "load_tokenizer",
@@ -299,12 +306,115 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def resolve_dtype(torch_dtype: Any, device: str, quantization: str | None = None) -> Any:
+#: ``model_type`` values (config.json) whose activations overflow float16 and
+#: whose modelling code in transformers 5.24 does not clamp them: Gemma 3
+#: (``modeling_gemma3.py`` has no clamp; transformers issue #36822).
+FP16_OVERFLOW_MODEL_TYPES = frozenset({"gemma3", "gemma3_text"})
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the choice of a compute dtype depends on, for one device.
+
+    ``kind`` is the torch device type (``"cuda"``, ``"cpu"``, ...); ``bf16``
+    whether it has native bfloat16 arithmetic (CUDA compute capability 8 or
+    more: A100, L4, H100; not a T4 or V100; on CPUs, AVX-512-BF16 or AMX).
+    """
+
+    kind: str
+    bf16: bool
+    name: str = ""
+
+
+def device_facts(device: str) -> DeviceFacts:
+    """The :class:`DeviceFacts` of ``device`` on this machine."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else 0
+        major, minor = torch.cuda.get_device_capability(index)
+        name = f"{torch.cuda.get_device_name(index)} (compute capability {major}.{minor})"
+        return DeviceFacts("cuda", major >= 8, name)
+    if kind == "cpu":
+        return DeviceFacts("cpu", cpu_supports_bf16(), "CPU")
+    return DeviceFacts(kind, False, kind)
+
+
+def auto_dtype(
+    facts: DeviceFacts, model_type: str | None = None, quantization: str | None = None
+) -> tuple[str, str]:
+    """What ``torch_dtype="auto"`` computes in: ``(dtype name, why)``.
+
+    A pure function of the device's facts, the checkpoint's ``model_type``
+    and the quantization:
+
+    - CUDA with bf16: bfloat16, 8-bit included (bitsandbytes 0.50's int8
+      matmul casts its input to float16 only to quantize it, and returns the
+      input's dtype: bfloat16 keeps the rest of the model out of float16).
+    - CUDA without bf16 (T4, V100): float16, except for the architectures of
+      :data:`FP16_OVERFLOW_MODEL_TYPES`, which overflow there: float32 (with
+      4-/8-bit weights, float32 is the compute dtype of what is not quantized).
+    - CPU: bfloat16 with native bf16 instructions (about 2x float32), else
+      float32. Other devices: float32.
+
+    Examples
+    --------
+    >>> t4 = DeviceFacts("cuda", bf16=False, name="Tesla T4")
+    >>> auto_dtype(t4, "gemma2")[0], auto_dtype(t4, "gemma3_text")[0]
+    ('float16', 'float32')
+    >>> auto_dtype(DeviceFacts("cuda", bf16=True), "gemma2", "8bit")[0]
+    'bfloat16'
+    """
+    if facts.kind == "cuda":
+        if facts.bf16:
+            return "bfloat16", "native bf16 on this GPU"
+        if model_type in FP16_OVERFLOW_MODEL_TYPES:
+            return "float32", f"no bf16 on this GPU, and {model_type} overflows in float16"
+        return "float16", "no bf16 on this GPU"
+    if facts.kind == "cpu":
+        if facts.bf16:
+            return "bfloat16", "native bf16 on this CPU"
+        return "float32", "no native bf16 on this CPU"
+    return "float32", f"float32 on {facts.kind}"
+
+
+def nonfinite_advice(dtype_name: str, facts: DeviceFacts) -> str:
+    """What to do about non-finite values computed in ``dtype_name`` on a
+    device with ``facts``: only what that device can run."""
+    if dtype_name == "float32":
+        return "the model or its inputs produce them even in float32"
+    if dtype_name == "float16" and not facts.bf16:
+        where = "this GPU" if facts.kind == "cuda" else "this device"
+        return (
+            f"float16 overflows on some models (Gemma 3 among them) and {where} has no "
+            "bfloat16: use torch_dtype='float32' (with quantization='4bit' or '8bit' "
+            "to fit the weights)"
+        )
+    if dtype_name == "float16":
+        return "float16 overflows on some models: use torch_dtype='bfloat16' or 'float32'"
+    return "use torch_dtype='float32'"
+
+
+def model_type_of(model_dir: Path) -> str | None:
+    """The ``model_type`` of a checkpoint's config.json (``None`` if unreadable)."""
+    try:
+        value = json.loads((Path(model_dir) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def resolve_dtype(
+    torch_dtype: Any,
+    device: str,
+    quantization: str | None = None,
+    model_type: str | None = None,
+) -> Any:
     """Resolve the ``torch_dtype`` parameter to a ``torch.dtype`` for ``device``.
 
-    ``"auto"`` picks bfloat16 on GPUs that support it (else float16; float16 for
-    8-bit, whose matmuls run in float16 anyway), bfloat16 on CPUs with native
-    bf16 instructions (about 2x float32 there), else float32.
+    ``"auto"`` is :func:`auto_dtype` of the device's facts, the checkpoint's
+    ``model_type`` (``None``: not known to overflow) and the quantization.
     """
     import torch
 
@@ -312,16 +422,20 @@ def resolve_dtype(torch_dtype: Any, device: str, quantization: str | None = None
         return torch_dtype
     if torch_dtype != "auto":
         return getattr(torch, torch_dtype)
-    kind = device.split(":")[0]
-    if kind == "cuda" and quantization == "8bit":
-        return torch.float16
-    if kind == "cuda":
-        index = int(device.split(":")[1]) if ":" in device else 0
-        major, _ = torch.cuda.get_device_capability(index)
-        return torch.bfloat16 if major >= 8 else torch.float16
-    if kind == "cpu":
-        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
-    return torch.float32
+    name, _ = auto_dtype(device_facts(device), model_type, quantization)
+    return getattr(torch, name)
+
+
+#: What ``pip install`` needs for the ONNX Runtime path (the ``onnx`` extra).
+ONNX_REQUIREMENTS = ("onnxruntime", "onnx")
+
+
+def onnx_available() -> bool:
+    """Whether ONNX Runtime and ``onnx`` (which the exporter writes with) are
+    installed, checked without importing them."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ONNX_REQUIREMENTS)
 
 
 #: Values of the embedder's ``backend`` parameter.
@@ -333,6 +447,7 @@ def resolve_backend(
     devices: list[str],
     torch_dtype: Any,
     quantization: str | None,
+    model_type: str | None = None,
 ) -> tuple[str, Any, str]:
     """Resolve the ``backend`` parameter: ``(backend, dtype, why)``.
 
@@ -344,8 +459,6 @@ def resolve_backend(
     cannot run.
     """
     import torch
-
-    from . import _onnx
 
     cpu = all(d.split(":")[0] == "cpu" for d in devices)
     if backend == "onnxruntime":
@@ -364,12 +477,12 @@ def resolve_backend(
             raise ValueError(
                 f"backend='onnxruntime' computes in float32; got torch_dtype={torch_dtype!r}."
             )
-        if not _onnx.available():
+        if not onnx_available():
             raise ImportError(
                 "backend='onnxruntime' needs onnxruntime and onnx: pip install 'gemma-pref[onnx]'"
             )
         return "onnxruntime", dtype, "asked for"
-    dtype = resolve_dtype(torch_dtype, devices[0], quantization)
+    dtype = resolve_dtype(torch_dtype, devices[0], quantization, model_type)
     if backend == "torch":
         return "torch", dtype, "asked for"
     if not cpu:
@@ -380,7 +493,7 @@ def resolve_backend(
         if torch_dtype == "auto":
             return "torch", dtype, "native bf16 on this CPU"
         return "torch", dtype, f"{dtype_name(dtype)} asked for"
-    if not _onnx.available():
+    if not onnx_available():
         return "torch", dtype, "float32; pip install 'gemma-pref[onnx]' for ONNX Runtime"
     why = "float32 on a CPU without native bf16" if torch_dtype == "auto" else "float32 on CPU"
     return "onnxruntime", dtype, why

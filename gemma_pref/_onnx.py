@@ -29,7 +29,6 @@ a cosine of 1.0 (float32 rounding).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -42,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from . import _loading  # one way: _loading never imports this module
 
 __all__ = [
     "ONNX_OPSET",
@@ -65,13 +66,13 @@ _INPUTS = ("input_ids", "attention_mask")
 
 
 #: What ``pip install`` needs for this path (the ``onnx`` extra).
-REQUIREMENTS = ("onnxruntime", "onnx")
+REQUIREMENTS = _loading.ONNX_REQUIREMENTS
 
 
 def available() -> bool:
     """Whether ONNX Runtime and ``onnx`` (which the exporter writes with) are
     installed, checked without importing them."""
-    return all(importlib.util.find_spec(name) is not None for name in REQUIREMENTS)
+    return _loading.onnx_available()
 
 
 def version() -> str:

@@ -197,10 +197,15 @@ def parse_layer(text: str) -> float | int | range | list[int]:
         ) from None
 
 
+def _devices(value: str) -> Any:
+    """``--devices``: ``"auto"``, one device, or a comma list of devices."""
+    if value != "auto" and "," in value:
+        return [d.strip() for d in value.split(",") if d.strip()]
+    return value
+
+
 def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
-    devices: Any = args.devices
-    if devices != "auto" and "," in devices:
-        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    devices = _devices(args.devices)
     cache_dir = None if args.no_cache else args.cache_dir
     params: dict[str, Any] = {
         "max_length": args.max_length,
@@ -298,26 +303,59 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _compute(estimator: Any) -> str:
-    """``"; compute: ..."``: what the embedder of ``estimator`` runs on, or ``""``."""
-    steps = getattr(estimator, "named_steps", {"model": estimator})
-    # PreferenceBlendClassifier holds its embedder (fitted or not) as an attribute
-    embedder = getattr(estimator, "embedder_", None) or getattr(estimator, "embedder", None)
-    for step in [*steps.values(), embedder]:
-        describe = getattr(step, "compute_path", None)
-        if callable(describe):
-            path = describe()
-            devices = ",".join(path["devices"])
-            layers = ""
-            if path.get("layers", "last") != "last":
-                run = path.get("decoder_layers", "all")
-                layers = f", hidden states {','.join(map(str, path['layers']))} pooled" + (
-                    "" if run == "all" else f", {run} decoder layers run"
-                )
-            return (
-                f"; compute: {path['backend']} {path['dtype']} on {devices} "
-                f"({path['reason']}){layers}"
+    """``"; compute: ..."``: what the model step of ``estimator`` runs on, or ``""``."""
+    from .model_steps import model_steps
+
+    steps = model_steps(estimator)
+    if not steps:
+        return ""
+    path = steps[-1].compute_path()  # the fitted copy, where a wrapper holds two
+    devices = ",".join(path["devices"])
+    layers = ""
+    if path.get("layers", "last") != "last":
+        run = path.get("decoder_layers", "all")
+        layers = f", hidden states {','.join(map(str, path['layers']))} pooled" + (
+            "" if run == "all" else f", {run} decoder layers run"
+        )
+    return f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']}){layers}"
+
+
+def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
+    """Apply ``--devices``, ``--quantization``, ``--dtype``, ``--backend`` and
+    ``--batch-size`` to every model step of a loaded pipeline (whatever wraps
+    it); the options not given keep what the pipeline was fitted with."""
+    from .finetune import GemmaPreferenceClassifier
+    from .model_steps import model_steps
+
+    params: dict[str, Any] = {}
+    if args.devices is not None:
+        params["devices"] = _devices(args.devices)
+    if args.quantization is not None:
+        params["quantization"] = None if args.quantization == "none" else args.quantization
+    if args.dtype is not None:
+        params["torch_dtype"] = args.dtype
+    if args.backend is not None:
+        params["backend"] = args.backend
+    if not params and args.batch_size is None:
+        return
+    steps = model_steps(estimator)
+    if not steps:
+        raise CLIError(
+            f"the pipeline ({type(estimator).__name__}) holds no GemmaEmbedder or "
+            "GemmaPreferenceClassifier: --devices, --quantization, --dtype, --backend "
+            "and --batch-size do not apply to it"
+        )
+    for step in steps:
+        own = dict(params)
+        if args.batch_size is not None:
+            # the fine-tuned classifier's prediction batches have their own parameter
+            name = (
+                "predict_batch_size"
+                if isinstance(step, GemmaPreferenceClassifier)
+                else "batch_size"
             )
-    return ""
+            own[name] = args.batch_size
+        step.set_params(**own)
 
 
 def _summary(name: str, rows: int, seconds: float, extra: str = "", estimator: Any = None) -> None:
@@ -367,6 +405,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = _check_output(args.output or "submission.csv", args.overwrite)
     df, source = _read_rows(args.test, labels=False, what="test", fmt=args.format)
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
+    _override_model_params(args, pipe)
     classes = _classes(pipe, None)
     plan = _plan_submission(args, df, classes)  # before the long part
     _out(f"predict: {len(df)} rows from {source}")
@@ -552,6 +591,7 @@ def _predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
 
     out = _ray_output(args.output or "predictions", args.overwrite)
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
+    _override_model_params(args, pipe)  # each actor then maps devices onto its own GPUs
     return _on_ray(
         args,
         "predict",
@@ -691,6 +731,42 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="do not use the on-disk cache")
 
 
+def _add_predict_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "model (applied to the loaded pipeline's model step; default: as fitted)"
+    )
+    g.add_argument(
+        "--devices",
+        default=None,
+        help="'auto', 'cpu', 'cuda:0' or a comma list 'cuda:0,cuda:1' (one replica each)",
+    )
+    g.add_argument(
+        "--quantization",
+        choices=["4bit", "8bit", "none"],
+        default=None,
+        help="bitsandbytes quantization of the base (4bit is NF4; none: full weights)",
+    )
+    g.add_argument(
+        "--dtype",
+        default=None,
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights/compute dtype",
+    )
+    g.add_argument(
+        "--backend",
+        default=None,
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the forward passes",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="texts per forward pass",
+    )
+
+
 def _add_classifier_args(p: argparse.ArgumentParser) -> None:
     from .pipeline import CLASSIFIER_KINDS
 
@@ -820,6 +896,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the directory 'predictions')",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_predict_model_args(p)
     _add_engine_args(p, "id and the three winner probabilities")
     p.set_defaults(func=cmd_predict)
 

@@ -228,7 +228,7 @@ default="auto"
         verbose.
     model_kwargs : dict or None, default=None
         Extra keyword arguments for ``AutoModel.from_pretrained`` (e.g.
-        ``{"attn_implementation": "sdpa"}``).
+        ``{"attn_implementation": "eager"}``; Gemma-2 has no "sdpa" path).
     tokenizer_kwargs : dict or None, default=None
         Extra keyword arguments for ``AutoTokenizer.from_pretrained``.
 
@@ -416,7 +416,7 @@ default="auto"
 
     def _embed_texts(self, texts: list[str], devices: list[str]) -> np.ndarray:
         backend, dtype, _ = _loading.resolve_backend(
-            self.backend, devices, self.torch_dtype, self.quantization
+            self.backend, devices, self.torch_dtype, self.quantization, self._model_type(devices)
         )
         cache = EmbeddingCache.for_model(
             self._model_dir(),

@@ -501,3 +501,56 @@ def test_wsdm_parquet_cv_fit_and_the_wsdm_submission(work, model_args, arena):
     )
     assert r.returncode == 1 and "cannot write the LMSYS submission's tie" in r.stderr
     assert not (work / "wsdm_lmsys.csv").exists()
+
+
+def test_predict_overrides_the_model_step_of_a_wrapped_pipeline(work, tiny_gemma):
+    """A pipeline fitted with one device in bfloat16 (inside SwapABClassifier)
+    predicts on two replicas in float32 when asked, and as fitted when not."""
+    import gemma_pref as gp
+
+    fit_args = ["--model", tiny_gemma, "--max-length", "48", "--swap-augment"]
+    fit_args += ["--recipe", "embedding"]  # the embeddings always count (no blend weight)
+    fit_args += ["--dtype", "bfloat16", "--devices", "cpu", "--backend", "torch", "--no-cache"]
+    r = run(
+        "fit",
+        "--train",
+        "train.csv",
+        "-o",
+        "wrapped.joblib",
+        *fit_args,
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    saved = (work / "wrapped.joblib").read_bytes()
+    assert isinstance(gp.load(work / "wrapped.joblib"), gp.SwapABClassifier)
+    common = ["predict", "--pipeline", "wrapped.joblib", "--test", "test.csv", "--overwrite"]
+    r = run(*common, "-o", "as_fitted.csv", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    assert "compute: torch bfloat16 on cpu (asked for)" in r.stdout.splitlines()[-1]
+    r = run(
+        *common,
+        "-o",
+        "two.csv",
+        "--devices",
+        "cpu,cpu",
+        "--dtype",
+        "float32",
+        "--batch-size",
+        "4",
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "compute: torch float32 on cpu,cpu (asked for)" in r.stdout.splitlines()[-1]
+    sub = pd.read_csv(work / "two.csv")
+    proba = sub[["winner_model_a", "winner_model_b", "winner_tie"]].to_numpy()
+    assert len(sub) == 30 and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    # bfloat16 and float32 embeddings differ a little: so do the probabilities
+    fitted = pd.read_csv(work / "as_fitted.csv")[list(sub.columns[1:])].to_numpy()
+    assert 0 < np.abs(proba - fitted).max() < 0.1
+    assert (work / "wrapped.joblib").read_bytes() == saved  # the file is not changed
+    r = run(*common, "-o", "zero_batch.csv", "--batch-size", "0", cwd=work, home=work / "home")
+    assert r.returncode == 1 and "'batch_size' parameter of GemmaEmbedder" in r.stderr
+    assert not (work / "zero_batch.csv").exists()
