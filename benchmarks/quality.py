@@ -328,6 +328,16 @@ def _layer_configs() -> list[Config]:
                 layer=layer,
             ),
         ]
+        out.append(
+            Config(
+                f"pairemb-{tag}",
+                f"PreferenceBlendClassifier(GemmaEmbedder(layer={layer!r}), structure='drop'): "
+                "the embedding model alone, C by prompt-grouped CV (the blend's own)",
+                lambda ctx, layer=layer: _blend(ctx, layer, structure="drop"),
+                ("pair",),
+                layer=layer,
+            )
+        )
     for tag in ("L9", "L8-12"):
         for ties in ("abs", "cosine"):
             out.append(
@@ -339,16 +349,6 @@ def _layer_configs() -> list[Config]:
                     layer=LAYERS[tag],
                 )
             )
-    out.append(
-        Config(
-            "pairemb-L9",
-            "PreferenceBlendClassifier(GemmaEmbedder(layer=9), structure='drop'): the "
-            "embedding model alone, C by prompt-grouped CV",
-            lambda ctx: _blend(ctx, 9, structure="drop"),
-            ("pair",),
-            layer=9,
-        )
-    )
     return out
 
 
@@ -591,11 +591,11 @@ def _chosen_params(model: Any) -> dict[str, Any] | None:
     best = getattr(model, "best_params_", None)
     if best is not None:
         return {k.rsplit("__", 1)[-1]: v for k, v in best.items()}
-    if hasattr(model, "weight_"):  # PreferenceBlendClassifier
+    if hasattr(model, "weights_"):  # PreferenceBlendClassifier
         return {
             "C": model.C_embedding_,
             "C_structure": model.C_structure_,
-            "weight": model.weight_,
+            "weights": model.weights_,
             "inner_cv": {k: round(v, 4) for k, v in model.cv_log_loss_.items()},
         }
     from sklearn.base import BaseEstimator
@@ -833,10 +833,10 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
     for r in results.values():
         chosen = [f.get("chosen") for f in r["per_fold"] if f.get("chosen")]
         extra = f" Chosen per fold: {[c['C'] for c in chosen]}." if chosen else ""
-        if chosen and "weight" in chosen[0]:
+        if chosen and "weights" in chosen[0]:
             extra = (
-                " Chosen per fold (C embedding, C structure, weight): "
-                f"{[(c['C'], c['C_structure'], c['weight']) for c in chosen]}."
+                " Chosen per fold (C embedding, C structure, exponents): "
+                f"{[(c['C'], c['C_structure'], c['weights']) for c in chosen]}."
             )
         lines.append(f"- `{r['name']}`: {r['description']}.{extra}")
     if report.get("text_sets"):

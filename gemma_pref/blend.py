@@ -7,8 +7,9 @@ one of the answers' embeddings (``e(prompt, A) - e(prompt, B)``, as in
 :class:`~gemma_pref.PairDifferenceClassifier`). :class:`PreferenceBlendClassifier`
 fits both, each an exactly swap-symmetric logistic regression whose ``C`` it
 chooses by prompt-grouped cross-validation inside ``fit``, and combines their
-probabilities log-linearly with a weight chosen on the same out-of-fold
-predictions. This module never imports torch: the embedder does, when it runs.
+probabilities as a product of experts, ``p ∝ p_structure^a * p_embedding^b``,
+with the exponents chosen on the same out-of-fold predictions. This module
+never imports torch: the embedder does, when it runs.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from .formatting import ArenaTextFormatter
 from .model_selection import PromptGroupKFold
 from .schema import check_arena_frame, check_labels, swap_labels
 
-__all__ = ["BLEND_CS", "TIE_FEATURES", "PreferenceBlendClassifier"]
+__all__ = ["BLEND_CS", "BLEND_WEIGHTS", "TIE_FEATURES", "PreferenceBlendClassifier"]
 
 #: Inverse regularisation strengths searched for each model (log-spaced).
 BLEND_CS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+#: Candidate exponents of each model in the blend. Not constrained to sum to 1:
+#: two models that know different things are each worth more than a share.
+BLEND_WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(16))
 #: What the embedding model adds to ``d = e_a - e_b``: nothing, ``|d|`` or the
 #: cosine similarity and distance of the two answers' vectors (swap-symmetric
 #: evidence for a tie).
@@ -63,15 +67,15 @@ def _pair_design(E: np.ndarray, tie_features: str) -> tuple[np.ndarray, SwapMap]
     return X, SwapMap(np.arange(X.shape[1]), sign)
 
 
-def _blend(p_structure: Any, p_embedding: Any, weight: float) -> np.ndarray:
-    """``p_s^(1-w) * p_e^w``, normalised per row (either may be None)."""
-    if p_embedding is None or weight == 0.0:
-        return np.asarray(p_structure)
-    if p_structure is None or weight == 1.0:
-        return np.asarray(p_embedding)
-    log_p = (1.0 - weight) * np.log(np.clip(p_structure, 1e-15, 1.0)) + weight * np.log(
-        np.clip(p_embedding, 1e-15, 1.0)
-    )
+def _blend(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """``prod_m p_m^(w_m)``, normalised per row; a model of weight 0 may be absent."""
+    used = [name for name, w in weights.items() if w != 0.0]
+    if len(used) == 1 and weights[used[0]] == 1.0:
+        return np.asarray(parts[used[0]])
+    n = len(next(iter(parts.values())))
+    log_p = np.zeros((n, next(iter(parts.values())).shape[1]))
+    for name in used:
+        log_p += weights[name] * np.log(np.clip(parts[name], 1e-15, 1.0))
     log_p -= log_p.max(axis=1, keepdims=True)
     p = np.exp(log_p)
     return p / p.sum(axis=1, keepdims=True)
@@ -98,10 +102,13 @@ class PreferenceBlendClassifier(
     ``fit`` splits the rows into ``cv`` prompt-grouped folds
     (:class:`~gemma_pref.PromptGroupKFold`), computes each model's
     out-of-fold probabilities for every ``C`` in ``Cs``, keeps each model's
-    best ``C``, then chooses the weight ``w`` of the log-linear blend
-    ``p ∝ p_structure^(1-w) * p_embedding^w`` among ``weights`` on the same
-    out-of-fold probabilities, and finally refits both models on all rows.
-    Each text is embedded once: the folds reuse the same vectors.
+    best ``C``, then chooses the exponents ``a`` and ``b`` of the product of
+    experts ``p ∝ p_structure^a * p_embedding^b`` among ``weights`` (each) on
+    the same out-of-fold probabilities, and finally refits both models on all
+    rows. The exponents need not sum to 1: where the models know different
+    things, each counts for more than a share (and ``a = b = 1`` would be a
+    plain product). Each text is embedded once: the folds reuse the same
+    vectors.
 
     Parameters
     ----------
@@ -124,9 +131,9 @@ class PreferenceBlendClassifier(
         cosine similarity of ``e_a`` and ``e_b`` with ``log(1 + ||d||)``.
     Cs : array-like of float, default=BLEND_CS
         Candidate inverse regularisation strengths of both models.
-    weights : int or array-like of float, default=21
-        Candidate weights of the embedding model in [0, 1]; an int ``k``
-        means ``k`` evenly spaced values from 0 to 1.
+    weights : array-like of float, default=BLEND_WEIGHTS
+        Candidate exponents of each model in the blend (0 to 1.5 by 0.1),
+        non-negative; every pair is tried.
     cv : int, default=5
         Prompt-grouped folds of the search (fewer when a class has fewer rows).
     random_state : int or None, default=0
@@ -137,14 +144,14 @@ class PreferenceBlendClassifier(
     classes_ : ndarray of shape (n_classes,)
         ``[0, 1, 2]`` (model_a wins, model_b wins, tie), or ``[0, 1]`` when
         ``y`` holds no tie.
-    weight_ : float
-        The embedding model's weight in the blend (0.0 without ``embedder``,
-        1.0 with ``structure="drop"``).
+    weights_ : dict of str to float
+        The chosen exponent of each model, ``{"structure": a, "embedding":
+        b}`` (one model alone: its exponent is 1.0).
     C_structure_, C_embedding_ : float or None
         The chosen ``C`` of each model (``None`` for a model left out).
     cv_log_loss_ : dict of str to float
         Out-of-fold log loss of ``"structure"``, ``"embedding"`` (at their
-        chosen ``C``) and ``"blend"`` (at ``weight_``), over the search's folds.
+        chosen ``C``) and ``"blend"`` (at ``weights_``), over the search's folds.
     formatter_, embedder_, structure_ : transformer or None
         The fitted clones (``None`` for a part left out).
     structure_model_, embedding_model_ : sklearn.pipeline.Pipeline or None
@@ -161,7 +168,7 @@ class PreferenceBlendClassifier(
     Notes
     -----
     Pickles hold the fitted logistic regressions and the embedder's settings,
-    never model weights. A model whose weight is 0 is not run at prediction.
+    never model weights. A model whose exponent is 0 is not run at prediction.
 
     Examples
     --------
@@ -170,8 +177,8 @@ class PreferenceBlendClassifier(
     >>> df = load_arena_sample()
     >>> y = labels_from_winner(df)
     >>> clf = PreferenceBlendClassifier().fit(df, y)   # structure model alone
-    >>> clf.weight_, clf.C_structure_ in clf.Cs
-    (0.0, True)
+    >>> clf.weights_, clf.C_structure_ in clf.Cs
+    ({'structure': 1.0}, True)
     >>> p = clf.predict_proba(df.head(3))
     >>> bool(np.allclose(clf.predict_proba(swap_ab(df.head(3))), p[:, [1, 0, 2]]))
     True
@@ -183,7 +190,7 @@ class PreferenceBlendClassifier(
         "structure": [StrOptions({"auto", "drop"}), HasMethods(["fit", "transform", "swap_map"])],
         "tie_features": [StrOptions(set(TIE_FEATURES))],
         "Cs": ["array-like"],
-        "weights": [Interval(Integral, 2, None, closed="left"), "array-like"],
+        "weights": ["array-like"],
         "cv": [Interval(Integral, 2, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -196,7 +203,7 @@ class PreferenceBlendClassifier(
         structure: Any = "auto",
         tie_features: str = "none",
         Cs: Any = BLEND_CS,
-        weights: Any = 21,
+        weights: Any = BLEND_WEIGHTS,
         cv: int = 5,
         random_state: Any = 0,
     ) -> None:
@@ -217,14 +224,11 @@ class PreferenceBlendClassifier(
             raise ValueError(
                 f"The 'Cs' parameter of {owner} must be positive floats; got {self.Cs!r}."
             )
-        if isinstance(self.weights, Integral):
-            weights = np.linspace(0.0, 1.0, int(self.weights))
-        else:
-            weights = np.asarray(self.weights, dtype=np.float64).ravel()
-        if weights.size == 0 or not np.all((weights >= 0) & (weights <= 1)):
+        weights = np.asarray(self.weights, dtype=np.float64).ravel()
+        if weights.size == 0 or not np.all(np.isfinite(weights) & (weights >= 0)):
             raise ValueError(
-                f"The 'weights' parameter of {owner} must be an int >= 2 or weights in "
-                f"[0, 1]; got {self.weights!r}."
+                f"The 'weights' parameter of {owner} must be non-negative exponents; got "
+                f"{self.weights!r}."
             )
         if self.embedder is None and self.structure == "drop":
             raise ValueError(
@@ -322,13 +326,15 @@ class PreferenceBlendClassifier(
             best = int(np.argmin(losses))
             chosen[name], oof[name], scores[name] = Cs[best], candidates[best], losses[best]
         if len(designs) == 2:
-            blended = [_blend(oof["structure"], oof["embedding"], w) for w in weights]
-            losses = [log_loss_of(y, p, classes) for p in blended]
+            pairs = [
+                {"structure": float(a), "embedding": float(b)} for a in weights for b in weights
+            ]
+            losses = [log_loss_of(y, _blend(oof, w), classes) for w in pairs]
             best = int(np.argmin(losses))
-            self.weight_ = float(weights[best])
+            self.weights_ = pairs[best]
             scores["blend"] = losses[best]
         else:
-            self.weight_ = 1.0 if "embedding" in designs else 0.0
+            self.weights_ = {next(iter(designs)): 1.0}
             scores["blend"] = next(iter(scores.values()))
 
         models = {
@@ -369,9 +375,10 @@ class PreferenceBlendClassifier(
         """
         check_is_fitted(self)
         X = check_arena_frame(X, type(self).__name__)
-        structure = self._part("structure", X) if self.weight_ < 1.0 else None
-        embedding = self._part("embedding", X) if self.weight_ > 0.0 else None
-        return _blend(structure, embedding, self.weight_)
+        used = [name for name, w in self.weights_.items() if w != 0.0]
+        if not used:  # both exponents 0: the uniform distribution was best
+            return np.full((len(X), len(self.classes_)), 1.0 / len(self.classes_))
+        return _blend({name: self._part(name, X) for name in used}, self.weights_)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable label of each row.

@@ -69,7 +69,8 @@ def test_fit_writes_pipeline_and_summary(work, fitted):
     model = gp.load(work / "pipe.joblib")
     # the default recipe: structure and pair embeddings, blended
     assert isinstance(model, gp.PreferenceBlendClassifier)
-    assert model.formatter_.layout == "pair" and 0.0 <= model.weight_ <= 1.0
+    assert model.formatter_.layout == "pair"
+    assert set(model.weights_) == {"structure", "embedding"}
     assert "fit: 90 rows from train.csv" in fitted.stdout
     assert "rows/s" in fitted.stdout and "training-set log loss" in fitted.stdout
     assert list((work / "cache").rglob("*.emb"))  # the on-disk cache was used

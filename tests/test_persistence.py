@@ -205,7 +205,7 @@ def test_safe_round_trip_of_the_preference_pipeline(fitted, split, tmp_path):
 def test_safe_round_trip_of_the_default_blend(tiny_gemma, split, tmp_path):
     train, y, test = split
     model = make_preference_pipeline(tiny_gemma, max_length=96, torch_dtype="float32")
-    model.set_params(Cs=(1e-3, 1e-1), weights=5)
+    model.set_params(Cs=(1e-3, 1e-1), weights=(0.0, 0.5, 1.0))
     model.fit(train, y)
     before = model.predict_proba(test)
     path = save_safe(model, tmp_path / "blend")
@@ -213,7 +213,7 @@ def test_safe_round_trip_of_the_default_blend(tiny_gemma, split, tmp_path):
     clear_memory_cache()
     loaded = load_safe(path)
     assert type(loaded).__name__ == "PreferenceBlendClassifier"
-    assert loaded.weight_ == model.weight_ and loaded.C_structure_ == model.C_structure_
+    assert loaded.weights_ == model.weights_ and loaded.C_structure_ == model.C_structure_
     assert loaded.cv_log_loss_ == model.cv_log_loss_
     assert loaded.embedder_.get_params() == model.embedder_.get_params()
     np.testing.assert_array_equal(loaded.predict_proba(test), before)
