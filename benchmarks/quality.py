@@ -322,7 +322,7 @@ def _layer_configs() -> list[Config]:
                 f"blend-{tag}",
                 "default recipe: PreferenceBlendClassifier(GemmaEmbedder(layer="
                 f"{layer!r})): structure model + pair-embedding model, each C and the "
-                "log-linear weight chosen by prompt-grouped 5-fold CV inside fit",
+                "product-of-experts exponents chosen by prompt-grouped 5-fold CV inside fit",
                 lambda ctx, layer=layer: _blend(ctx, layer),
                 ("pair",),
                 layer=layer,
