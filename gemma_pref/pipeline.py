@@ -49,7 +49,7 @@ RECIPE_LAYOUTS: Mapping[str, str] = {
 CLASSIFIER_KINDS: tuple[str, ...] = ("auto", "logreg", "catboost")
 #: The embedder settings of the recipes ``"pairwise"`` and ``"embedding"``
 #: unless given: chosen by ``benchmarks/quality.py`` (docs/quality.md).
-PAIRWISE_DEFAULTS: Mapping[str, Any] = {"max_length": 256}
+PAIRWISE_DEFAULTS: Mapping[str, Any] = {"max_length": 256, "layer": 0.5}
 
 
 def _check_recipe(recipe: Any, owner: str) -> str:
