@@ -72,8 +72,9 @@ C_GRID = [float(c) for c in np.logspace(-4, 0, 9)]
 #: the seed's iterations x learning rate (1000 x 0.03 = 30).
 FAST_CATBOOST = {"iterations": 300, "learning_rate": 0.1}
 
-#: The baseline of the issue's target ("structure features + LogisticRegression").
-BASELINE = "struct-lr"
+#: The baseline every configuration is compared with: the structure model alone
+#: (``recipe="structure"``), the best model without a language model.
+BASELINE = "structure"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -907,6 +908,11 @@ def build_parser() -> argparse.ArgumentParser:
         "settings) and run only the others",
     )
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite <name>.md from <name>.json and exit (nothing is run)",
+    )
     return p
 
 
@@ -929,6 +935,9 @@ def main(argv: list[str] | None = None) -> int:
         "quality" if args.max_length == 512 else f"quality-maxlen{args.max_length}"
     )
     out_dir = Path(args.out_dir)
+    if args.report_only:
+        write_reports(json.loads((out_dir / f"{name}.json").read_text()), out_dir, name)
+        return 0
 
     def log(msg: str) -> None:
         print(f"[{_dt.datetime.now():%H:%M:%S}] {msg}", flush=True)

@@ -166,23 +166,29 @@ def _write_submission(plan: dict[str, Any], proba: Any, classes: Any, out: Path)
     return f"{out} ({plan['format'].upper()} format: {columns})"
 
 
-def parse_layer(text: str) -> float | int | range | list[int]:
+def parse_layer(text: str) -> float | int | range | list[float | int]:
     """``--layer``: ``"-1"`` or ``"9"`` (one index), ``"0.5"`` (that fraction of
     the depth), ``"8-12"`` (8 to 12, both included: ``range(8, 13)``) or
-    ``"8,9,10"`` (a list; negative indices allowed), as the embedder's
+    ``"8,9,10"`` (a list; negative indices and fractions allowed), as the embedder's
     ``layer`` parameter takes them.
 
     Examples
     --------
     >>> parse_layer("-1"), parse_layer("0.5"), parse_layer("8-12"), parse_layer("8, 10,-2")
     (-1, 0.5, range(8, 13), [8, 10, -2])
+    >>> parse_layer("0.45,0.55")
+    [0.45, 0.55]
     """
     raw = text.strip()
+
+    def one(part: str) -> float | int:
+        return float(part) if "." in part else int(part)
+
     try:
+        if "," in raw:
+            return [one(part) for part in raw.split(",")]
         if "." in raw:
             return float(raw)
-        if "," in raw:
-            return [int(part) for part in raw.split(",")]
         first, sep, last = raw[1:].partition("-")
         if sep:  # "8-12"; the leading character may be a minus sign
             start, stop = int(raw[0] + first), int(last)
@@ -700,7 +706,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         metavar="L",
         help="hidden state to pool: -1 the last, 0 the embedding output, i the "
         "output of decoder layer i (Gemma 3 270M has 18), negative from the end, "
-        "0.5 the middle of any model; 8-12 (both included) or 8,9,10 averages "
+        "0.5 the middle of any model; 8-12 (both included), 8,9,10 or 0.45,0.55 averages "
         "those; only the decoder layers up to the deepest one run (embedding "
         "recipes only; default: the recipe's)",
     )

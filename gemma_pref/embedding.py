@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 _DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 
 
+def _is_index_or_fraction(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, Real):
+        return False
+    return isinstance(v, Integral) or 0.0 < float(v) < 1.0
+
+
 def _check_layer(value: Any) -> None:
     """The type of ``layer``: an int, a fraction of the depth in (0, 1), or a
     non-empty range, list or tuple of ints.
@@ -48,16 +54,18 @@ def _check_layer(value: Any) -> None:
             f"{value!r} instead."
         )
     if isinstance(value, (range, list, tuple)):
-        bad = [v for v in value if not isinstance(v, Integral) or isinstance(v, bool)]
+        bad = [v for v in value if not _is_index_or_fraction(v)]
         if len(value) and not bad:
             return
-        why = "it is empty" if not len(value) else f"{bad[0]!r} is not an int"
+        why = (
+            "it is empty" if not len(value) else f"{bad[0]!r} is not an int or a fraction in (0, 1)"
+        )
     else:
         why = f"a {type(value).__name__}"
     raise InvalidParameterError(
         "The 'layer' parameter of GemmaEmbedder must be an int (an index into the "
         "model's hidden states, -1 for the last), a float in (0, 1) (that fraction of "
-        "the depth) or a non-empty range, list or tuple of ints (those states "
+        "the depth) or a non-empty range, list or tuple of them (those states "
         f"averaged). Got {value!r} instead ({why})."
     )
 
@@ -77,15 +85,20 @@ def _layer_plan(
     indices = list(value) if isinstance(value, (range, list, tuple)) else [value]
     if indices == [-1]:
         return None, None
-    fraction = isinstance(value, Real) and not isinstance(value, Integral)
+    fractions = any(not isinstance(i, Integral) for i in indices)
     if n_layers is None:
         raise InvalidParameterError(
             f"The 'layer' parameter of GemmaEmbedder selects a hidden state by index "
             f"(got {value!r}), but the configuration of {model} has no "
             "num_hidden_layers; use layer=-1."
         )
-    if fraction:  # that share of the depth, at least the first layer's output
-        indices = [max(1, min(n_layers, round(float(value) * n_layers)))]
+    if fractions:  # that share of the depth, at least the first layer's output
+        indices = [
+            i if isinstance(i, Integral) else max(1, min(n_layers, round(float(i) * n_layers)))
+            for i in indices
+        ]
+        # fractions of a shallow model may round to one state: each counts once
+        indices = list(dict.fromkeys(indices))
     low, high = -(n_layers + 1), n_layers
     bad = [int(i) for i in indices if not low <= i <= high]
     if bad:
@@ -183,7 +196,7 @@ default="auto"
         installed, else PyTorch. :meth:`compute_path` tells the choice without
         loading anything; it is logged once at INFO when the model loads, and
         the embedding cache keeps the backends' vectors apart.
-    layer : int, float, range, list or tuple of int, default=-1
+    layer : int, float, range, list or tuple of int or float, default=-1
         Which hidden state is pooled, as an index into transformers'
         ``hidden_states`` (``output_hidden_states=True``) of a model of ``n``
         decoder layers: ``0`` is the embedding output (the input of the first
@@ -195,8 +208,12 @@ default="auto"
         (``range(8, 13)``) pools each of those states and averages the
         vectors. A float in (0, 1) is that fraction of the depth, rounded:
         ``0.5`` is the middle layer of any model (9 of Gemma 3 270M's 18, 21
-        of Gemma-2-9b's 42). Only the decoder layers up to the deepest one chosen are
-        loaded and run: the model is built with that many layers (its other
+        of Gemma-2-9b's 42); a tuple of them averages those states
+        (``(0.45, 0.5, 0.55, 0.6, 0.65)``, the default of the pairwise
+        recipe, is states 8 to 12 of Gemma 3 270M and 19 to 27 of
+        Gemma-2-9b; fractions that round to the same state count once).
+        Only the decoder layers up to the deepest one chosen are loaded and
+        run: the model is built with that many layers (its other
         weights are never read) and, below the last, without the final norm,
         so a middle layer costs about the share of the layers it needs (see
         the performance page of the docs). Checked against the model's

@@ -48,8 +48,13 @@ RECIPE_LAYOUTS: Mapping[str, str] = {
 #: Classifiers :func:`make_recipe_classifier` builds; ``"auto"`` is the recipe's own.
 CLASSIFIER_KINDS: tuple[str, ...] = ("auto", "logreg", "catboost")
 #: The embedder settings of the recipes ``"pairwise"`` and ``"embedding"``
-#: unless given: chosen by ``benchmarks/quality.py`` (docs/quality.md).
-PAIRWISE_DEFAULTS: Mapping[str, Any] = {"max_length": 256, "layer": 0.5}
+#: unless given, chosen by ``benchmarks/quality.py`` (docs/quality.md): 256
+#: tokens per text, and the mean of the hidden states at 45% to 65% of the
+#: model's depth (states 8 to 12 of Gemma 3 270M's 18, 19 to 27 of Gemma-2-9b's 42).
+PAIRWISE_DEFAULTS: Mapping[str, Any] = {
+    "max_length": 256,
+    "layer": (0.45, 0.5, 0.55, 0.6, 0.65),
+}
 
 
 def _check_recipe(recipe: Any, owner: str) -> str:

@@ -437,6 +437,15 @@ def test_a_fraction_is_that_share_of_the_depth(make_embedder, deep_gemmas, layer
         expected = "last" if index == 4 else [index]
         assert emb.compute_path()["layers"] == expected, fraction
     assert clone(make_embedder(path, layer=0.5)).get_params()["layer"] == 0.5
+    # a tuple of fractions averages those states; on a shallow model two may round
+    # to the same state, which counts once
+    band = make_embedder(path, layer=(0.25, 0.5, 0.6, 0.75))  # states 1, 2, 2, 3
+    np.testing.assert_allclose(
+        band.fit_transform(layer_texts),
+        np.mean([states[i] for i in (1, 2, 3)], axis=0),
+        atol=2e-5,
+    )
+    assert band.compute_path()["layers"] == [1, 2, 3]
 
 
 def test_truncated_load_shows_no_load_report(make_embedder, deep_gemmas, capfd):
@@ -457,7 +466,8 @@ def test_truncated_load_shows_no_load_report(make_embedder, deep_gemmas, capfd):
         (-6, r"must be an index in \[-5, 4\].*Got -6 instead \(-6 is out of range\)"),
         (range(2, 9), r"in \[-5, 4\].*Got range\(2, 9\) instead \(5 is out of range\)"),
         ([], r"The 'layer' parameter of GemmaEmbedder must be an int .*Got \[\] .*it is empty"),
-        ([1, "2"], r"The 'layer' parameter .*Got \[1, '2'\] instead \('2' is not an int\)"),
+        ([1, "2"], r"The 'layer' parameter .*Got \[1, '2'\] instead \('2' is not an int or"),
+        ([1, 1.5], r"The 'layer' parameter .*Got \[1, 1.5\] instead \(1.5 is not an int or"),
         ("9", r"The 'layer' parameter .*Got '9' instead \(a str\)"),
         (2.0, r"The 'layer' parameter .*given as a float, is a fraction .*Got 2.0 instead"),
         (0.0, r"fraction of the model's depth strictly between 0 and 1.*Got 0.0 instead"),
