@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Logistic regression that is exactly symmetric under swapping answers A and B.
 
-Private to the package (used by :mod:`gemma_pref.blend`). A design matrix whose
+Private to the package (used by :mod:`gemma_pref.blend`, and
+:func:`class_swap` by :mod:`gemma_pref.pairwise`). A design matrix whose
 columns map onto each other under the swap, ``swap(x) = x[index] * sign``, is
 classified by a scaled multinomial logistic regression trained on the rows and
 their swapped copies (labels 0 and 1 exchanged); a prediction averages the
@@ -23,7 +24,14 @@ import numpy as np
 
 from .schema import SWAPPED_LABEL, swap_labels
 
-__all__ = ["SwapMap", "fit_symmetric", "log_loss_of", "out_of_fold", "predict_symmetric"]
+__all__ = [
+    "SwapMap",
+    "class_swap",
+    "fit_symmetric",
+    "log_loss_of",
+    "out_of_fold",
+    "predict_symmetric",
+]
 
 
 @dataclass(frozen=True)
