@@ -289,7 +289,7 @@ def test_cli_embed_and_predict_on_ray(tiny_gemma, arena, csv_shards, tmp_path, c
     np.testing.assert_allclose(got.to_numpy(), expected, atol=1e-5, rtol=0)
     # a bad row: one line naming the column and the id, no output directory
     bad = test.copy()
-    bad.loc[bad.index[3], "prompt"] = "[1, 2"
+    bad.loc[bad.index[3], "prompt"] = '["an unclosed list'  # JSON-looking, broken
     bad.to_csv(tmp_path / "bad.csv", index=False)
     bad_out = tmp_path / "bad-pred"
     code = main(
