@@ -48,14 +48,15 @@ def test_finds_the_model_in_pipelines_and_wrappers(make_embedder, tiny_gemma):
 
 def test_fitted_wrappers_give_template_and_fitted_copy_once_each(make_embedder, arena):
     rows, y = arena.iloc[:24], gp.labels_from_winner(arena.iloc[:24])
-    pipe = gp.make_preference_pipeline(
-        make_embedder().model_name_or_path,
-        max_length=32,
-        torch_dtype="float32",
-        backend="torch",
-        devices="cpu",
-        swap_augment=True,
-    )
+    settings = dict(max_length=32, torch_dtype="float32", backend="torch", devices="cpu")
+    path = make_embedder().model_name_or_path
+    # the default recipe in SwapAB: the template's embedder, the fitted blend's
+    # embedder parameter and its fitted embedder_, each once
+    blend = gp.make_preference_pipeline(path, swap_augment=True, **settings).fit(rows, y)
+    found = model_steps(blend)
+    assert len(found) == 3 and len({id(s) for s in found}) == 3
+    assert found[-1] is blend.estimator_.embedder_
+    pipe = gp.make_preference_pipeline(path, recipe="embedding", swap_augment=True, **settings)
     pipe.fit(rows, y)
     steps = model_steps(pipe)
     assert len(steps) == 2 and steps[0] is not steps[1]  # estimator, estimator_
