@@ -151,10 +151,30 @@ def cpu_run(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------- GPU
 def gpu_one(args: argparse.Namespace) -> dict:
     """One configuration (bf16 LoRA or QLoRA 4-bit), in this process."""
-    import torch
-    from gpu import GEMMA2_9B, TINY, flops_per_token, peak_tflops
+    import logging
+
+    from gpu import (
+        GEMMA2_9B,
+        TINY,
+        cuda_devices,
+        device_label,
+        flops_per_token,
+        peak_gib,
+        peak_tflops,
+        reset_peaks,
+    )
 
     import gemma_pref as gp
+
+    # the training log says whether (and how) the loss scaler ran
+    scaling: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: (  # type: ignore[method-assign]
+        scaling.append(record.getMessage()) if "loss scaling" in record.getMessage() else None
+    )
+    training_log = logging.getLogger("gemma_pref._training")
+    training_log.addHandler(handler)
+    training_log.setLevel(logging.INFO)
 
     sizes = TINY if args.tiny else GEMMA2_9B
     df = gp.load_arena_sample()
@@ -166,7 +186,7 @@ def gpu_one(args: argparse.Namespace) -> dict:
         args.checkpoint,
         max_length=args.max_length,
         quantization=quantization,
-        torch_dtype="bfloat16",
+        torch_dtype=args.dtype,  # "auto": the library's choice (float16 on a T4)
         devices=args.device,
         batch_size=args.batch_size,
         gradient_accumulation_steps=1,
@@ -176,32 +196,34 @@ def gpu_one(args: argparse.Namespace) -> dict:
 
     tok = AutoTokenizer.from_pretrained(args.checkpoint)
     lengths = np.array([min(len(t), args.max_length) for t in tok(list(texts))["input_ids"]])
-    cuda = args.device.startswith("cuda")
+    devices = [args.device]
+    cuda = bool(cuda_devices(devices))
+    dtype = clf.compute_path()["dtype"]
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        reset_peaks(devices)
     t0 = time.perf_counter()
-    clf.fit(texts, y[: len(texts)])
-    if cuda:
-        torch.cuda.synchronize()
+    clf.fit(texts, y[: len(texts)])  # ends copying the adapter to the CPU: synchronized
     train_s = time.perf_counter() - t0
-    train_peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    train_peak = max(peak_gib(devices).values()) if cuda else None
     clf.load()
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        reset_peaks(devices)
     t0 = time.perf_counter()
-    clf.predict_proba(texts)
-    if cuda:
-        torch.cuda.synchronize()
+    proba = clf.predict_proba(texts)  # numpy on the CPU: synchronized
     infer_s = time.perf_counter() - t0
+    infer_peak = max(peak_gib(devices).values()) if cuda else None
     tokens = int(lengths.sum())
     mean_seq = float((lengths**2).sum() / tokens)
-    name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    name = device_label(devices)
     peak = peak_tflops(name) if cuda else None
     # training: forward + backward of the frozen base ~ 3x the forward FLOPs
     train_tflops = 3 * flops_per_token(sizes, mean_seq) * tokens / train_s / 1e12
     infer_tflops = flops_per_token(sizes, mean_seq) * tokens / infer_s / 1e12
     return {
         "quantization": args.quantization,
+        "dtype": dtype,
+        "loss_scaling": scaling,
+        "finite": bool(np.isfinite(proba).all()) and all(np.isfinite(clf.loss_curve_)),
         "device": name,
         "rows": len(texts),
         "tokens": tokens,
@@ -211,7 +233,7 @@ def gpu_one(args: argparse.Namespace) -> dict:
         "train_fraction_of_bf16_peak": train_tflops / peak if peak else None,
         "infer_s": infer_s,
         "infer_tokens_per_s": tokens / infer_s,
-        "infer_peak_cuda_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "infer_peak_cuda_gib": infer_peak,
         "infer_fraction_of_bf16_peak": infer_tflops / peak if peak else None,
         "losses": clf.loss_curve_[:3],
     }
@@ -224,7 +246,7 @@ def gpu_run(args: argparse.Namespace) -> None:
     root = Path(args.checkpoint or tempfile.mkdtemp(prefix="gemma2-9b-random-"))
     build_checkpoint(root, sizes)
     results = []
-    for quantization in ("none", "4bit"):
+    for quantization in ("none", "4bit") if args.quantization is None else (args.quantization,):
         cmd = [
             sys.executable,
             __file__,
@@ -235,6 +257,8 @@ def gpu_run(args: argparse.Namespace) -> None:
             args.device,
             "--quantization",
             quantization,
+            "--dtype",
+            args.dtype,
             "--rows",
             str(args.rows),
             "--max-length",
@@ -261,18 +285,18 @@ def gpu_run(args: argparse.Namespace) -> None:
         f"Command: `{report['command']}` ({report['machine']['date']}, GPU "
         f"{report['machine']['gpu']}).",
         "",
-        "| base | train tokens/s | train peak GiB | train % bf16 peak | infer tokens/s | "
-        "infer peak GiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| base | dtype | train tokens/s | train peak GiB | train % 16-bit peak | "
+        "infer tokens/s | infer peak GiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         if "error" in r:
-            md.append(f"| {r['quantization']} | error: {r['error'][:80]} | | | | |")
+            md.append(f"| {r['quantization']} | {args.dtype} | error: {r['error'][:80]} | | | | |")
             continue
         frac = r["train_fraction_of_bf16_peak"]
         md.append(
-            f"| {'bf16' if r['quantization'] == 'none' else 'QLoRA 4-bit'} | "
-            f"{r['train_tokens_per_s']:.0f} | {r['train_peak_cuda_gib'] or 0:.1f} | "
+            f"| {'full' if r['quantization'] == 'none' else 'QLoRA ' + r['quantization']} | "
+            f"{r['dtype']} | {r['train_tokens_per_s']:.0f} | {r['train_peak_cuda_gib'] or 0:.1f} | "
             f"{'' if frac is None else f'{100 * frac:.0f}%'} | {r['infer_tokens_per_s']:.0f} | "
             f"{r['infer_peak_cuda_gib'] or 0:.1f} |"
         )
@@ -296,6 +320,13 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--checkpoint", default=None, help="reuse a saved random checkpoint")
     p.add_argument("--quantization", default=None, choices=["none", "4bit", "8bit"])
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bfloat16", "float16", "float32"],
+        help="with --gpu: torch_dtype (default: auto, the library's choice for the GPU; "
+        "float16 trains with loss scaling)",
+    )
     p.add_argument("--gpu-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)

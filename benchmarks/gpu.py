@@ -4,10 +4,15 @@ Speed does not depend on the values of the weights, and no model hub is reachabl
 so the script builds a ``Gemma2Config`` with the published gemma-2-9b sizes
 (hidden 3584, 42 layers, 16 heads / 8 KV heads of 256, MLP 14336, vocab 256000),
 saves seeded random bfloat16 weights once, and embeds the bundled sample's texts
-through the public ``GemmaEmbedder`` path in bf16, 8-bit and 4-bit NF4, with each
+through the public ``GemmaEmbedder`` path in 16 bits (``--dtype``, default
+``auto``: the library's choice, bfloat16 where the GPU has it, float16 on a
+T4), 8-bit and 4-bit NF4, with each
 attention implementation that the installed transformers offers (eager, sdpa,
 flex_attention; flash_attention_2 when importable). It reports tokens/s, rows/s, peak CUDA
-memory and the fraction of the GPU's dense bf16 FLOP limit reached.
+memory per device and the fraction of the GPU's dense 16-bit FLOP limit reached.
+``--device cuda:0,cuda:0`` runs two replicas on one GPU; ``--oom-headroom-gib``
+caps the memory after loading so that batches fail with real out-of-memory errors
+and back off.
 
 Run on a machine with a CUDA GPU (one configuration per process, so that peak
 memory is clean)::
@@ -57,7 +62,8 @@ TINY = dict(
     head_dim=16,
 )
 
-# dense bf16 tensor-core peak, TFLOP/s (vendor data sheets, without sparsity)
+# dense 16-bit tensor-core peak, TFLOP/s (vendor data sheets, without sparsity):
+# bf16, or fp16 where the GPU has no bf16 (T4)
 PEAK_BF16_TFLOPS = {
     "H100 SXM": 989.0,
     "H100 PCIe": 756.0,
@@ -112,6 +118,68 @@ def peak_tflops(name: str) -> float | None:
     return None
 
 
+def cuda_devices(devices: list[str]) -> list[str]:
+    """The distinct CUDA devices of a device list (a replica list may repeat one)."""
+    return list(dict.fromkeys(d if ":" in d else "cuda:0" for d in devices if d.startswith("cuda")))
+
+
+def reset_peaks(devices: list[str]) -> None:
+    """Synchronize and reset the peak-memory counters of each CUDA device."""
+    import torch
+
+    for d in cuda_devices(devices):
+        torch.cuda.synchronize(d)
+        torch.cuda.reset_peak_memory_stats(d)
+
+
+def peak_gib(devices: list[str]) -> dict[str, float]:
+    """Peak allocated memory (GiB) of each CUDA device since :func:`reset_peaks`."""
+    import torch
+
+    return {d: torch.cuda.max_memory_allocated(d) / 2**30 for d in cuda_devices(devices)}
+
+
+def device_label(devices: list[str]) -> str:
+    """The names of the devices a configuration ran on (per device, not device 0's)."""
+    import torch
+
+    gpus = cuda_devices(devices)
+    if not gpus:
+        return "cpu"
+    return ", ".join(f"{d}: {torch.cuda.get_device_name(d)}" for d in gpus)
+
+
+def cap_memory(devices: list[str], headroom_gib: float) -> dict[str, float]:
+    """Cap this process's memory on each CUDA device at what it holds now plus
+    ``headroom_gib``: a later batch that needs more fails with a real CUDA
+    out-of-memory error (the caching allocator refuses it)."""
+    import torch
+
+    caps = {}
+    for d in cuda_devices(devices):
+        total = torch.cuda.get_device_properties(d).total_memory
+        cap = torch.cuda.memory_allocated(d) + headroom_gib * 2**30
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), d)
+        caps[d] = cap / 2**30
+    return caps
+
+
+class CountBackoffs:
+    """Count the engine's out-of-memory back-offs (its WARNING records)."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self.count = 0
+        handler = logging.Handler()
+        handler.emit = self._emit  # type: ignore[method-assign]
+        logging.getLogger("gemma_pref._engine").addHandler(handler)
+
+    def _emit(self, record) -> None:
+        if record.getMessage().startswith("Out of memory on"):
+            self.count += 1
+
+
 def run_one(args: argparse.Namespace) -> dict:
     """One configuration, in this process."""
     import numpy as np
@@ -119,6 +187,7 @@ def run_one(args: argparse.Namespace) -> dict:
 
     import gemma_pref as gp
 
+    devices = args.device.split(",")
     df = gp.load_arena_sample()
     texts = gp.ArenaTextFormatter().fit_transform(df.head(args.rows) if args.rows else df)
     emb = gp.GemmaEmbedder(
@@ -126,42 +195,55 @@ def run_one(args: argparse.Namespace) -> dict:
         max_length=args.max_length,
         batch_size=args.batch_size,
         max_tokens_per_batch=args.max_tokens_per_batch,
-        devices=args.device,
+        devices=devices,
         quantization=None if args.quantization == "none" else args.quantization,
-        torch_dtype="bfloat16",
+        torch_dtype=args.dtype,  # "auto": what the library picks on this GPU
+        backend="torch",
         memory_cache=False,
         model_kwargs={"attn_implementation": args.attn},
     )
+    path = emb.compute_path()
     emb.transform(texts[:4])  # load + warm up
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(args.checkpoint)
     lengths = np.array([min(len(x), args.max_length) for x in tok(list(texts))["input_ids"]])
-    cuda = args.device.startswith("cuda")
+    cuda = bool(cuda_devices(devices))
+    weights = peak_gib(devices) if cuda else {}
+    caps = cap_memory(devices, args.oom_headroom_gib) if cuda and args.oom_headroom_gib else {}
+    backoffs = CountBackoffs()
     if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        reset_peaks(devices)
     start = time.perf_counter()
     X = emb.transform(texts)
     if cuda:
-        torch.cuda.synchronize()
+        for d in cuda_devices(devices):
+            torch.cuda.synchronize(d)
     seconds = time.perf_counter() - start
     tokens = int(lengths.sum())
     sizes = TINY if args.tiny else GEMMA2_9B
     mean_seq = float((lengths**2).sum() / tokens)  # token-weighted sequence length
     achieved = flops_per_token(sizes, mean_seq) * tokens / seconds / 1e12
-    name = torch.cuda.get_device_name(0) if cuda else "cpu"
-    peak = peak_tflops(name) if cuda else None
+    name = device_label(devices)
+    # one GPU's 16-bit tensor-core peak, times the distinct GPUs used
+    peak = peak_tflops(name) * len(cuda_devices(devices)) if cuda and peak_tflops(name) else None
+    peaks = peak_gib(devices) if cuda else {}
     return {
         "quantization": args.quantization,
+        "dtype": path["dtype"],
         "attn_implementation": args.attn,
+        "devices": devices,
         "device": name,
         "rows": len(texts),
         "real_tokens": tokens,
         "seconds": seconds,
         "rows_per_s": len(texts) / seconds,
         "tokens_per_s": tokens / seconds,
-        "peak_cuda_gb": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "peak_cuda_gb": max(peaks.values()) if peaks else None,
+        "peak_cuda_gib_per_device": peaks,
+        "weights_cuda_gib_per_device": weights,
+        "memory_cap_gib_per_device": caps,
+        "oom_backoffs": backoffs.count,
         "achieved_tflops": achieved,
         "fraction_of_bf16_peak": achieved / peak if peak else None,
         "finite": bool(np.isfinite(X).all()),
@@ -191,7 +273,20 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-tokens-per-batch", type=int, default=32768)
     p.add_argument("--quantization", default=None, choices=["none", "8bit", "4bit"])
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bfloat16", "float16", "float32"],
+        help="compute dtype (default: auto, the library's choice for the GPU: float16 on a T4)",
+    )
     p.add_argument("--attn", default=None)
+    p.add_argument(
+        "--oom-headroom-gib",
+        type=float,
+        default=None,
+        help="after loading, cap this process's GPU memory at the weights plus this much, "
+        "so that large batches fail with a real CUDA out-of-memory error and back off",
+    )
     p.add_argument("--out", default=str(RESULTS / "gpu"))
     args = p.parse_args(argv)
 
@@ -216,6 +311,8 @@ def main(argv=None):
                 args.device,
                 "--quantization",
                 quantization,
+                "--dtype",
+                args.dtype,
                 "--attn",
                 attn,
                 "--max-length",
@@ -258,21 +355,21 @@ def main(argv=None):
     lines = [
         f"# GPU benchmark, Gemma-2-9b architecture ({report['date']})",
         "",
-        "| weights | attention | device | tokens/s | rows/s | peak CUDA (GiB) "
-        "| TFLOP/s | of bf16 peak |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| weights | dtype | attention | device | tokens/s | rows/s | peak CUDA (GiB) "
+        "| TFLOP/s | of 16-bit peak |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         if "error" in r:
             lines.append(
-                f"| {r['quantization']} | {r['attn_implementation']} | error: "
+                f"| {r['quantization']} | {args.dtype} | {r['attn_implementation']} | error: "
                 f"{r['error']} | | | | | |"
             )
             continue
         frac = f"{r['fraction_of_bf16_peak']:.1%}" if r["fraction_of_bf16_peak"] else "-"
         mem = f"{r['peak_cuda_gb']:.1f}" if r["peak_cuda_gb"] else "-"
         lines.append(
-            f"| {r['quantization']} | {r['attn_implementation']} | {r['device']} | "
+            f"| {r['quantization']} | {r['dtype']} | {r['attn_implementation']} | {r['device']} | "
             f"{r['tokens_per_s']:.0f} | {r['rows_per_s']:.1f} | {mem} | "
             f"{r['achieved_tflops']:.1f} | {frac} |"
         )

@@ -72,8 +72,9 @@ C_GRID = [float(c) for c in np.logspace(-4, 0, 9)]
 #: the seed's iterations x learning rate (1000 x 0.03 = 30).
 FAST_CATBOOST = {"iterations": 300, "learning_rate": 0.1}
 
-#: The baseline of the issue's target ("structure features + LogisticRegression").
-BASELINE = "struct-lr"
+#: The baseline every configuration is compared with: the structure model alone
+#: (``recipe="structure"``), the best model without a language model.
+BASELINE = "structure"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,9 +88,15 @@ class Context:
     model_dir: Path
     max_length: int
     cache_dir: str
+    #: the hidden state of the configurations that do not name one
+    layer: Any = -1
 
-    def embedder_params(self) -> dict[str, Any]:
-        return {"max_length": self.max_length, "cache_dir": self.cache_dir}
+    def embedder_params(self, layer: Any = None) -> dict[str, Any]:
+        return {
+            "max_length": self.max_length,
+            "cache_dir": self.cache_dir,
+            "layer": self.layer if layer is None else layer,
+        }
 
 
 @dataclass
@@ -103,6 +110,8 @@ class Config:
     #: "budget", "budget-swapped"
     texts: tuple[str, ...] = ()
     tags: list[str] = field(default_factory=list)
+    #: the embedder's hidden state (None: the run's --layer)
+    layer: Any = None
 
 
 def _logreg(C: float = C_A_PRIORI) -> Any:
@@ -135,15 +144,16 @@ def _formatter(ctx: Context, budget: bool, layout: str = "joint") -> Any:
     return gp.ArenaTextFormatter(layout=layout)
 
 
-def _pairwise(ctx: Context, budget: bool = False, classifier: Any = None) -> Any:
-    """The pairwise recipe, as ``make_preference_pipeline()`` builds it."""
+def _pairwise(ctx: Context, budget: bool = False, classifier: Any = None, layer: Any = None) -> Any:
+    """The embedding recipe (the default before the blend), as the library builds it."""
     import gemma_pref as gp
 
     return gp.make_preference_pipeline(
         ctx.model,
+        recipe="embedding",
         formatter=_formatter(ctx, budget, layout="pair") if budget else None,
         classifier=classifier,
-        **ctx.embedder_params(),
+        **ctx.embedder_params(layer),
     )
 
 
@@ -221,6 +231,63 @@ def _pair_classifier(estimator: Any) -> Any:
     return gp.PairDifferenceClassifier(estimator)
 
 
+class LengthFeatures:
+    """The length model of the issue that asked for the blend, written out apart
+    from the library's features: for the chars, words and lines of each answer,
+    ``log(1 + count)`` of each, their difference and its absolute value, and the
+    signed log of the counts' difference; the prompt's turns and log length and
+    an identical-answers flag (the library's prompt columns)."""
+
+    KEEP = ("chars", "words", "lines")
+
+    def __init__(self) -> None:
+        pass
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {}
+
+    def set_params(self, **params: Any) -> LengthFeatures:
+        return self
+
+    def fit(self, X: Any, y: Any = None) -> LengthFeatures:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        from gemma_pref.features import PROMPT_FEATURES, RESPONSE_FEATURES, ArenaStructureFeatures
+
+        names = list(ArenaStructureFeatures().get_feature_names_out())
+        F = ArenaStructureFeatures().transform(X)
+        la = F[:, [names.index(f"response_a_{k}") for k in self.KEEP]]
+        lb = F[:, [names.index(f"response_b_{k}") for k in self.KEEP]]
+        raw = np.expm1(la) - np.expm1(lb)
+        assert len(PROMPT_FEATURES) == 4 and set(self.KEEP) <= set(RESPONSE_FEATURES)
+        return np.hstack(
+            [F[:, :4], la, lb, la - lb, np.abs(la - lb), np.sign(raw) * np.log1p(np.abs(raw))]
+        )
+
+    def swap_map(self) -> tuple[np.ndarray, np.ndarray]:
+        k = len(self.KEEP)
+        index, sign = np.arange(4 + 5 * k), np.ones(4 + 5 * k)
+        a = np.arange(4, 4 + k)
+        index[a], index[a + k] = a + k, a
+        sign[4 + 2 * k : 4 + 3 * k] = sign[4 + 4 * k :] = -1.0
+        return index, sign
+
+
+def _blend_structure(structure: Any = "auto") -> Any:
+    import gemma_pref as gp
+
+    return gp.PreferenceBlendClassifier(structure=structure)
+
+
+def _blend(ctx: Context, layer: Any = None, **params: Any) -> Any:
+    """The default recipe: PreferenceBlendClassifier with a GemmaEmbedder."""
+    import gemma_pref as gp
+
+    embedder = gp.GemmaEmbedder(ctx.model, **ctx.embedder_params(layer))
+    return gp.PreferenceBlendClassifier(embedder, **params)
+
+
 def _prior(ctx: Context) -> Any:
     from sklearn.dummy import DummyClassifier
 
@@ -231,11 +298,81 @@ P, S = ("plain",), ("plain", "plain-swapped")
 B, BS = ("budget",), ("budget", "budget-swapped")
 TEXT_SETS = ("plain", "plain-swapped", "budget", "budget-swapped", "pair", "pair-budget")
 
+#: Hidden states compared (Gemma 3 270M has 18 decoder layers; -1 is the last,
+#: after the final norm; 0.5 is the middle, layer 9).
+LAYERS: dict[str, Any] = {
+    "L9": 9,
+    "L12": 12,
+    "L8-12": range(8, 13),
+    "last": -1,
+}
+
+
+def _layer_configs() -> list[Config]:
+    out = []
+    for tag, layer in LAYERS.items():
+        out += [
+            Config(
+                f"pair-lr-{tag}",
+                f"recipe='embedding' (pair texts + PairDifferenceClassifier) at layer={layer!r}",
+                lambda ctx, layer=layer: _pairwise(ctx, layer=layer),
+                ("pair",),
+                layer=layer,
+            ),
+            Config(
+                f"blend-{tag}",
+                "default recipe: PreferenceBlendClassifier(GemmaEmbedder(layer="
+                f"{layer!r})): structure model + pair-embedding model, each C and the "
+                "product-of-experts exponents chosen by prompt-grouped 5-fold CV inside fit",
+                lambda ctx, layer=layer: _blend(ctx, layer),
+                ("pair",),
+                layer=layer,
+            ),
+        ]
+        out.append(
+            Config(
+                f"pairemb-{tag}",
+                f"PreferenceBlendClassifier(GemmaEmbedder(layer={layer!r}), structure='drop'): "
+                "the embedding model alone, C by prompt-grouped CV (the blend's own)",
+                lambda ctx, layer=layer: _blend(ctx, layer, structure="drop"),
+                ("pair",),
+                layer=layer,
+            )
+        )
+    for tag in ("L9", "L8-12"):
+        for ties in ("abs", "cosine"):
+            out.append(
+                Config(
+                    f"blend-{ties}-{tag}",
+                    f"blend-{tag} with tie_features={ties!r} in the embedding model",
+                    lambda ctx, layer=LAYERS[tag], ties=ties: _blend(ctx, layer, tie_features=ties),
+                    ("pair",),
+                    layer=LAYERS[tag],
+                )
+            )
+    return out
+
+
 CONFIGS: list[Config] = [
-    # -- the pairwise recipe (the library's default)
+    # -- the blend (the library's default) and the layers
+    *_layer_configs(),
+    Config(
+        "structure",
+        "recipe='structure': PreferenceBlendClassifier() (log-scaled structure "
+        "features, swap-symmetric logistic regression, C by prompt-grouped CV)",
+        lambda ctx: _blend_structure(),
+    ),
+    Config(
+        "length-lr",
+        "the length model: LengthFeatures (chars, words, lines of each answer, "
+        "log-scaled, differences, |differences|, signed log count differences, "
+        "prompt, identical) in the same symmetric logistic regression",
+        lambda ctx: _blend_structure(LengthFeatures()),
+    ),
+    # -- the embedding recipe (the default before the blend)
     Config(
         "pair-lr",
-        "default: make_preference_pipeline() = ArenaTextFormatter(layout='pair') + "
+        "recipe='embedding' at the run's layer: ArenaTextFormatter(layout='pair') + "
         "embedder + PairDifferenceClassifier() (StandardScaler + LogisticRegression "
         "on e(A) - e(B), both signs, C chosen inside fit by a grid search whose "
         "folds each fit their own scaler)",
@@ -455,6 +592,13 @@ def _chosen_params(model: Any) -> dict[str, Any] | None:
     best = getattr(model, "best_params_", None)
     if best is not None:
         return {k.rsplit("__", 1)[-1]: v for k, v in best.items()}
+    if hasattr(model, "weights_"):  # PreferenceBlendClassifier
+        return {
+            "C": model.C_embedding_,
+            "C_structure": model.C_structure_,
+            "weights": model.weights_,
+            "inner_cv": {k: round(v, 4) for k, v in model.cv_log_loss_.items()},
+        }
     from sklearn.base import BaseEstimator
 
     stack = [model]
@@ -519,35 +663,44 @@ def run_config(
     }
 
 
+def _layer_tag(layer: Any) -> str:
+    if isinstance(layer, range):
+        return f"{layer.start}-{layer.stop - 1}"
+    return str(layer)
+
+
 def warm_text_sets(
-    names: set[str], ctx: Context, df: Any, log: Callable
+    needed: list[tuple[str, Any]], ctx: Context, df: Any, log: Callable
 ) -> dict[str, dict[str, Any]]:
-    """Embed every text set the configurations need; time it."""
+    """Embed every (text set, layer) the configurations need, in the order of
+    the configurations; time it."""
     import gemma_pref as gp
 
     out = {}
-    for name in TEXT_SETS:
-        if name not in names:
-            continue
+    layers = list(dict.fromkeys(layer for _, layer in needed))
+    for name, layer in ((n, la) for la in layers for n in TEXT_SETS if (n, la) in needed):
         rows = gp.swap_ab(df) if name.endswith("swapped") else df
         t0 = time.perf_counter()
         layout = "pair" if name.startswith("pair") else "joint"
         budget = name.startswith("budget") or name == "pair-budget"
         texts = _formatter(ctx, budget=budget, layout=layout).fit_transform(rows)
         t1 = time.perf_counter()
-        emb = gp.GemmaEmbedder(ctx.model, **ctx.embedder_params())
+        emb = gp.GemmaEmbedder(ctx.model, **ctx.embedder_params(layer))
         emb.fit_transform(texts)
         t2 = time.perf_counter()
+        decoder_layers = emb.compute_path().get("decoder_layers")
         emb.free()
-        out[name] = {
+        out[f"{name}@layer={_layer_tag(layer)}"] = {
+            "layer": _layer_tag(layer),
+            "decoder_layers": decoder_layers,
             "texts": int(len(texts)),
             "distinct_texts": int(len(set(np.ravel(texts)))),
             "format_s": t1 - t0,
             "embed_s": t2 - t1,
         }
         log(
-            f"text set {name}: {len(texts)} texts formatted in {t1 - t0:.1f} s, "
-            f"embedded (or read from the cache) in {t2 - t1:.1f} s"
+            f"text set {name} at layer {_layer_tag(layer)}: {len(texts)} texts formatted "
+            f"in {t1 - t0:.1f} s, embedded (or read from the cache) in {t2 - t1:.1f} s"
         )
     return out
 
@@ -567,8 +720,12 @@ def _machine() -> dict[str, Any]:
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:  # pragma: no cover
         gpu = None
+    from _common import cpu_info, cpu_label
+
     return {
         "cpu": cpu,
+        "cpu_info": cpu_info(),
+        "cpu_label": cpu_label(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "gpu": gpu,
@@ -640,10 +797,11 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
         f"{report['data']['distinct_prompts']} distinct prompts. "
         f"CV: PromptGroupKFold(n_splits={s['folds']}, shuffle=True, random_state=0). "
         f"Model: {report['model']['name']} (hidden size {report['model']['hidden_size']}), "
-        f"max_length {s['max_length']}.",
+        f"max_length {s['max_length']}, layer {s.get('layer', '-1')} (where a "
+        "configuration names none).",
         "",
         f"Runs: {', '.join(r['started'] for r in report['runs'])} on "
-        f"{report['machine']['cpu']} "
+        f"{report['machine'].get('cpu_label', report['machine']['cpu'])} "
         f"({report['machine']['affinity']} cores, GPU: {report['machine']['gpu']}); "
         f"gemma_pref {report['versions']['gemma_pref']}, scikit-learn "
         f"{report['versions']['sklearn']}, catboost {report['versions']['catboost']}, "
@@ -676,6 +834,11 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
     for r in results.values():
         chosen = [f.get("chosen") for f in r["per_fold"] if f.get("chosen")]
         extra = f" Chosen per fold: {[c['C'] for c in chosen]}." if chosen else ""
+        if chosen and "weights" in chosen[0]:
+            extra = (
+                " Chosen per fold (C embedding, C structure, exponents): "
+                f"{[(c['C'], c['C_structure'], c['weights']) for c in chosen]}."
+            )
         lines.append(f"- `{r['name']}`: {r['description']}.{extra}")
     if report.get("text_sets"):
         lines += ["", "Embedding the text sets (0 s when already in the on-disk cache):", ""]
@@ -683,6 +846,7 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
             lines.append(
                 f"- {k}: {v['texts']} texts ({v['distinct_texts']} distinct), formatted "
                 f"in {v['format_s']:.1f} s, embedded in {v['embed_s']:.1f} s"
+                f" ({v.get('decoder_layers') or 'all'} decoder layers run)"
             )
     tmp = out_dir / f".{name}.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
@@ -705,6 +869,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="GemmaEmbedder max_length (512: the CPU demo setting)",
     )
     p.add_argument("--folds", type=int, default=5, help="number of CV folds")
+    p.add_argument(
+        "--layer",
+        default="-1",
+        help="GemmaEmbedder layer of the configurations that name none: an index, "
+        "or 'A-B' for the mean of layers A..B",
+    )
     p.add_argument(
         "--cache-dir",
         default=str(gemma_pref_home() / "embeddings"),
@@ -738,6 +908,11 @@ def build_parser() -> argparse.ArgumentParser:
         "settings) and run only the others",
     )
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite <name>.md from <name>.json and exit (nothing is run)",
+    )
     return p
 
 
@@ -760,6 +935,9 @@ def main(argv: list[str] | None = None) -> int:
         "quality" if args.max_length == 512 else f"quality-maxlen{args.max_length}"
     )
     out_dir = Path(args.out_dir)
+    if args.report_only:
+        write_reports(json.loads((out_dir / f"{name}.json").read_text()), out_dir, name)
+        return 0
 
     def log(msg: str) -> None:
         print(f"[{_dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
@@ -769,7 +947,12 @@ def main(argv: list[str] | None = None) -> int:
     from gemma_pref.demo_model import demo_model_path
 
     model_dir = Path(args.model).expanduser() if args.model else demo_model_path()
-    ctx = Context(args.model, model_dir, args.max_length, args.cache_dir)
+    layer: Any = (
+        range(int(args.layer.split("-")[0]), int(args.layer.split("-")[1]) + 1)
+        if "-" in args.layer.lstrip("-")
+        else int(args.layer)
+    )
+    ctx = Context(args.model, model_dir, args.max_length, args.cache_dir, layer)
     df = gp.load_arena_sample()
     y = gp.labels_from_winner(df)
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
@@ -777,6 +960,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = {
         "max_length": args.max_length,
+        "layer": args.layer,
         "folds": args.folds,
         "model": args.model,
         "cache_dir": args.cache_dir,
@@ -830,10 +1014,18 @@ def main(argv: list[str] | None = None) -> int:
             log(f"not resuming: {path} has other settings {old.get('settings')}")
     todo = [c for c in selected if c.name not in report["results"]]
 
-    needed = {t for c in todo for t in c.texts}
-    log(f"{len(todo)} configurations to run; text sets to embed: {sorted(needed)}")
-    report["text_sets"].update(warm_text_sets(needed, ctx, df, log))
+    needed = list(
+        dict.fromkeys((t, ctx.layer if c.layer is None else c.layer) for c in todo for t in c.texts)
+    )
+    log(
+        f"{len(todo)} configurations to run; text sets to embed: "
+        f"{[(n, _layer_tag(la)) for n, la in needed]}"
+    )
     for config in todo:
+        # embed what this configuration needs first (timed), then cross-validate
+        mine = [(t, ctx.layer if config.layer is None else config.layer) for t in config.texts]
+        missing = [k for k in mine if f"{k[0]}@layer={_layer_tag(k[1])}" not in report["text_sets"]]
+        report["text_sets"].update(warm_text_sets(missing, ctx, df, log))
         log(f"{config.name}: {config.description}")
         t0 = time.perf_counter()
         result = run_config(config, ctx, df, y, splits, log)

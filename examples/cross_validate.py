@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--model", default=None, help="checkpoint dir (default: Gemma 3 270M)")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--recipe", default="pairwise", choices=["pairwise", "seed"])
+    parser.add_argument(
+        "--recipe", default="pairwise", choices=["pairwise", "embedding", "structure", "seed"]
+    )
     parser.add_argument(
         "--iterations", type=int, default=1000, help="CatBoost iterations (--recipe seed)"
     )
@@ -35,17 +37,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     df = gp.load_arena_sample()
     y = gp.labels_from_winner(df)
-    pipe = gp.make_preference_pipeline(
-        args.model,
-        max_length=args.max_length,
-        cache_dir=args.cache_dir,
-        recipe=args.recipe,
-        classifier=(
-            gp.make_catboost_classifier(iterations=args.iterations)
-            if args.recipe == "seed"
-            else None
-        ),
-    )
+    if args.recipe == "structure":  # no language model: nothing to set on one
+        pipe = gp.make_preference_pipeline(recipe="structure")
+    else:
+        pipe = gp.make_preference_pipeline(
+            args.model,
+            max_length=args.max_length,
+            cache_dir=args.cache_dir,
+            recipe=args.recipe,
+            classifier=(
+                gp.make_catboost_classifier(iterations=args.iterations)
+                if args.recipe == "seed"
+                else None
+            ),
+        )
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
     start = time.perf_counter()
     result = cross_validate(pipe, df, y, cv=cv, scoring=["neg_log_loss", "accuracy"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import plots  # cheap: matplotlib is imported when a plot is drawn
 from ._version import __version__
 from .augmentation import SwapABClassifier, swap_ab, swap_labels
+from .blend import PreferenceBlendClassifier
 from .cache import CacheIntegrityWarning, CacheWriteWarning, clear_memory_cache
 from .datasets import load_arena_sample
 from .embedding import GemmaEmbedder
@@ -34,6 +35,7 @@ from .formatting import (
 )
 from .io import labels_from_winner, load_arena_csv, write_submission
 from .model_selection import PromptGroupKFold, prompt_groups
+from .model_steps import model_steps, set_model_params
 from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
 from .pipeline import (
@@ -42,6 +44,7 @@ from .pipeline import (
     make_logreg_classifier,
     make_preference_pipeline,
 )
+from .readers import read_preferences
 
 __all__ = [
     "PAIR_TEMPLATE",
@@ -57,6 +60,7 @@ __all__ = [
     "GemmaPreferenceClassifier",
     "ModelNotFoundError",
     "PairDifferenceClassifier",
+    "PreferenceBlendClassifier",
     "PromptGroupKFold",
     "SafeFormatError",
     "SwapABClassifier",
@@ -72,11 +76,14 @@ __all__ = [
     "make_catboost_classifier",
     "make_logreg_classifier",
     "make_preference_pipeline",
+    "model_steps",
     "plots",
     "preference_scores",
     "prompt_groups",
+    "read_preferences",
     "save",
     "save_safe",
+    "set_model_params",
     "swap_ab",
     "swap_labels",
     "truncation_report",

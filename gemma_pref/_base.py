@@ -191,7 +191,11 @@ class CheckpointMixin:
 
         model_dir = self._model_dir()
         backend, dtype, why = _loading.resolve_backend(
-            self.backend, devices, self.torch_dtype, self.quantization
+            self.backend,
+            devices,
+            self.torch_dtype,
+            self.quantization,
+            model_type=self._model_type(devices),
         )
         head = self._head()
         exported = backend != "torch"
@@ -246,6 +250,15 @@ class CheckpointMixin:
             self._lazy_model_dir = cached
         return cached[1]
 
+    def _model_type(self, devices: list[str]) -> str | None:
+        """The checkpoint's ``model_type`` where the dtype choice needs it (a
+        CUDA device: some architectures overflow in float16), else ``None``."""
+        if not any(d.startswith("cuda") for d in devices):
+            return None
+        from ._loading import model_type_of
+
+        return model_type_of(self._model_dir())
+
     def _show_progress(self) -> bool:
         """``show_progress_bar``, or whether the ``gemma_pref`` logger shows INFO."""
         if self.show_progress_bar is None:
@@ -277,7 +290,11 @@ class CheckpointMixin:
 
         devices = self._check_params()
         backend, dtype, why = resolve_backend(
-            self.backend, devices, self.torch_dtype, self.quantization
+            self.backend,
+            devices,
+            self.torch_dtype,
+            self.quantization,
+            model_type=self._model_type(devices),
         )
         return {
             "backend": backend,

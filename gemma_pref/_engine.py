@@ -7,7 +7,7 @@ runs them on the replicas in one thread per device, backs off on
 out-of-memory errors, and writes each row's output back at its input index.
 What a forward pass returns per row is the *head*'s business: a callable
 ``head(model, input_ids, attention_mask) -> Tensor (batch, width)``. The
-embedder's head pools the last hidden state (:func:`pooling_head`); a
+embedder's head pools a hidden state (:func:`pooling_head`); a
 classifier's head returns class logits. The loop never learns which head it
 runs.
 """
@@ -56,27 +56,53 @@ def pad_token_id(tokenizer: Any) -> int:
     return 0 if pad is None else int(pad)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PoolingHead:
-    """The embedder's head: the last hidden state pooled over real tokens.
+    """The embedder's head: a hidden state pooled over real tokens.
 
-    A value (two heads of the same mode are equal), so that a runtime whose
-    replicas were exported with one head can check it is asked for that one.
+    A value (two heads of the same mode and layers are equal), so that a
+    runtime whose replicas were exported with one head can check it is asked
+    for that one.
+
+    ``layers=None`` pools ``last_hidden_state`` (after the final norm). A
+    tuple of indices into the model's ``hidden_states`` (0: the embedding
+    output, ``i``: the output of decoder layer ``i``) pools each and averages
+    the pooled vectors. When it is the single index of the model's last
+    layer (a stack truncated there, see :func:`gemma_pref._loading.load_model`),
+    ``last_hidden_state`` is pooled and no other state is kept.
     """
 
     mode: str
+    layers: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        # the repr is part of the ONNX export key: unchanged for the last layer
+        if self.layers is None:
+            return f"PoolingHead(mode={self.mode!r})"
+        return f"PoolingHead(mode={self.mode!r}, layers={self.layers!r})"
 
     def __call__(self, model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        output = model(input_ids=input_ids, attention_mask=mask)
-        hidden = getattr(output, "last_hidden_state", None)
-        if hidden is None:
-            hidden = output[0]
-        return pool(hidden, mask, self.mode)
+        if self.layers is None or self.layers == (_num_hidden_layers(model),):
+            output = model(input_ids=input_ids, attention_mask=mask)
+            hidden = getattr(output, "last_hidden_state", None)
+            if hidden is None:
+                hidden = output[0]
+            return pool(hidden, mask, self.mode)
+        output = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+        states = output.hidden_states
+        pooled = [pool(states[i], mask, self.mode) for i in self.layers]
+        return pooled[0] if len(pooled) == 1 else torch.stack(pooled).mean(dim=0)
 
 
-def pooling_head(mode: str) -> Head:
-    """The embedder's head: the last hidden state pooled over real tokens."""
-    return PoolingHead(mode)
+def _num_hidden_layers(model: Any) -> int | None:
+    config = getattr(model, "config", None)
+    return None if config is None else _loading.num_hidden_layers_of(config)
+
+
+def pooling_head(mode: str, layers: tuple[int, ...] | None = None) -> Head:
+    """The embedder's head: a hidden state pooled over real tokens (see
+    :class:`PoolingHead`)."""
+    return PoolingHead(mode, layers)
 
 
 def _run_exported(replica: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -320,10 +346,11 @@ class Runtime:
             vecs = job.head(model, input_ids, mask).to(torch.float32).cpu().numpy()
         if not np.isfinite(vecs).all():
             bad = int((~np.isfinite(vecs).all(axis=1)).sum())
+            name = _loading.dtype_name(self.dtype)
             raise FloatingPointError(
                 f"non-finite output values in {bad} of {len(rows)} rows with dtype "
-                f"{str(self.dtype).replace('torch.', '')}; float16 overflows on some "
-                "models (Gemma-2 among them): use torch_dtype='bfloat16' or 'float32'"
+                f"{name} on {device!r}; "
+                f"{_loading.nonfinite_advice(name, _loading.device_facts(device))}"
             )
         return vecs
 

@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,14 @@ __all__ = [
     "model_fingerprint",
     "load_config",
     "hidden_size_of",
+    "num_hidden_layers_of",
     "resolve_dtype",
+    "auto_dtype",
+    "device_facts",
+    "DeviceFacts",
+    "nonfinite_advice",
+    "model_type_of",
+    "onnx_available",
     "resolve_backend",
     "dtype_name",
     "load_tokenizer",
@@ -195,6 +204,98 @@ def hidden_size_of(config: Any) -> int:
     raise ValueError(f"cannot find the hidden size in the configuration of {type(config).__name__}")
 
 
+def num_hidden_layers_of(config: Any) -> int | None:
+    """Number of decoder layers of a text or multimodal config, or ``None``."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text, "num_hidden_layers", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def truncated_config(model_dir: Path, num_layers: int) -> Any:
+    """The checkpoint's configuration with only its first ``num_layers`` decoder layers.
+
+    ``num_hidden_layers`` is set to ``num_layers``, and every per-layer list
+    of the text configuration (a list or tuple as long as the layer count:
+    ``layer_types`` of Gemma 2 and Gemma 3, which says for each layer whether
+    it attends to a sliding window or to the whole text, and so which rotary
+    embedding it uses) keeps its first ``num_layers`` entries. A model built
+    from it has only those layers, and ``from_pretrained`` reads no weight of
+    the others.
+    """
+    config = load_config(model_dir)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    total = num_hidden_layers_of(config)
+    if total is None or not 1 <= num_layers <= total:
+        raise ValueError(
+            f"cannot keep {num_layers} decoder layers of {model_dir}: its configuration "
+            f"has num_hidden_layers={total!r}"
+        )
+    for name, value in list(vars(text).items()):
+        if isinstance(value, (list, tuple)) and len(value) == total and name != "architectures":
+            setattr(text, name, type(value)(value[:num_layers]))
+    text.num_hidden_layers = num_layers
+    return config
+
+
+_LAYER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+class _DropLoadReport(logging.Filter):
+    """Drops transformers' load report, whose findings :func:`load_model`
+    checks itself for a truncated stack (the dropped layers' weights are
+    expected to be unused)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+def _decoder_stack(model: Any) -> Any:
+    """The module holding the decoder ``layers`` and the final ``norm``, or ``None``."""
+    import torch
+
+    for candidate in (model, getattr(model, "language_model", None), getattr(model, "model", None)):
+        layers = getattr(candidate, "layers", None)
+        norm = getattr(candidate, "norm", None)
+        if isinstance(layers, torch.nn.ModuleList) and isinstance(norm, torch.nn.Module):
+            return candidate
+    return None
+
+
+def _finish_truncation(model: Any, model_dir: Path, num_layers: int, info: dict) -> None:
+    """Check a truncated load and drop the final norm (see :func:`load_model`)."""
+    import torch
+
+    stack = _decoder_stack(model)
+    if stack is None or len(stack.layers) != num_layers:
+        raise ValueError(
+            f"{type(model).__name__} (from {model_dir}) has no stack of {num_layers} "
+            "decoder layers and final norm (the 'layers' and 'norm' modules of Gemma, "
+            "Gemma 2, Gemma 3 and Llama-style models) after keeping num_hidden_layers="
+            f"{num_layers}: a middle layer of this architecture cannot be computed by "
+            "truncation; use layer=-1"
+        )
+    # the final norm applies to the last layer only: the state of layer k of
+    # the full model is the truncated stack's output before it
+    stack.norm = torch.nn.Identity()
+    unexpected = [
+        k
+        for k in info.get("unexpected_keys", ())
+        if not ((m := _LAYER_KEY.search(k)) and int(m.group(1)) >= num_layers)
+    ]
+    missing = list(info.get("missing_keys", ()))
+    if unexpected or missing:
+        logger.warning(
+            "Loading %s with %d decoder layers: %d checkpoint weights unused (%s), "
+            "%d model weights not in the checkpoint (%s)",
+            model_dir,
+            num_layers,
+            len(unexpected),
+            ", ".join(sorted(unexpected)[:5]) or "none",
+            len(missing),
+            ", ".join(sorted(missing)[:5]) or "none",
+        )
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has native bfloat16 matrix instructions."""
     import torch
@@ -205,12 +306,115 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def resolve_dtype(torch_dtype: Any, device: str, quantization: str | None = None) -> Any:
+#: ``model_type`` values (config.json) whose activations overflow float16 and
+#: whose modelling code in transformers 5.24 does not clamp them: Gemma 3
+#: (``modeling_gemma3.py`` has no clamp; transformers issue #36822).
+FP16_OVERFLOW_MODEL_TYPES = frozenset({"gemma3", "gemma3_text"})
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the choice of a compute dtype depends on, for one device.
+
+    ``kind`` is the torch device type (``"cuda"``, ``"cpu"``, ...); ``bf16``
+    whether it has native bfloat16 arithmetic (CUDA compute capability 8 or
+    more: A100, L4, H100; not a T4 or V100; on CPUs, AVX-512-BF16 or AMX).
+    """
+
+    kind: str
+    bf16: bool
+    name: str = ""
+
+
+def device_facts(device: str) -> DeviceFacts:
+    """The :class:`DeviceFacts` of ``device`` on this machine."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else 0
+        major, minor = torch.cuda.get_device_capability(index)
+        name = f"{torch.cuda.get_device_name(index)} (compute capability {major}.{minor})"
+        return DeviceFacts("cuda", major >= 8, name)
+    if kind == "cpu":
+        return DeviceFacts("cpu", cpu_supports_bf16(), "CPU")
+    return DeviceFacts(kind, False, kind)
+
+
+def auto_dtype(
+    facts: DeviceFacts, model_type: str | None = None, quantization: str | None = None
+) -> tuple[str, str]:
+    """What ``torch_dtype="auto"`` computes in: ``(dtype name, why)``.
+
+    A pure function of the device's facts, the checkpoint's ``model_type``
+    and the quantization:
+
+    - CUDA with bf16: bfloat16, 8-bit included (bitsandbytes 0.50's int8
+      matmul casts its input to float16 only to quantize it, and returns the
+      input's dtype: bfloat16 keeps the rest of the model out of float16).
+    - CUDA without bf16 (T4, V100): float16, except for the architectures of
+      :data:`FP16_OVERFLOW_MODEL_TYPES`, which overflow there: float32 (with
+      4-/8-bit weights, float32 is the compute dtype of what is not quantized).
+    - CPU: bfloat16 with native bf16 instructions (about 2x float32), else
+      float32. Other devices: float32.
+
+    Examples
+    --------
+    >>> t4 = DeviceFacts("cuda", bf16=False, name="Tesla T4")
+    >>> auto_dtype(t4, "gemma2")[0], auto_dtype(t4, "gemma3_text")[0]
+    ('float16', 'float32')
+    >>> auto_dtype(DeviceFacts("cuda", bf16=True), "gemma2", "8bit")[0]
+    'bfloat16'
+    """
+    if facts.kind == "cuda":
+        if facts.bf16:
+            return "bfloat16", "native bf16 on this GPU"
+        if model_type in FP16_OVERFLOW_MODEL_TYPES:
+            return "float32", f"no bf16 on this GPU, and {model_type} overflows in float16"
+        return "float16", "no bf16 on this GPU"
+    if facts.kind == "cpu":
+        if facts.bf16:
+            return "bfloat16", "native bf16 on this CPU"
+        return "float32", "no native bf16 on this CPU"
+    return "float32", f"float32 on {facts.kind}"
+
+
+def nonfinite_advice(dtype_name: str, facts: DeviceFacts) -> str:
+    """What to do about non-finite values computed in ``dtype_name`` on a
+    device with ``facts``: only what that device can run."""
+    if dtype_name == "float32":
+        return "the model or its inputs produce them even in float32"
+    if dtype_name == "float16" and not facts.bf16:
+        where = "this GPU" if facts.kind == "cuda" else "this device"
+        return (
+            f"float16 overflows on some models (Gemma 3 among them) and {where} has no "
+            "bfloat16: use torch_dtype='float32' (with quantization='4bit' or '8bit' "
+            "to fit the weights)"
+        )
+    if dtype_name == "float16":
+        return "float16 overflows on some models: use torch_dtype='bfloat16' or 'float32'"
+    return "use torch_dtype='float32'"
+
+
+def model_type_of(model_dir: Path) -> str | None:
+    """The ``model_type`` of a checkpoint's config.json (``None`` if unreadable)."""
+    try:
+        value = json.loads((Path(model_dir) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def resolve_dtype(
+    torch_dtype: Any,
+    device: str,
+    quantization: str | None = None,
+    model_type: str | None = None,
+) -> Any:
     """Resolve the ``torch_dtype`` parameter to a ``torch.dtype`` for ``device``.
 
-    ``"auto"`` picks bfloat16 on GPUs that support it (else float16; float16 for
-    8-bit, whose matmuls run in float16 anyway), bfloat16 on CPUs with native
-    bf16 instructions (about 2x float32 there), else float32.
+    ``"auto"`` is :func:`auto_dtype` of the device's facts, the checkpoint's
+    ``model_type`` (``None``: not known to overflow) and the quantization.
     """
     import torch
 
@@ -218,16 +422,20 @@ def resolve_dtype(torch_dtype: Any, device: str, quantization: str | None = None
         return torch_dtype
     if torch_dtype != "auto":
         return getattr(torch, torch_dtype)
-    kind = device.split(":")[0]
-    if kind == "cuda" and quantization == "8bit":
-        return torch.float16
-    if kind == "cuda":
-        index = int(device.split(":")[1]) if ":" in device else 0
-        major, _ = torch.cuda.get_device_capability(index)
-        return torch.bfloat16 if major >= 8 else torch.float16
-    if kind == "cpu":
-        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
-    return torch.float32
+    name, _ = auto_dtype(device_facts(device), model_type, quantization)
+    return getattr(torch, name)
+
+
+#: What ``pip install`` needs for the ONNX Runtime path (the ``onnx`` extra).
+ONNX_REQUIREMENTS = ("onnxruntime", "onnx")
+
+
+def onnx_available() -> bool:
+    """Whether ONNX Runtime and ``onnx`` (which the exporter writes with) are
+    installed, checked without importing them."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ONNX_REQUIREMENTS)
 
 
 #: Values of the embedder's ``backend`` parameter.
@@ -239,6 +447,7 @@ def resolve_backend(
     devices: list[str],
     torch_dtype: Any,
     quantization: str | None,
+    model_type: str | None = None,
 ) -> tuple[str, Any, str]:
     """Resolve the ``backend`` parameter: ``(backend, dtype, why)``.
 
@@ -250,8 +459,6 @@ def resolve_backend(
     cannot run.
     """
     import torch
-
-    from . import _onnx
 
     cpu = all(d.split(":")[0] == "cpu" for d in devices)
     if backend == "onnxruntime":
@@ -270,12 +477,12 @@ def resolve_backend(
             raise ValueError(
                 f"backend='onnxruntime' computes in float32; got torch_dtype={torch_dtype!r}."
             )
-        if not _onnx.available():
+        if not onnx_available():
             raise ImportError(
                 "backend='onnxruntime' needs onnxruntime and onnx: pip install 'gemma-pref[onnx]'"
             )
         return "onnxruntime", dtype, "asked for"
-    dtype = resolve_dtype(torch_dtype, devices[0], quantization)
+    dtype = resolve_dtype(torch_dtype, devices[0], quantization, model_type)
     if backend == "torch":
         return "torch", dtype, "asked for"
     if not cpu:
@@ -286,7 +493,7 @@ def resolve_backend(
         if torch_dtype == "auto":
             return "torch", dtype, "native bf16 on this CPU"
         return "torch", dtype, f"{dtype_name(dtype)} asked for"
-    if not _onnx.available():
+    if not onnx_available():
         return "torch", dtype, "float32; pip install 'gemma-pref[onnx]' for ONNX Runtime"
     why = "float32 on a CPU without native bf16" if torch_dtype == "auto" else "float32 on CPU"
     return "onnxruntime", dtype, why
@@ -360,6 +567,7 @@ def load_model(
     model_kwargs: dict | None = None,
     progress: bool = True,
     num_labels: int | None = None,
+    num_layers: int | None = None,
 ) -> Any:
     """Load a checkpoint on ``device``: its backbone, or a classifier.
 
@@ -370,6 +578,13 @@ def load_model(
     adds a fresh ``score`` head of that many outputs (for fine-tuning; the
     caller sets the modes). ``progress=False`` hides transformers' "Loading
     weights" bar.
+
+    ``num_layers`` (backbone only) keeps the first ``num_layers`` decoder
+    layers: the model is built from :func:`truncated_config`, so the other
+    layers are never built and their weights never read, and its final norm
+    is replaced by the identity, so that its ``last_hidden_state`` is the
+    full model's ``hidden_states[num_layers]`` (the output of decoder layer
+    ``num_layers``, before the norm that only the last layer gets).
     """
     from transformers import AutoModel, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -383,13 +598,19 @@ def load_model(
     if qconfig is not None or not device.startswith("cpu"):
         # load straight onto the device: 4-bit models cannot be moved later
         kwargs["device_map"] = {"": device}
+    if num_layers is not None:
+        if num_labels is not None:
+            raise ValueError("num_layers truncates a backbone; got num_labels too")
+        kwargs["config"] = truncated_config(model_dir, num_layers)
+        kwargs["output_loading_info"] = True
     kwargs.update(model_kwargs or {})
     logger.info(
-        "Loading %s on %s (dtype=%s, quantization=%s)",
+        "Loading %s on %s (dtype=%s, quantization=%s%s)",
         model_dir,
         device,
         dtype_name(dtype),
         quantization,
+        "" if num_layers is None else f", first {num_layers} decoder layers",
     )
     hide = not progress and hf_logging.is_progress_bar_enabled()
     if hide:
@@ -399,12 +620,23 @@ def load_model(
     verbosity = hf_logging.get_verbosity()
     if num_labels is not None:
         hf_logging.set_verbosity_error()
+    # a truncated stack leaves the dropped layers' weights unused, which
+    # transformers reports as a warning: _finish_truncation checks it instead
+    report_filter = _DropLoadReport() if num_layers is not None else None
+    report_logger = hf_logging.get_logger("transformers.modeling_utils")
+    if report_filter is not None:
+        report_logger.addFilter(report_filter)
     try:
         model = auto.from_pretrained(model_dir, **kwargs)
     finally:
+        if report_filter is not None:
+            report_logger.removeFilter(report_filter)
         hf_logging.set_verbosity(verbosity)
         if hide:
             hf_logging.enable_progress_bar()
+    if num_layers is not None:
+        model, info = model
+        _finish_truncation(model, model_dir, num_layers, info)
     if hasattr(model, "config"):
         # the KV cache is useless for one forward pass and costs memory
         model.config.use_cache = False

@@ -13,8 +13,12 @@ other shapes than the one traced (a long padded one and a one-token one);
 a graph that disagrees is deleted and the export fails. Exports live in
 ``<gemma-pref home>/onnx/<key>/`` and are written to a temporary directory
 renamed into place, so a reader never sees a partial one. The key covers the
-checkpoint's fingerprint, the head, the model keyword arguments and the
-torch, transformers and exporter versions.
+checkpoint's fingerprint, the head (for the embedder: its pooling and the
+hidden states it pools, ``PoolingHead(mode='mean', layers=(9,))``, which
+also fix the decoder layers the graph holds: a middle layer exports a
+truncated stack), the model keyword arguments and the torch, transformers
+and exporter versions. The last hidden state's head has the key it had
+before heads named layers, so its exports are reused.
 
 ONNX Runtime runs the graph in float32 with its own CPU kernels (MLAS):
 the same arithmetic as PyTorch's float32, 1.1-1.3x faster on the AVX2 CPUs
@@ -25,7 +29,6 @@ a cosine of 1.0 (float32 rounding).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -38,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from . import _loading  # one way: _loading never imports this module
 
 __all__ = [
     "ONNX_OPSET",
@@ -61,13 +66,13 @@ _INPUTS = ("input_ids", "attention_mask")
 
 
 #: What ``pip install`` needs for this path (the ``onnx`` extra).
-REQUIREMENTS = ("onnxruntime", "onnx")
+REQUIREMENTS = _loading.ONNX_REQUIREMENTS
 
 
 def available() -> bool:
     """Whether ONNX Runtime and ``onnx`` (which the exporter writes with) are
     installed, checked without importing them."""
-    return all(importlib.util.find_spec(name) is not None for name in REQUIREMENTS)
+    return _loading.onnx_available()
 
 
 def version() -> str:

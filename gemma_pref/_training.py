@@ -99,15 +99,34 @@ def _seeded(seed: int, device: str) -> Iterator[None]:
 
 
 def _precision(device: str, dtype: Any) -> tuple[Any, Any]:
-    """(autocast context, GradScaler or None) for training in ``dtype``."""
+    """(autocast context, GradScaler or None) for training in ``dtype``.
+
+    float16 autocast always comes with loss scaling, on the CPU as on CUDA
+    (no bfloat16 on T4-class GPUs): its gradients underflow without it.
+    """
     kind = device.split(":")[0]
     if dtype in (torch.float16, torch.bfloat16) and kind in ("cuda", "cpu"):
-        scaler = None
-        if dtype == torch.float16 and kind == "cuda":
-            # no bfloat16 on T4-class GPUs: float16 needs loss scaling
-            scaler = torch.amp.GradScaler("cuda")
+        scaler = torch.amp.GradScaler(kind) if dtype == torch.float16 else None
         return torch.autocast(device_type=kind, dtype=dtype), scaler
     return contextlib.nullcontext(), None
+
+
+def _trainable_in_float32(model: Any) -> list[Any]:
+    """Cast every trainable parameter to float32; return them.
+
+    peft upcasts its own adapter weights only: the head's trained copy
+    (``ModulesToSaveWrapper``, a deep copy of the ``score`` layer) keeps the
+    base dtype, and a float16 parameter is refused by ``GradScaler.unscale_``
+    (AdamW in float16 also divides by an ``eps`` that rounds to zero). The
+    frozen base stays in its dtype; autocast runs the half-precision matmuls.
+    """
+    params = []
+    for p in model.parameters():
+        if p.requires_grad:
+            if p.dtype != torch.float32:
+                p.data = p.data.to(torch.float32)
+            params.append(p)
+    return params
 
 
 def train_lora_classifier(
@@ -126,7 +145,9 @@ def train_lora_classifier(
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    dtype = _loading.resolve_dtype(est.torch_dtype, device, est.quantization)
+    dtype = _loading.resolve_dtype(
+        est.torch_dtype, device, est.quantization, _loading.model_type_of(model_dir)
+    )
     tokenizer = _loading.load_tokenizer(model_dir, est.tokenizer_kwargs)
     pad_id = pad_token_id(tokenizer)
     ids = tokenize(tokenizer, texts, est.max_length)
@@ -159,7 +180,7 @@ def train_lora_classifier(
             _enable_checkpointing(model)
         model = _get_peft_model(model, config)
         model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
+        params = _trainable_in_float32(model)
         optimizer = torch.optim.AdamW(
             params, lr=float(est.learning_rate), weight_decay=float(est.weight_decay)
         )
@@ -167,6 +188,12 @@ def train_lora_classifier(
             optimizer, int(math.ceil(est.warmup_ratio * len(windows))), len(windows)
         )
         autocast, scaler = _precision(device, dtype)
+        if scaler is not None:
+            logger.info(
+                "Training under %s autocast with loss scaling (initial scale %g)",
+                _loading.dtype_name(dtype),
+                scaler.get_scale(),
+            )
         logger.info(
             "Fine-tuning %s on %s: %d texts, %d epoch(s), %d optimizer steps, "
             "%d trainable parameters (dtype=%s, quantization=%s)",
@@ -180,6 +207,7 @@ def train_lora_classifier(
             est.quantization,
         )
         losses: list[float] = []
+        skipped = 0
         bar = tqdm(
             total=sum(len(b) for b in order), unit="text", desc="Fine-tuning", disable=not show
         )
@@ -189,26 +217,40 @@ def train_lora_classifier(
                     _step(model, window, ids, lengths, codes, pad_id, device, autocast, scaler)
                 )
                 if not math.isfinite(losses[-1]):
+                    name = _loading.dtype_name(dtype)
+                    advice = _loading.nonfinite_advice(name, _loading.device_facts(device))
                     raise FloatingPointError(
                         f"the training loss is {losses[-1]} at optimizer step {step + 1} "
-                        f"on {device!r} (dtype {str(dtype).replace('torch.', '')}); "
-                        "lower learning_rate, or use torch_dtype='bfloat16' or 'float32'"
+                        f"on {device!r} (dtype {name}); lower learning_rate, or: {advice}"
                     )
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 if est.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(params, float(est.max_grad_norm))
+                stepped = True
                 if scaler is not None:
-                    scaler.step(optimizer)
+                    scale = scaler.get_scale()
+                    scaler.step(optimizer)  # skipped when a gradient is inf or NaN
                     scaler.update()
+                    stepped = scaler.get_scale() >= scale
+                    skipped += not stepped
                 else:
                     optimizer.step()
-                schedule.step()
+                if stepped:  # the schedule follows the steps taken
+                    schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 bar.update(sum(len(rows) for rows in window))
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         finally:
             bar.close()
+        if scaler is not None:
+            logger.info(
+                "loss scaling: final scale %g, %d of %d optimizer steps skipped "
+                "(inf or NaN gradients in float16)",
+                scaler.get_scale(),
+                skipped,
+                len(windows),
+            )
         state = peft.get_peft_model_state_dict(model)
         weights = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
     adapter = config.to_dict()

@@ -38,7 +38,8 @@ def swap_ab(X: Any) -> pd.DataFrame:
     """Return a copy of arena rows with the two answers exchanged.
 
     Swaps ``response_a`` with ``response_b`` and, where present, ``model_a``
-    with ``model_b`` and ``winner_model_a`` with ``winner_model_b`` (so
+    with ``model_b``, ``winner_model_a`` with ``winner_model_b``, and the
+    values ``"model_a"`` and ``"model_b"`` of a ``winner`` column (so
     ``labels_from_winner(swap_ab(df))`` equals ``swap_labels(labels_from_winner(df))``).
     Other columns, the index and the column order are kept. Swapping twice
     gives the original rows back.
@@ -88,7 +89,14 @@ def swap_ab(X: Any) -> pd.DataFrame:
         if present:
             mapping[left], mapping[right] = right, left
     # rename, then restore the column order: values move, positions stay
-    return X.rename(columns=mapping)[list(X.columns)].copy()
+    swapped = X.rename(columns=mapping)[list(X.columns)].copy()
+    if "winner" in X.columns:  # WSDM and LMArena labels: model_a and model_b exchange
+        swapped["winner"] = X["winner"].map(
+            lambda w: (
+                {"model_a": "model_b", "model_b": "model_a"}.get(w, w) if isinstance(w, str) else w
+            )
+        )
+    return swapped
 
 
 class SwapABClassifier(

@@ -58,22 +58,160 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
 
 
-def _read_rows(path: str | None, *, labels: bool, what: str) -> tuple[Any, str]:
+def _read_rows(path: str | None, *, labels: bool, what: str, fmt: str = "auto") -> tuple[Any, str]:
+    """Rows of ``path`` (any format :func:`~gemma_pref.read_preferences` reads)
+    as arena rows, or the bundled sample; the format read is in
+    ``df.attrs["gemma_pref_format"]``."""
     import gemma_pref as gp
+    from gemma_pref.readers import FORMAT_ATTR
 
     if path is None:
         df = gp.load_arena_sample()
         source = "bundled arena sample (715 rows of the Kaggle train.csv)"
         if not labels:
             df = df.drop(columns=list(WINNER_COLUMNS))
+        df.attrs[FORMAT_ATTR] = "lmsys"
         return df, source
-    return gp.load_arena_csv(path, require_labels=labels), path
+    df, y = gp.read_preferences(path, format=fmt)
+    if labels and y is None:
+        raise CLIError(
+            f"{what} file {path!r} has no labels: expected a 'winner' column or the "
+            "one-hot columns winner_model_a, winner_model_b[, winner_tie]"
+        )
+    return df, f"{path} ({df.attrs[FORMAT_ATTR]} format)"
+
+
+def _has_labels(df: Any) -> bool:
+    return {"winner_model_a", "winner_model_b"} <= set(map(str, df.columns))
+
+
+def _classes(estimator: Any, proba: Any) -> Any:
+    import numpy as np
+
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None:
+        return np.asarray(classes)
+    return np.arange(3 if proba is None else proba.shape[1])
+
+
+def _submission_format(args: argparse.Namespace, df: Any, classes: Any, sample: Any) -> str:
+    """``--submission-format``, or the test file's (or sample submission's) competition."""
+    from gemma_pref.readers import FORMAT_ATTR
+
+    chosen: str = args.submission_format
+    if chosen != "auto":
+        return chosen
+    if sample is not None:
+        if "winner" in sample.columns:
+            return "wsdm"
+        if set(WINNER_COLUMNS) <= set(sample.columns):
+            return "lmsys"
+    read = df.attrs.get(FORMAT_ATTR)
+    if read in ("lmsys", "wsdm"):
+        return str(read)
+    return "lmsys" if 2 in set(int(c) for c in classes) else "wsdm"
+
+
+def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[str, Any]:
+    """The submission's format, ids and row order (of the test file, or of
+    ``--sample-submission``), checked before any prediction runs."""
+    import numpy as np
+    import pandas as pd
+
+    if "id" not in df.columns:
+        raise CLIError("the test rows have no 'id' column: the submission needs one per row")
+    ids = df["id"].tolist()
+    order = None
+    sample = None
+    if args.sample_submission is not None:
+        sample = pd.read_csv(args.sample_submission)
+        if "id" not in sample.columns:
+            raise CLIError(f"sample submission {args.sample_submission!r} has no 'id' column")
+        position: dict[Any, int] = {}
+        for i, key in enumerate(ids):
+            if key in position:
+                raise CLIError(f"test id {key!r} appears twice; ids must be unique")
+            position[key] = i
+        if len(sample) and isinstance(ids[0], str) != isinstance(sample["id"].iloc[0], str):
+            position = {str(k): i for k, i in position.items()}  # "123" and 123 alike
+            sample["id"] = sample["id"].astype(str)
+        for key in sample["id"].tolist():
+            if key not in position:
+                raise CLIError(
+                    f"id {key!r} of the sample submission {args.sample_submission!r} is "
+                    "not in the test rows"
+                )
+        order = np.asarray([position[key] for key in sample["id"].tolist()], dtype=np.int64)
+        ids = [ids[i] for i in order]
+    fmt = _submission_format(args, df, classes, sample)
+    labels = {int(c) for c in classes}
+    if fmt == "lmsys" and 2 not in labels:
+        raise CLIError(
+            "the pipeline is a two-class model (model_a, model_b; no tie): it cannot write "
+            "the LMSYS submission's tie probabilities; use --submission-format wsdm"
+        )
+    return {"format": fmt, "ids": ids, "order": order}
+
+
+def _write_submission(plan: dict[str, Any], proba: Any, classes: Any, out: Path) -> str:
+    """Write the planned submission; return what was written."""
+    import numpy as np
+
+    import gemma_pref as gp
+
+    if plan["order"] is not None:
+        proba = np.asarray(proba)[plan["order"]]
+    gp.write_submission(plan["ids"], proba, out, format=plan["format"], classes=classes)
+    columns = ",".join(gp.io.SUBMISSION_FORMATS[plan["format"]])
+    return f"{out} ({plan['format'].upper()} format: {columns})"
+
+
+def parse_layer(text: str) -> float | int | range | list[float | int]:
+    """``--layer``: ``"-1"`` or ``"9"`` (one index), ``"0.5"`` (that fraction of
+    the depth), ``"8-12"`` (8 to 12, both included: ``range(8, 13)``) or
+    ``"8,9,10"`` (a list; negative indices and fractions allowed), as the embedder's
+    ``layer`` parameter takes them.
+
+    Examples
+    --------
+    >>> parse_layer("-1"), parse_layer("0.5"), parse_layer("8-12"), parse_layer("8, 10,-2")
+    (-1, 0.5, range(8, 13), [8, 10, -2])
+    >>> parse_layer("0.45,0.55")
+    [0.45, 0.55]
+    """
+    raw = text.strip()
+
+    def one(part: str) -> float | int:
+        return float(part) if "." in part else int(part)
+
+    try:
+        if "," in raw:
+            return [one(part) for part in raw.split(",")]
+        if "." in raw:
+            return float(raw)
+        first, sep, last = raw[1:].partition("-")
+        if sep:  # "8-12"; the leading character may be a minus sign
+            start, stop = int(raw[0] + first), int(last)
+            if start < 0 or stop < start:
+                raise ValueError(text)
+            return range(start, stop + 1)
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a hidden-state index (-1, 9), a fraction of the depth (0.5), a "
+            f"range of indices (8-12, both included) or a comma list (8,9,10); got {text!r}"
+        ) from None
+
+
+def _devices(value: str) -> Any:
+    """``--devices``: ``"auto"``, one device, or a comma list of devices."""
+    if value != "auto" and "," in value:
+        return [d.strip() for d in value.split(",") if d.strip()]
+    return value
 
 
 def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
-    devices: Any = args.devices
-    if devices != "auto" and "," in devices:
-        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    devices = _devices(args.devices)
     cache_dir = None if args.no_cache else args.cache_dir
     params: dict[str, Any] = {
         "max_length": args.max_length,
@@ -85,6 +223,8 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "cache_dir": cache_dir,
     }
+    if getattr(args, "layer", None) is not None:
+        params["layer"] = args.layer
     return params
 
 
@@ -103,10 +243,16 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
     """Parameters of the recipe's model step: the embedder or the fine-tuned classifier."""
     params = _embedder_params(args)
     if args.recipe != "finetune":
-        if params["batch_size"] is None:
-            del params["batch_size"]
+        # unset: the recipe's default (the pairwise recipes' PAIRWISE_DEFAULTS)
+        for name in ("batch_size", "max_length"):
+            if params[name] is None:
+                del params[name]
         return params
     del params["cache_dir"]  # nothing to cache: the model itself is trained
+    if "layer" in params:
+        raise CLIError(
+            "--layer applies to the embedding recipes (pairwise, seed), not --recipe finetune"
+        )
     params = {k: v for k, v in params.items() if v is not None}
     params.update(
         num_epochs=args.epochs,
@@ -117,15 +263,34 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _embedder(args: argparse.Namespace) -> Any:
+    """The embedder of ``gemma-pref embed``: the recipe's defaults, then the flags."""
+    import gemma_pref as gp
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
+
+    params = _model_params(args)
+    if args.recipe in ("pairwise", "embedding"):
+        params = {**PAIRWISE_DEFAULTS, **params}
+    return gp.GemmaEmbedder(_model(args), **params)
+
+
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
 
     if args.C is not None and args.C <= 0:
         raise CLIError(f"--C must be positive, got {args.C}")
+    if args.recipe in ("pairwise", "structure"):
+        if args.classifier != "auto" or args.C is not None:
+            raise CLIError(
+                f"--recipe {args.recipe} chooses its own models and C by cross-validation; "
+                "--classifier and --C apply to --recipe embedding and seed"
+            )
+        if args.recipe == "structure":
+            return gp.make_preference_pipeline(recipe="structure", swap_augment=args.swap_augment)
     model = _model(args)
     classifier = None
-    if args.recipe != "finetune":
+    if args.recipe in ("embedding", "seed"):
         classifier = make_recipe_classifier(
             args.recipe, args.classifier, C=args.C, iterations=args.iterations
         )
@@ -144,15 +309,59 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _compute(estimator: Any) -> str:
-    """``"; compute: ..."``: what the embedder of ``estimator`` runs on, or ``""``."""
-    steps = getattr(estimator, "named_steps", {"model": estimator})
-    for step in steps.values():
-        describe = getattr(step, "compute_path", None)
-        if callable(describe):
-            path = describe()
-            devices = ",".join(path["devices"])
-            return f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']})"
-    return ""
+    """``"; compute: ..."``: what the model step of ``estimator`` runs on, or ``""``."""
+    from .model_steps import model_steps
+
+    steps = model_steps(estimator)
+    if not steps:
+        return ""
+    path = steps[-1].compute_path()  # the fitted copy, where a wrapper holds two
+    devices = ",".join(path["devices"])
+    layers = ""
+    if path.get("layers", "last") != "last":
+        run = path.get("decoder_layers", "all")
+        layers = f", hidden states {','.join(map(str, path['layers']))} pooled" + (
+            "" if run == "all" else f", {run} decoder layers run"
+        )
+    return f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']}){layers}"
+
+
+def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
+    """Apply ``--devices``, ``--quantization``, ``--dtype``, ``--backend`` and
+    ``--batch-size`` to every model step of a loaded pipeline (whatever wraps
+    it); the options not given keep what the pipeline was fitted with."""
+    from .finetune import GemmaPreferenceClassifier
+    from .model_steps import model_steps
+
+    params: dict[str, Any] = {}
+    if args.devices is not None:
+        params["devices"] = _devices(args.devices)
+    if args.quantization is not None:
+        params["quantization"] = None if args.quantization == "none" else args.quantization
+    if args.dtype is not None:
+        params["torch_dtype"] = args.dtype
+    if args.backend is not None:
+        params["backend"] = args.backend
+    if not params and args.batch_size is None:
+        return
+    steps = model_steps(estimator)
+    if not steps:
+        raise CLIError(
+            f"the pipeline ({type(estimator).__name__}) holds no GemmaEmbedder or "
+            "GemmaPreferenceClassifier: --devices, --quantization, --dtype, --backend "
+            "and --batch-size do not apply to it"
+        )
+    for step in steps:
+        own = dict(params)
+        if args.batch_size is not None:
+            # the fine-tuned classifier's prediction batches have their own parameter
+            name = (
+                "predict_batch_size"
+                if isinstance(step, GemmaPreferenceClassifier)
+                else "batch_size"
+            )
+            own[name] = args.batch_size
+        step.set_params(**own)
 
 
 def _summary(name: str, rows: int, seconds: float, extra: str = "", estimator: Any = None) -> None:
@@ -167,7 +376,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from gemma_pref.evaluation import preference_scores
 
     out = _check_output(args.output, args.overwrite)
-    df, source = _read_rows(args.train, labels=True, what="training")
+    df, source = _read_rows(args.train, labels=True, what="training", fmt=args.format)
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     _out(f"fit: {len(df)} rows from {source}")
@@ -175,12 +384,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     pipe.fit(df, y)
     seconds = time.perf_counter() - start
     gp.save(pipe, out)  # atomic; records the library versions
-    train = preference_scores(y, pipe.predict_proba(df))
+    proba = pipe.predict_proba(df)
+    train = preference_scores(y, proba, _classes(pipe, proba))
     _summary(
         "fit",
         len(df),
         seconds,
-        f"; training-set log loss {train['log_loss']:.4f} (optimistic); saved {out}",
+        f"; training-set log loss {train['log_loss']:.4f}, accuracy {train['accuracy']:.3f} "
+        f"(optimistic); saved {out}",
         pipe,
     )
     return 0
@@ -198,16 +409,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _predict_on_ray(args, pipeline_path)
     out = _check_output(args.output or "submission.csv", args.overwrite)
-    df, source = _read_rows(args.test, labels=False, what="test")
+    df, source = _read_rows(args.test, labels=False, what="test", fmt=args.format)
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
+    _override_model_params(args, pipe)
+    classes = _classes(pipe, None)
+    plan = _plan_submission(args, df, classes)  # before the long part
     _out(f"predict: {len(df)} rows from {source}")
     start = time.perf_counter()
     proba = pipe.predict_proba(df)
     seconds = time.perf_counter() - start
-    gp.write_submission(df["id"], proba, out)
-    extra = f"; wrote {out}"
-    if all(c in df.columns for c in WINNER_COLUMNS):
-        s = preference_scores(gp.labels_from_winner(df), proba)
+    classes = _classes(pipe, proba)
+    extra = f"; wrote {_write_submission(plan, proba, classes, out)}"
+    if _has_labels(df):
+        s = preference_scores(gp.labels_from_winner(df), proba, classes)
         extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
     _summary("predict", len(df), seconds, extra, pipe)
     return 0
@@ -227,7 +441,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
             for suffix in (".reliability.png", ".confusion.png")
         ]
     )
-    df, source = _read_rows(args.train, labels=True, what="training")
+    df, source = _read_rows(args.train, labels=True, what="training", fmt=args.format)
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     grouped = not args.no_group
@@ -262,7 +476,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
     if plots:
         from .plots import save_cv_plots
 
-        title = f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}"
+        title = (
+            f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}, "
+            f"accuracy {report['oof']['accuracy']:.3f}"
+        )
         save_cv_plots(y, result.oof, stem, title=title)
         _out(f"wrote {plots[0]} and {plots[1]}")
     _out(
@@ -270,6 +487,11 @@ def cmd_cv(args: argparse.Namespace) -> int:
         f"accuracy {report['accuracy']:.3f} (class prior: log loss "
         f"{report['class_prior_log_loss']:.4f})"
     )
+    if len(result.classes) == 2:
+        _out(
+            "two classes (model_a, model_b; no tie): the WSDM Cup 2025 scores accuracy "
+            f"(class prior: accuracy {report['class_prior_accuracy']:.3f})"
+        )
     _summary("cv", len(df), result.seconds, f"; wrote {out}", pipe)
     return 0
 
@@ -277,20 +499,19 @@ def cmd_cv(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_formatter
 
-    if args.recipe == "finetune":
-        raise CLIError("embed writes embeddings: use --recipe pairwise or seed")
+    if args.recipe in ("finetune", "structure"):
+        raise CLIError("embed writes embeddings: use --recipe pairwise, embedding or seed")
     formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
     if args.engine == "ray":
         return _embed_on_ray(args, formatter)
     out = _check_output(args.output or "embeddings.npy", args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
-    df, source = _read_rows(args.input, labels=False, what="input")
+    df, source = _read_rows(args.input, labels=False, what="input", fmt=args.format)
     texts = formatter.fit_transform(df)
-    embedder = gp.GemmaEmbedder(_model(args), **_model_params(args))
+    embedder = _embedder(args)
     _out(f"embed: {len(df)} rows from {source}")
     start = time.perf_counter()
     X = embedder.fit_transform(texts)
@@ -352,11 +573,10 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
 
 
 def _embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
-    import gemma_pref as gp
     from gemma_pref import distributed
 
     out = _ray_output(args.output or "embeddings", args.overwrite)
-    embedder = gp.GemmaEmbedder(_model(args), **_model_params(args))
+    embedder = _embedder(args)
     return _on_ray(
         args,
         "embed",
@@ -377,6 +597,7 @@ def _predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
 
     out = _ray_output(args.output or "predictions", args.overwrite)
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
+    _override_model_params(args, pipe)  # each actor then maps devices onto its own GPUs
     return _on_ray(
         args,
         "predict",
@@ -434,9 +655,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-length",
         type=int,
-        default=1024,
+        default=None,
         metavar="N",
-        help="tokens kept per row (default: 1024)",
+        help="tokens kept per text (default: 256 for the pairwise and embedding "
+        "recipes, 1024 for seed and finetune)",
     )
     g.add_argument(
         "--batch-size",
@@ -478,12 +700,26 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "else PyTorch (default: auto)",
     )
     g.add_argument(
+        "--layer",
+        type=parse_layer,
+        default=None,
+        metavar="L",
+        help="hidden state to pool: -1 the last, 0 the embedding output, i the "
+        "output of decoder layer i (Gemma 3 270M has 18), negative from the end, "
+        "0.5 the middle of any model; 8-12 (both included), 8,9,10 or 0.45,0.55 averages "
+        "those; only the decoder layers up to the deepest one run (embedding "
+        "recipes only; default: the recipe's)",
+    )
+    g.add_argument(
         "--recipe",
         choices=list(RECIPES),
         default="pairwise",
-        help="pairwise: one text per answer, classify the embeddings' "
-        "difference; seed: one text per row, as the reference notebook; "
-        "finetune: fine-tune the model with LoRA and a 3-class head "
+        help="pairwise: blend the answers' structure and the difference of their "
+        "embeddings (one text per answer), C and weight chosen by cross-validation; "
+        "embedding: the embeddings' difference alone; structure: the structure "
+        "alone, no model; seed: one text per row and CatBoost, as the reference "
+        "notebook; finetune: fine-tune the model with LoRA and a head of one output "
+        "per class "
         "(default: pairwise)",
     )
     g.add_argument(
@@ -501,6 +737,42 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-cache", action="store_true", help="do not use the on-disk cache")
 
 
+def _add_predict_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "model (applied to the loaded pipeline's model step; default: as fitted)"
+    )
+    g.add_argument(
+        "--devices",
+        default=None,
+        help="'auto', 'cpu', 'cuda:0' or a comma list 'cuda:0,cuda:1' (one replica each)",
+    )
+    g.add_argument(
+        "--quantization",
+        choices=["4bit", "8bit", "none"],
+        default=None,
+        help="bitsandbytes quantization of the base (4bit is NF4; none: full weights)",
+    )
+    g.add_argument(
+        "--dtype",
+        default=None,
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights/compute dtype",
+    )
+    g.add_argument(
+        "--backend",
+        default=None,
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the forward passes",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="texts per forward pass",
+    )
+
+
 def _add_classifier_args(p: argparse.ArgumentParser) -> None:
     from .pipeline import CLASSIFIER_KINDS
 
@@ -509,8 +781,8 @@ def _add_classifier_args(p: argparse.ArgumentParser) -> None:
         "--classifier",
         choices=list(CLASSIFIER_KINDS),
         default="auto",
-        help="classifier on the embeddings; auto: the recipe's "
-        "(pairwise: logreg, seed: catboost) (default: auto)",
+        help="classifier on the embeddings (--recipe embedding or seed); auto: the "
+        "recipe's (embedding: logreg, seed: catboost) (default: auto)",
     )
     g.add_argument(
         "--iterations",
@@ -549,22 +821,42 @@ def _add_classifier_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+_FILE_HELP = ".csv, .parquet or .jsonl/.json in any format read_preferences reads"
+
+
+def _add_format_arg(p: argparse.ArgumentParser) -> None:
+    from .readers import PREFERENCE_FORMATS
+
+    p.add_argument(
+        "--format",
+        choices=["auto", *PREFERENCE_FORMATS],
+        default="auto",
+        help="format of the data file: lmsys (Kaggle LMSYS CSV), wsdm (WSDM Cup 2025 "
+        "Parquet), lmarena (conversation_a/conversation_b messages), chosen_rejected "
+        "(reward-model pairs); auto: detected from the columns (default: auto)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="gemma-pref",
-        description="Predict which of two chatbot answers a person prefers "
-        "(Kaggle LMSYS Chatbot Arena format). With no data arguments, the "
-        "bundled 715-row sample is used.",
+        description="Predict which of two chatbot answers a person prefers. Reads "
+        "the Kaggle LMSYS CSV, the WSDM Cup 2025 Parquet, LMArena conversations and "
+        "chosen/rejected pairs; writes the LMSYS or WSDM submission. With no data "
+        "arguments, the bundled 715-row sample is used.",
     )
     parser.add_argument("--version", action="version", version=f"gemma-pref {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("fit", help="train a pipeline on a labelled CSV and save it")
-    p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
+    p = sub.add_parser("fit", help="train a pipeline on labelled rows and save it")
+    p.add_argument(
+        "--train", metavar="FILE", help=f"training rows, {_FILE_HELP} (default: bundled sample)"
+    )
+    _add_format_arg(p)
     p.add_argument(
         "--output",
         "-o",
@@ -583,7 +875,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipeline file from 'fit' (default: %(default)s)",
     )
     p.add_argument(
-        "--test", metavar="CSV", help="Kaggle test.csv (default: bundled sample, labels dropped)"
+        "--test",
+        metavar="FILE",
+        help=f"test rows, {_FILE_HELP} (default: bundled sample, labels dropped)",
+    )
+    _add_format_arg(p)
+    p.add_argument(
+        "--submission-format",
+        choices=["auto", "lmsys", "wsdm"],
+        default="auto",
+        help="lmsys: id,winner_model_a,winner_model_b,winner_tie probabilities; wsdm: "
+        "id,winner (model_a or model_b); auto: the competition of the sample submission "
+        "or of the test file's format, else lmsys for a model with ties and wsdm for a "
+        "two-class model (default: auto)",
+    )
+    p.add_argument(
+        "--sample-submission",
+        metavar="CSV",
+        help="the competition's sample_submission.csv: the submission's rows follow its "
+        "ids and order (default: the test file's)",
     )
     p.add_argument(
         "--output",
@@ -592,11 +902,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the directory 'predictions')",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_predict_model_args(p)
     _add_engine_args(p, "id and the three winner probabilities")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("cv", help="k-fold log loss and accuracy, printed and written as JSON")
-    p.add_argument("--train", metavar="CSV", help="Kaggle train.csv (default: bundled sample)")
+    p.add_argument(
+        "--train", metavar="FILE", help=f"training rows, {_FILE_HELP} (default: bundled sample)"
+    )
+    _add_format_arg(p)
     p.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
     p.add_argument(
         "--no-group",
@@ -618,7 +932,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser("embed", help="embed rows into a .npy matrix")
-    p.add_argument("--input", metavar="CSV", help="arena CSV (default: bundled sample)")
+    p.add_argument(
+        "--input", metavar="FILE", help=f"rows to embed, {_FILE_HELP} (default: bundled sample)"
+    )
+    _add_format_arg(p)
     p.add_argument("--swap", action="store_true", help="exchange response_a and response_b")
     p.add_argument(
         "--output",

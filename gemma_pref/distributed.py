@@ -9,6 +9,10 @@ estimators inside a pool of Ray actors (``Dataset.map_batches`` with
 by default. Each Ray batch goes through the actor's own estimator, so the
 embedder's length sorting and token budgets apply within the batch.
 
+Each actor sees only the GPUs Ray gave it: the devices of every model step
+are mapped onto them (:func:`actor_devices`), so an estimator built for a
+2-GPU machine runs on the actor's one GPU, or on its CPU in a CPU actor.
+
 The estimators travel to the actors as their weight-free pickles; each actor
 loads the checkpoint from ``model_name_or_path`` on its first batch, so the
 checkpoint must exist at that path on every node (shared storage, or the same
@@ -48,6 +52,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "SUCCESS_FILE",
     "CheckpointMissingError",
+    "actor_devices",
     "connect",
     "embed_dataset",
     "predict_dataset",
@@ -106,11 +111,71 @@ def connect(address: str | None = None, **init_kwargs: Any) -> Any:
     return ray
 
 
+def actor_devices(devices: Any, visible_gpus: Sequence[int]) -> Any:
+    """The ``devices`` an estimator runs on inside a Ray actor.
+
+    An actor sees only the GPUs Ray gave it (``CUDA_VISIBLE_DEVICES``): the
+    first is ``cuda:0`` there, whatever its number on the node. So an
+    estimator built for the node (``devices=["cuda:0", "cuda:1"]``, the
+    Kaggle 2xT4 setting, or ``"auto"``) runs on the actor's own GPUs, and on
+    the CPU in an actor without one. An estimator asked to run on the CPU (or
+    another non-CUDA device) keeps that device, once: one replica per actor.
+
+    Parameters
+    ----------
+    devices : "auto", str or list of str
+        The estimator's ``devices`` parameter.
+    visible_gpus : sequence of int
+        The CUDA indices of the actor's GPUs as torch numbers them in the
+        actor (``0 .. n-1`` under Ray's ``CUDA_VISIBLE_DEVICES``).
+
+    Returns
+    -------
+    devices : list of str, or ``devices`` unchanged when it is not a device
+        specification (the estimator then reports it).
+
+    Examples
+    --------
+    >>> actor_devices(["cuda:0", "cuda:1"], [0])
+    ['cuda:0']
+    >>> actor_devices("auto", []), actor_devices(["cpu", "cpu"], [0])
+    (['cpu'], ['cpu'])
+    """
+    entries = [devices] if isinstance(devices, str) else devices
+    if not isinstance(entries, (list, tuple)) or not entries:
+        return devices
+    if not all(isinstance(e, str) for e in entries):
+        return devices
+    if any(e == "auto" or e.split(":")[0] == "cuda" for e in entries):
+        return [f"cuda:{int(i)}" for i in visible_gpus] or ["cpu"]
+    return [entries[0]]
+
+
+def _visible_gpus() -> list[int]:
+    """The actor's GPUs, numbered as torch sees them in the actor."""
+    import ray
+
+    ids = ray.get_gpu_ids()
+    if os.environ.get("RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES", "0") not in ("", "0"):
+        return [int(i) for i in ids]  # Ray left every GPU visible: its own numbers
+    return list(range(len(ids)))
+
+
+def _place(estimator: Any) -> None:
+    """Point every model step of ``estimator`` at what this actor sees."""
+    from .model_steps import model_steps
+
+    visible = _visible_gpus()
+    for step in model_steps(estimator):
+        step.set_params(devices=actor_devices(step.devices, visible))
+
+
 class _Worker:
     """One Ray actor: a weight-free estimator, loaded on its first batch."""
 
     def __init__(self, crash_marker: str | None, blob: bytes, id_column: str) -> None:
         self.estimator = pickle.loads(blob)
+        _place(self.estimator)  # devices resolve against the actor's own GPUs
         self.id_column = id_column
         self.crash_marker = crash_marker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,99 @@ logger = logging.getLogger(__name__)
 _DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 
 
+def _is_index_or_fraction(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, Real):
+        return False
+    return isinstance(v, Integral) or 0.0 < float(v) < 1.0
+
+
+def _check_layer(value: Any) -> None:
+    """The type of ``layer``: an int, a fraction of the depth in (0, 1), or a
+    non-empty range, list or tuple of ints.
+
+    The range of the indices depends on the model; :func:`_layer_plan` checks it.
+    """
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return
+    if isinstance(value, Real) and not isinstance(value, bool):
+        if 0.0 < float(value) < 1.0:
+            return
+        raise InvalidParameterError(
+            "The 'layer' parameter of GemmaEmbedder, given as a float, is a fraction of "
+            f"the model's depth strictly between 0 and 1 (0.5: the middle layer). Got "
+            f"{value!r} instead."
+        )
+    if isinstance(value, (range, list, tuple)):
+        bad = [v for v in value if not _is_index_or_fraction(v)]
+        if len(value) and not bad:
+            return
+        why = (
+            "it is empty" if not len(value) else f"{bad[0]!r} is not an int or a fraction in (0, 1)"
+        )
+    else:
+        why = f"a {type(value).__name__}"
+    raise InvalidParameterError(
+        "The 'layer' parameter of GemmaEmbedder must be an int (an index into the "
+        "model's hidden states, -1 for the last), a float in (0, 1) (that fraction of "
+        "the depth) or a non-empty range, list or tuple of them (those states "
+        f"averaged). Got {value!r} instead ({why})."
+    )
+
+
+def _layer_plan(
+    value: Any, n_layers: int | None, model: str
+) -> tuple[tuple[int, ...] | None, int | None]:
+    """``(layers, decoder_layers)`` for the ``layer`` parameter on a model of
+    ``n_layers`` decoder layers.
+
+    ``layers``: the sorted non-negative indices into ``hidden_states`` to
+    average, or ``None`` for the last hidden state alone (as ``layer=-1``,
+    so that the vectors and cache keys are those of the default).
+    ``decoder_layers``: how many decoder layers run (at least one), ``None``
+    for all of them.
+    """
+    indices = list(value) if isinstance(value, (range, list, tuple)) else [value]
+    if indices == [-1]:
+        return None, None
+    fractions = any(not isinstance(i, Integral) for i in indices)
+    if n_layers is None:
+        raise InvalidParameterError(
+            f"The 'layer' parameter of GemmaEmbedder selects a hidden state by index "
+            f"(got {value!r}), but the configuration of {model} has no "
+            "num_hidden_layers; use layer=-1."
+        )
+    if fractions:  # that share of the depth, at least the first layer's output
+        indices = [
+            i if isinstance(i, Integral) else max(1, min(n_layers, round(float(i) * n_layers)))
+            for i in indices
+        ]
+        # fractions of a shallow model may round to one state: each counts once
+        indices = list(dict.fromkeys(indices))
+    low, high = -(n_layers + 1), n_layers
+    bad = [int(i) for i in indices if not low <= i <= high]
+    if bad:
+        raise InvalidParameterError(
+            f"The 'layer' parameter of GemmaEmbedder must be an index in [{low}, {high}] "
+            f"for {model}, which has {n_layers} decoder layers (0: the embedding output, "
+            f"i: the output of decoder layer i, {n_layers} or -1: the last layer after "
+            "the final norm), or a non-empty range, list or tuple of such indices. Got "
+            f"{value!r} instead ({bad[0]} is out of range)."
+        )
+    resolved = [int(i) % (n_layers + 1) for i in indices]
+    if len(set(resolved)) != len(resolved):
+        twice = next(i for i in resolved if resolved.count(i) > 1)
+        raise InvalidParameterError(
+            f"The 'layer' parameter of GemmaEmbedder names hidden state {twice} twice "
+            f"(got {value!r}; negative indices count back from -1, hidden state "
+            f"{n_layers}); give each state once."
+        )
+    layers = tuple(sorted(resolved))
+    if layers == (n_layers,):
+        return None, None
+    run = max(1, layers[-1])
+    return layers, (None if run >= n_layers else run)
+
+
 def _check_torch_dtype(value: Any) -> None:
     # sklearn's constraint language has no "instance of a lazily imported type"
     is_dtype = type(value).__module__ == "torch" and type(value).__name__ == "dtype"
@@ -48,14 +141,15 @@ class GemmaEmbedder(
     TransformerMixin,
     BaseEstimator,
 ):
-    """Embed texts with the last hidden state of a local Hugging Face checkpoint.
+    """Embed texts with a hidden state of a local Hugging Face checkpoint.
 
     A frozen encoder, stateless in the scikit-learn sense: ``fit`` only
     validates. ``transform`` loads the model on first use (never in
     ``__init__``, never by download), tokenizes, sorts rows by length, runs
-    dynamically padded batches on one replica per device and pools the last
-    hidden state over real tokens only. The output is a float32 array of shape
-    ``(n_texts, hidden_size)`` in input order.
+    dynamically padded batches on one replica per device and pools a hidden
+    state (the last, unless ``layer`` says otherwise) over real tokens only.
+    The output is a float32 array of shape ``(n_texts, hidden_size)`` in
+    input order.
 
     Parameters
     ----------
@@ -102,6 +196,32 @@ default="auto"
         installed, else PyTorch. :meth:`compute_path` tells the choice without
         loading anything; it is logged once at INFO when the model loads, and
         the embedding cache keeps the backends' vectors apart.
+    layer : int, float, range, list or tuple of int or float, default=-1
+        Which hidden state is pooled, as an index into transformers'
+        ``hidden_states`` (``output_hidden_states=True``) of a model of ``n``
+        decoder layers: ``0`` is the embedding output (the input of the first
+        decoder layer), ``i`` the output of decoder layer ``i`` as it enters
+        the next one (no norm applied), ``n`` the last layer's output after
+        the model's final norm, which is ``last_hidden_state``. Negative
+        indices count from the end as in Python: ``-1`` (the default) is
+        ``n``, ``-2`` the output of layer ``n - 1``. A range, list or tuple
+        (``range(8, 13)``) pools each of those states and averages the
+        vectors. A float in (0, 1) is that fraction of the depth, rounded:
+        ``0.5`` is the middle layer of any model (9 of Gemma 3 270M's 18, 21
+        of Gemma-2-9b's 42); a tuple of them averages those states
+        (``(0.45, 0.5, 0.55, 0.6, 0.65)``, the default of the pairwise
+        recipe, is states 8 to 12 of Gemma 3 270M and 19 to 27 of
+        Gemma-2-9b; fractions that round to the same state count once).
+        Only the decoder layers up to the deepest one chosen are loaded and
+        run: the model is built with that many layers (its other
+        weights are never read) and, below the last, without the final norm,
+        so a middle layer costs about the share of the layers it needs (see
+        the performance page of the docs). Checked against the model's
+        configuration in ``fit`` and ``transform``; ``-1`` and ``n`` give
+        the same vectors and share cache entries, as do two ways of writing
+        the same indices. Gemma 3 270M, the default model, has 18 layers.
+        :func:`~gemma_pref.persistence.save_safe` writes a list or a tuple,
+        not a range.
     pooling : {"mean", "last"}, default="mean"
         ``"mean"``: average of the real tokens' states (padding never counts).
         ``"last"``: state of the last real token.
@@ -125,7 +245,7 @@ default="auto"
         verbose.
     model_kwargs : dict or None, default=None
         Extra keyword arguments for ``AutoModel.from_pretrained`` (e.g.
-        ``{"attn_implementation": "sdpa"}``).
+        ``{"attn_implementation": "eager"}``; Gemma-2 has no "sdpa" path).
     tokenizer_kwargs : dict or None, default=None
         Extra keyword arguments for ``AutoTokenizer.from_pretrained``.
 
@@ -165,6 +285,13 @@ default="auto"
     ((2, 64), dtype('float32'))
     >>> emb.get_feature_names_out()[:2]
     array(['gemmaembedder0', 'gemmaembedder1'], dtype=object)
+
+    A middle layer runs only the decoder layers it needs (the tiny model has
+    two; layer 1 runs one):
+
+    >>> mid = GemmaEmbedder(path, max_length=64, torch_dtype="float32", layer=1)
+    >>> mid.fit_transform(["Hello there"]).shape, mid.compute_path()["decoder_layers"]
+    ((1, 64), 1)
     """
 
     _parameter_constraints: dict = {
@@ -175,6 +302,7 @@ default="auto"
         "devices": [str, list, tuple],
         "quantization": [StrOptions({"4bit", "8bit"}), None],
         "torch_dtype": "no_validation",  # see _check_torch_dtype
+        "layer": "no_validation",  # see _check_layer and _layer_plan
         "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
         "pooling": [StrOptions(set(POOLING_MODES))],
         "padding": [StrOptions({"longest", "max_length"})],
@@ -196,6 +324,7 @@ default="auto"
         quantization: str | None = None,
         torch_dtype: Any = "auto",
         backend: str = "auto",
+        layer: int | range | list[int] | tuple[int, ...] = -1,
         pooling: str = "mean",
         padding: str = "longest",
         cache_dir: str | os.PathLike[str] | None = None,
@@ -212,6 +341,7 @@ default="auto"
         self.quantization = quantization
         self.torch_dtype = torch_dtype
         self.backend = backend
+        self.layer = layer
         self.pooling = pooling
         self.padding = padding
         self.cache_dir = cache_dir
@@ -220,11 +350,17 @@ default="auto"
         self.model_kwargs = model_kwargs
         self.tokenizer_kwargs = tokenizer_kwargs
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # pickles of versions without the parameter pooled the last layer
+        state.setdefault("layer", -1)
+        super().__setstate__(state)
+
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> list[str]:
         """Validate the parameters; return the resolved device list."""
         self._validate_params()
         _check_torch_dtype(self.torch_dtype)
+        _check_layer(self.layer)
         if self.cache_dir is not None:
             check_cache_dir(self.cache_dir)
         from .devices import resolve_devices
@@ -262,6 +398,7 @@ default="auto"
             if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
                 self.feature_names_in_ = np.asarray(names, dtype=object)
         self._model_dir()
+        self._layer_plan()
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -296,7 +433,7 @@ default="auto"
 
     def _embed_texts(self, texts: list[str], devices: list[str]) -> np.ndarray:
         backend, dtype, _ = _loading.resolve_backend(
-            self.backend, devices, self.torch_dtype, self.quantization
+            self.backend, devices, self.torch_dtype, self.quantization, self._model_type(devices)
         )
         cache = EmbeddingCache.for_model(
             self._model_dir(),
@@ -328,18 +465,49 @@ default="auto"
     def _head(self) -> Any:
         from ._engine import pooling_head
 
-        return pooling_head(self.pooling)
+        return pooling_head(self.pooling, self._layer_plan()[0])
 
     def _runtime(self, devices: list[str], progress: bool = False) -> Any:
-        return self._load_runtime(devices, label="GemmaEmbedder", progress=progress)
+        run = self._layer_plan()[1]
+        if run is None:
+            return self._load_runtime(devices, label="GemmaEmbedder", progress=progress)
+        # only the decoder layers up to the deepest one pooled are loaded and run
+        return self._load_runtime(
+            devices,
+            label="GemmaEmbedder",
+            progress=progress,
+            extra_key=(("decoder_layers", run),),
+            num_layers=run,
+        )
+
+    def _layer_plan(self) -> tuple[tuple[int, ...] | None, int | None]:
+        """``(layers, decoder_layers)``: the hidden states pooled (``None``: the
+        last) and how many decoder layers run (``None``: all); validates ``layer``."""
+        _check_layer(self.layer)
+        if isinstance(self.layer, Integral) and self.layer == -1:
+            return None, None  # the default reads no configuration
+        return _layer_plan(self.layer, self._num_hidden_layers, repr(str(self._model_dir())))
+
+    @property
+    def _num_hidden_layers(self) -> int | None:
+        model_dir = self._model_dir()
+        cached = getattr(self, "_lazy_layers", None)
+        if cached is None or cached[0] != str(model_dir):
+            config = _loading.load_config(model_dir)
+            cached = (str(model_dir), _loading.num_hidden_layers_of(config))
+            self._lazy_layers = cached
+        return cached[1]
 
     def _vector_settings(self, dtype: Any, backend: str) -> dict[str, Any]:
         """Every setting that changes the vectors (for the cache key)."""
         # "torch" adds nothing, so that caches written before the backend
-        # parameter existed stay valid
+        # parameter existed stay valid; nor does the last layer, for "layer"
         backend_key = {} if backend == "torch" else {"backend": backend}
+        layers = self._layer_plan()[0]
+        layer_key = {} if layers is None else {"layers": list(layers)}
         return {
             **backend_key,
+            **layer_key,
             "dtype": _loading.dtype_name(dtype),
             "pooling": self.pooling,
             "max_length": int(self.max_length),
@@ -347,6 +515,28 @@ default="auto"
             "model_kwargs": self.model_kwargs,
             "tokenizer_kwargs": self.tokenizer_kwargs,
         }
+
+    def compute_path(self) -> dict[str, Any]:
+        """What the forward passes run on, resolved from the parameters and
+        this machine, without loading the model.
+
+        Returns
+        -------
+        path : dict
+            ``backend`` (``"torch"`` or ``"onnxruntime"``), ``dtype`` (the
+            compute dtype's name), ``devices`` (the resolved list),
+            ``reason`` (why ``backend="auto"`` chose so, or ``"asked for"``),
+            ``layers`` (the indices into the hidden states that are pooled
+            and averaged, sorted and non-negative, or ``"last"`` for the last
+            hidden state) and ``decoder_layers`` (how many decoder layers
+            run, or ``"all"``). ``layer=-1`` reads nothing of the model;
+            other values read its configuration.
+        """
+        path = super().compute_path()
+        layers, run = self._layer_plan()
+        path["layers"] = "last" if layers is None else list(layers)
+        path["decoder_layers"] = "all" if run is None else run
+        return path
 
     @property
     def _hidden_size(self) -> int:

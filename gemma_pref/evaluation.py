@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "COMPETITION_METRIC",
     "CVReport",
     "FoldResult",
     "cross_validate_preference",
@@ -28,34 +29,79 @@ __all__ = [
 ]
 
 
-def preference_scores(y: Any, proba: Any) -> dict[str, float]:
-    """Log loss and accuracy of 3-class probabilities.
+def preference_scores(y: Any, proba: Any, classes: Any = None) -> dict[str, float]:
+    """Log loss and accuracy of class probabilities (three classes or two).
 
     Parameters
     ----------
     y : array-like of shape (n_rows,)
         Labels 0 (model_a wins), 1 (model_b wins), 2 (tie).
-    proba : array-like of shape (n_rows, 3)
-        Probabilities in that column order.
+    proba : array-like of shape (n_rows, n_classes)
+        Probabilities, one column per class of ``classes``.
+    classes : array-like of shape (n_classes,) or None, default=None
+        The label of each column (a fitted model's ``classes_``). ``None``:
+        ``[0, 1, 2]`` for three columns, ``[0, 1]`` for two (a two-class task
+        such as the WSDM Cup's, scored by accuracy).
 
     Returns
     -------
     scores : dict
         ``log_loss`` and ``accuracy``.
 
+    Raises
+    ------
+    ValueError
+        When ``proba`` has another number of columns than ``classes``, or a
+        label of ``y`` is not among ``classes``.
+
     Examples
     --------
     >>> s = preference_scores([0, 2], [[0.5, 0.25, 0.25], [0.25, 0.25, 0.5]])
     >>> round(s["log_loss"], 4), s["accuracy"]
     (0.6931, 1.0)
+    >>> preference_scores([0, 1], [[0.8, 0.2], [0.4, 0.6]])["accuracy"]
+    1.0
     """
     from sklearn.metrics import accuracy_score, log_loss
 
     proba = np.asarray(proba, dtype=np.float64)
+    labels = _classes(proba, classes)
+    y = np.asarray(y)
+    unknown = sorted(set(np.unique(y).tolist()) - set(labels.tolist()))
+    if unknown:
+        raise ValueError(
+            f"y holds the label(s) {unknown} but the probabilities are for the classes "
+            f"{labels.tolist()} only (0: model_a, 1: model_b, 2: tie)"
+        )
     return {
-        "log_loss": float(log_loss(y, proba, labels=[0, 1, 2])),
-        "accuracy": float(accuracy_score(y, np.argmax(proba, axis=1))),
+        "log_loss": float(log_loss(y, proba, labels=labels)),
+        "accuracy": float(accuracy_score(y, labels[np.argmax(proba, axis=1)])),
     }
+
+
+def _classes(proba: np.ndarray, classes: Any) -> np.ndarray:
+    if proba.ndim != 2:
+        raise ValueError(f"proba must be 2-D (n_rows, n_classes); got shape {proba.shape}")
+    if classes is None:
+        if proba.shape[1] not in (2, 3):
+            raise ValueError(
+                "proba must have 3 columns (model_a, model_b, tie) or 2 (model_a, "
+                f"model_b); got shape {proba.shape}"
+            )
+        return np.arange(proba.shape[1])
+    labels = np.asarray(classes, dtype=np.int64)
+    if labels.shape != (proba.shape[1],):
+        raise ValueError(
+            f"proba has {proba.shape[1]} columns but classes names {labels.size}: {labels.tolist()}"
+        )
+    return labels
+
+
+#: What each competition scores: the metric ``gemma-pref cv`` names.
+COMPETITION_METRIC: dict[int, str] = {
+    3: "log loss (Kaggle LMSYS - Chatbot Arena, three classes)",
+    2: "accuracy (WSDM Cup 2025 - Multilingual Chatbot Arena, two classes)",
+}
 
 
 @dataclass
@@ -78,14 +124,17 @@ class CVReport:
     Attributes
     ----------
     folds : list of FoldResult
-    oof : ndarray of shape (n_rows, 3)
+    oof : ndarray of shape (n_rows, n_classes)
         Out-of-fold probabilities: each row predicted by the model that did
-        not see it.
+        not see it, one column per class of ``classes``.
     y : ndarray of shape (n_rows,)
     grouped : bool
         Whether the folds were grouped by prompt.
     seconds : float
         Wall time of the whole loop.
+    classes : ndarray of shape (n_classes,)
+        The labels of the columns of ``oof``: those of ``y``, ``[0, 1, 2]``
+        or, for a two-class task, ``[0, 1]``.
     """
 
     folds: list[FoldResult]
@@ -93,6 +142,7 @@ class CVReport:
     y: np.ndarray
     grouped: bool
     seconds: float
+    classes: np.ndarray = field(default_factory=lambda: np.arange(3))
 
     def _values(self, name: str) -> np.ndarray:
         return np.array([getattr(f, name) for f in self.folds], dtype=np.float64)
@@ -115,13 +165,23 @@ class CVReport:
     @property
     def oof_scores(self) -> dict[str, float]:
         """Scores of the pooled out-of-fold probabilities."""
-        return preference_scores(self.y, self.oof)
+        return preference_scores(self.y, self.oof, self.classes)
 
     @property
     def class_prior_log_loss(self) -> float:
         """Log loss of always predicting the class frequencies of ``y``."""
         prior = np.bincount(self.y, minlength=3) / len(self.y)
         return float(-np.log(prior[self.y]).mean())
+
+    @property
+    def class_prior_accuracy(self) -> float:
+        """Accuracy of always predicting the most frequent class of ``y``."""
+        return float(np.bincount(self.y, minlength=3).max() / len(self.y))
+
+    @property
+    def competition_metric(self) -> str:
+        """The metric of the competition with as many classes (see :data:`COMPETITION_METRIC`)."""
+        return COMPETITION_METRIC.get(len(self.classes), "log loss")
 
     def to_dict(self, ddof: int = 0) -> dict[str, Any]:
         """A JSON-able summary (without the out-of-fold probabilities)."""
@@ -136,6 +196,9 @@ class CVReport:
             "std_ddof": ddof,
             "oof": self.oof_scores,
             "class_prior_log_loss": self.class_prior_log_loss,
+            "class_prior_accuracy": self.class_prior_accuracy,
+            "classes": self.classes.tolist(),
+            "competition_metric": self.competition_metric,
             "per_fold": [
                 {
                     "fold": f.fold,
@@ -203,7 +266,8 @@ def cross_validate_preference(
     X : pandas.DataFrame
         Arena rows.
     y : array-like of shape (n_rows,)
-        Labels 0 (model_a wins), 1 (model_b wins), 2 (tie).
+        Labels 0 (model_a wins), 1 (model_b wins), 2 (tie); a two-class task
+        has only 0 and 1, and then the out-of-fold probabilities two columns.
     folds : int, default=5
     grouped : bool, default=True
         Keep each prompt within one fold (:class:`~gemma_pref.PromptGroupKFold`).
@@ -240,7 +304,8 @@ def cross_validate_preference(
     y = check_labels(y)
     if splits is None:
         splits = cv_splits(X, y, folds=folds, grouped=grouped, random_state=random_state)
-    oof = np.zeros((len(y), 3))
+    classes = np.unique(y)
+    oof = np.zeros((len(y), len(classes)))
     results: list[FoldResult] = []
     start = time.perf_counter()
     for k, (train, test) in enumerate(
@@ -256,11 +321,13 @@ def cross_validate_preference(
             t2 = time.perf_counter()
         for w in caught:  # recorded, and shown as they would have been
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        oof[test] = proba
+        # columns follow the fold model's classes_, which may lack a class
+        fold_classes = np.asarray(getattr(model, "classes_", classes[: proba.shape[1]]))
+        oof[np.ix_(test, np.searchsorted(classes, fold_classes))] = proba
         result = FoldResult(
             fold=k,
             rows=int(len(test)),
-            **preference_scores(y[test], proba),
+            **preference_scores(y[test], oof[test], classes),
             fit_s=t1 - t0,
             predict_s=t2 - t1,
             warnings=sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught}),
@@ -274,4 +341,5 @@ def cross_validate_preference(
         y=y,
         grouped=grouped,
         seconds=time.perf_counter() - start,
+        classes=classes,
     )

@@ -3,8 +3,10 @@
 
 Cheap signals such as "the longer, better formatted answer wins" carry much of
 what is learnable from a few thousand arena rows. :class:`ArenaStructureFeatures`
-turns raw arena rows into a float matrix of such counts for each answer, their
-differences and ratios, ready to join the embeddings in a ``FeatureUnion``.
+turns raw arena rows into a float matrix of log-scaled counts for each answer,
+their differences (log ratios) and absolute differences, the prompt's length
+and turns, and whether the two answers are identical: features that swap
+exactly when the answers swap (:meth:`ArenaStructureFeatures.swap_map`).
 This module never imports torch.
 """
 
@@ -21,10 +23,14 @@ from sklearn.utils._param_validation import StrOptions
 from ._base import ArenaRowsTransformerMixin, VersionedPickleMixin
 from .schema import ARENA_COLUMNS, check_arena_frame, parse_turns
 
-__all__ = ["RESPONSE_FEATURES", "ArenaStructureFeatures"]
+__all__ = ["PROMPT_FEATURES", "RESPONSE_FEATURES", "ArenaStructureFeatures"]
 
 _M = re.MULTILINE
-_WORD = re.compile(r"\S+")
+# a word: one CJK ideograph or kana (Chinese and Japanese are written without
+# spaces), or a run of other characters between spaces and CJK punctuation
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_CJK_PUNCT = "\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f"
+_WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}{_CJK_PUNCT}]+")
 _LINE = re.compile(r"^[ \t]*\S", _M)
 _BULLET = re.compile(r"^[ \t]*[-*+\u2022][ \t]+\S", _M)
 _NUMBERED = re.compile(r"^[ \t]*\d{1,3}[.)][ \t]+\S", _M)
@@ -48,7 +54,7 @@ def _count(pattern: re.Pattern[str]) -> Callable[[str], int]:
 #: Per-answer features, in output order, with what each counts.
 RESPONSE_FEATURES: dict[str, str] = {
     "chars": "characters",
-    "words": "whitespace-separated words",
+    "words": "words: runs of non-space characters, each CJK ideograph or kana one word",
     "lines": "non-blank lines",
     "bullet_items": "lines starting with -, *, + or a bullet",
     "numbered_items": "lines starting with 1. or 1)",
@@ -78,25 +84,48 @@ _COUNTERS: dict[str, Callable[[str], int]] = {
 }
 
 
-def _response_features(turns: list[str]) -> list[float]:
-    """Features of one answer: counts summed over its turns."""
+def _response_counts(turns: list[str]) -> list[float]:
+    """Raw counts of one answer, summed over its turns, and its emptiness."""
     values = [float(sum(_COUNTERS[name](t) for t in turns)) for name in _COUNTERS]
     values.append(float(not any(t.strip() for t in turns)))
     return values
 
 
+#: Columns that do not depend on the order of the answers.
+PROMPT_FEATURES: dict[str, str] = {
+    "prompt_turns": "turns of the prompt",
+    "prompt_chars": "log(1 + characters of the prompt)",
+    "prompt_words": "log(1 + words of the prompt)",
+    "identical": "1 when both answers are the same text, else 0",
+}
+
+#: The column groups of each answer feature ``f``, and how swapping A and B maps them.
+_GROUPS: tuple[tuple[str, str], ...] = (
+    ("response_a", "log(1 + count) of answer A"),
+    ("response_b", "log(1 + count) of answer B"),
+    ("diff", "response_a - response_b: the log ratio (1 + A) / (1 + B)"),
+    ("absdiff", "|diff|: how different the answers are, whichever is larger"),
+    ("gap", "sign(A - B) * log(1 + |A - B|): the difference of the counts themselves"),
+)
+
+
 class ArenaStructureFeatures(
     ArenaRowsTransformerMixin, VersionedPickleMixin, TransformerMixin, BaseEstimator
 ):
-    """Structure features of both answers of arena rows, and how they differ.
+    """Log-scaled structure features of both answers of arena rows, and how they differ.
 
     Stateless transformer from the raw arena DataFrame (columns ``prompt``,
-    ``response_a``, ``response_b``, each cell a JSON list of turns) to a
-    float64 matrix. For each answer it counts the :data:`RESPONSE_FEATURES`
-    (characters, words, lines, list items, code blocks, headers, bold spans,
-    links, table rows, refusal phrases, emptiness), then adds for each of them
-    the difference A - B and the ratio A / (A + B). It joins the embeddings
-    with ``FeatureUnion`` or ``ColumnTransformer``.
+    ``response_a``, ``response_b``: JSON lists of turns) to a float64 matrix.
+    For each answer it counts the :data:`RESPONSE_FEATURES` (characters,
+    words, lines, list items, code blocks, headers, bold spans, links, table
+    rows, refusal phrases, emptiness) and takes ``log(1 + count)``; then, for
+    each of them, the difference A - B of the logs (the log ratio, which
+    swapping the answers negates) and its absolute value (how different the
+    answers are, which swapping keeps: the evidence for a tie). The prompt's
+    turns and log length, an identical-answers flag and the signed log of the
+    difference of the counts themselves (``gap``) complete it. Counts of
+    arena answers span four orders of magnitude; on the log scale a linear
+    model weighs "twice as long" alike for short and long answers.
 
     Parameters
     ----------
@@ -107,25 +136,28 @@ class ArenaStructureFeatures(
 
     See Also
     --------
+    PreferenceBlendClassifier : Classifies these features symmetrically, alone
+        or blended with the answers' embeddings.
     ArenaTextFormatter : The text of the same rows, for the embedder.
     SwapABClassifier : A/B swap augmentation; these features swap with it.
 
     Notes
     -----
-    Columns, in order (see :meth:`get_feature_names_out`): ``n_turns`` (turns
-    of the prompt), ``prompt_chars``, ``prompt_words``; then
-    ``response_a_<f>`` and ``response_b_<f>`` for each feature ``f``; then
-    ``diff_<f>`` (A - B) and ``ratio_<f>``, A / (A + B) in [0, 1], which is 0.5
-    when both are 0, so never NaN or infinite. Swapping the answers exchanges
-    the ``response_a_*`` and ``response_b_*`` columns, negates ``diff_*`` and
-    maps ``ratio_*`` to ``1 - ratio_*``.
+    Columns, in order (see :meth:`get_feature_names_out`): the
+    :data:`PROMPT_FEATURES` (``prompt_turns``, ``prompt_chars``,
+    ``prompt_words``, ``identical``); then ``response_a_<f>``,
+    ``response_b_<f>``, ``diff_<f>``, ``absdiff_<f>`` and ``gap_<f>`` for each
+    feature ``f``. Swapping the answers exchanges the ``response_a_*`` and
+    ``response_b_*`` columns, negates ``diff_*`` and ``gap_*`` and keeps the others
+    (:meth:`swap_map` gives that map). Every value is finite.
 
     Cells are parsed like :class:`~gemma_pref.ArenaTextFormatter` does
-    (:func:`~gemma_pref.formatting.parse_turns`): a JSON ``null`` turn counts
+    (:func:`~gemma_pref.schema.parse_turns`): a JSON ``null`` turn counts
     as an empty string, a missing cell (``NaN``) as no turns, and a bad cell
     raises :class:`~gemma_pref.exceptions.ArenaFormatError` naming the column
     and the row. The counts are plain regular expressions over markdown-like
-    text; ``refusals`` only knows a few English phrases.
+    text in any script (each CJK ideograph or kana counts as a word);
+    ``refusals`` only knows a few English phrases.
 
     Examples
     --------
@@ -136,11 +168,11 @@ class ArenaStructureFeatures(
     ...                    "response_b": ['["Sorry, I cannot help."]']})
     >>> feats = ArenaStructureFeatures().set_output(transform="pandas")
     >>> out = feats.fit_transform(df)
-    >>> out[["response_a_bullet_items", "response_b_refusals", "diff_words"]]
+    >>> out[["response_a_bullet_items", "response_b_refusals", "diff_words"]].round(3)
        response_a_bullet_items  response_b_refusals  diff_words
-    0                      2.0                  1.0         0.0
+    0                    1.099                0.693         0.0
     >>> out.shape
-    (1, 55)
+    (1, 69)
     """
 
     _parameter_constraints: dict = {
@@ -164,48 +196,69 @@ class ArenaStructureFeatures(
 
         Returns
         -------
-        features : ndarray of shape (n_rows, 3 + 4 * len(RESPONSE_FEATURES)), dtype=float64
+        features : ndarray of shape (n_rows, 4 + 5 * len(RESPONSE_FEATURES)), dtype=float64
             One row per input row, in input order; columns as
             :meth:`get_feature_names_out` names them.
         """
         self._validate_params()
         X = check_arena_frame(X, type(self).__name__)
         columns = [X[c].tolist() for c in ARENA_COLUMNS]
-        n_resp = len(RESPONSE_FEATURES)
-        out = np.empty((len(X), self._n_features_out), dtype=np.float64)
+        n_prompt, n_resp = len(PROMPT_FEATURES), len(RESPONSE_FEATURES)
+        prompt_part = np.empty((len(X), n_prompt), dtype=np.float64)
+        counts = np.empty((2, len(X), n_resp), dtype=np.float64)
         for i, row in enumerate(X.index):
             prompt, resp_a, resp_b = (
                 parse_turns(cells[i], column=name, row=row)
                 for cells, name in zip(columns, ARENA_COLUMNS)
             )
-            n_turns = len(prompt)
+            prompt_part[i, 0] = len(prompt)
+            prompt_part[i, 3] = float(resp_a == resp_b)
             if self.turns == "last":
                 prompt, resp_a, resp_b = (t[-1:] for t in (prompt, resp_a, resp_b))
-            a = _response_features(resp_a)
-            b = _response_features(resp_b)
-            out[i, 0] = n_turns
-            out[i, 1] = sum(len(t) for t in prompt)
-            out[i, 2] = sum(1 for t in prompt for _ in _WORD.finditer(t))
-            out[i, 3 : 3 + n_resp] = a
-            out[i, 3 + n_resp : 3 + 2 * n_resp] = b
-        feats_a = out[:, 3 : 3 + n_resp]
-        feats_b = out[:, 3 + n_resp : 3 + 2 * n_resp]
-        total = feats_a + feats_b
-        out[:, 3 + 2 * n_resp : 3 + 3 * n_resp] = feats_a - feats_b
-        out[:, 3 + 3 * n_resp :] = np.divide(
-            feats_a, total, out=np.full_like(feats_a, 0.5), where=total != 0
-        )
-        return out
+            prompt_part[i, 1] = sum(len(t) for t in prompt)
+            prompt_part[i, 2] = sum(_COUNTERS["words"](t) for t in prompt)
+            counts[0, i] = _response_counts(resp_a)
+            counts[1, i] = _response_counts(resp_b)
+        prompt_part[:, 1:3] = np.log1p(prompt_part[:, 1:3])
+        log_a, log_b = np.log1p(counts[0]), np.log1p(counts[1])
+        diff, raw = log_a - log_b, counts[0] - counts[1]
+        gap = np.sign(raw) * np.log1p(np.abs(raw))
+        return np.hstack([prompt_part, log_a, log_b, diff, np.abs(diff), gap])
+
+    def swap_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """How swapping answers A and B maps the output columns.
+
+        Returns
+        -------
+        index : ndarray of shape (n_features,), dtype=int64
+        sign : ndarray of shape (n_features,), dtype=float64
+            ``transform(swap_ab(X))`` equals ``transform(X)[:, index] * sign``:
+            ``response_a_*`` and ``response_b_*`` exchange, ``diff_*`` and
+            ``gap_*`` change sign, the rest stay.
+
+        Examples
+        --------
+        >>> index, sign = ArenaStructureFeatures().swap_map()
+        >>> names = ArenaStructureFeatures().get_feature_names_out()
+        >>> str(names[index[4]]), str(names[4]), float(sign[4 + 2 * 13])
+        ('response_b_chars', 'response_a_chars', -1.0)
+        """
+        n_prompt, n_resp = len(PROMPT_FEATURES), len(RESPONSE_FEATURES)
+        index = np.arange(self._n_features_out)
+        sign = np.ones(self._n_features_out)
+        a = np.arange(n_prompt, n_prompt + n_resp)
+        index[a], index[a + n_resp] = a + n_resp, a
+        sign[n_prompt + 2 * n_resp : n_prompt + 3 * n_resp] = -1.0  # diff
+        sign[n_prompt + 4 * n_resp :] = -1.0  # gap
+        return index, sign
 
     @property
     def _n_features_out(self) -> int:
         """Number of output columns (not fitted state: a constant of the class)."""
-        return 3 + 4 * len(RESPONSE_FEATURES)
+        return len(PROMPT_FEATURES) + len(_GROUPS) * len(RESPONSE_FEATURES)
 
     def _output_names(self) -> list[str]:
-        # n_turns, prompt_chars, prompt_words, then response_a_<f>,
-        # response_b_<f>, diff_<f> and ratio_<f> for each of RESPONSE_FEATURES
-        names = ["n_turns", "prompt_chars", "prompt_words"]
-        for prefix in ("response_a", "response_b", "diff", "ratio"):
+        names = list(PROMPT_FEATURES)
+        for prefix, _ in _GROUPS:
             names += [f"{prefix}_{f}" for f in RESPONSE_FEATURES]
         return names

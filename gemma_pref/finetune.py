@@ -119,9 +119,11 @@ class GemmaPreferenceClassifier(
     torch_dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
 default="auto"
         Weights (compute, when quantized) dtype. ``"auto"``: bfloat16 on GPUs
-        that have it, float16 on the others (T4: trained with loss scaling),
-        bfloat16 on CPUs with native bf16, else float32. LoRA weights and the
-        head always train in float32; half precision runs under autocast.
+        that have it, float16 on the others (T4), except for architectures
+        that overflow in float16 (Gemma 3: float32 there), bfloat16 on CPUs
+        with native bf16, else float32. Every trainable weight (LoRA and the
+        head) trains in float32 whatever this dtype; half precision runs under
+        autocast, and float16 with loss scaling (``torch.amp.GradScaler``).
     backend : {"auto", "torch", "onnxruntime"}, default="auto"
         What runs the predictions (training is PyTorch's). ``"onnxruntime"``:
         the fine-tuned model (adapter merged) and its head are exported to

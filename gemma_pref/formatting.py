@@ -2,9 +2,11 @@
 """Turn raw Chatbot Arena rows into one text per row.
 
 The Kaggle "LMSYS - Chatbot Arena" files store ``prompt``, ``response_a`` and
-``response_b`` as JSON-encoded lists of strings, one item per conversation turn.
-:class:`ArenaTextFormatter` parses them with a real JSON parser and fills a chat
-template. This module never imports torch.
+``response_b`` as JSON-encoded lists of strings, one item per conversation turn;
+the WSDM Cup 2025 files store them as plain strings, one turn each.
+:class:`ArenaTextFormatter` parses them (a real JSON parser for the lists, see
+:func:`~gemma_pref.schema.parse_turns`) and fills a chat template. This module
+never imports torch.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class ArenaTextFormatter(
     Stateless transformer: ``fit`` only validates the parameters, and
     ``transform`` maps a DataFrame with the columns ``prompt``, ``response_a``
     and ``response_b`` (each cell a JSON-encoded list of strings, one per
-    conversation turn) to texts of ``str`` in input order: one per row
+    conversation turn, or a plain string, one turn) to texts of ``str`` in input order: one per row
     (``layout="joint"``, a 1-D object array) or one per answer
     (``layout="pair"``, an object array of shape ``(n_rows, 2)``).
 
@@ -151,9 +153,13 @@ class ArenaTextFormatter(
     Cells are parsed with :func:`json.loads`, so escaped quotes, commas and
     newlines inside answers survive (the reference notebook splits on
     ``'","'`` and keeps JSON escapes verbatim). A JSON ``null`` item and a
-    missing cell (``NaN``) become the empty string. A cell that is not a JSON
-    list of strings raises :class:`~gemma_pref.exceptions.ArenaFormatError`, a
-    ``ValueError`` naming the column, the row label and an excerpt.
+    missing cell (``NaN``) become the empty string. A plain string (the WSDM
+    Cup files) is one turn, verbatim, unless it starts like a JSON list
+    (``["`` or ``[null``, or is ``[]``: the rule of
+    :func:`~gemma_pref.schema.parse_turns`). A cell that starts like a JSON
+    list but is not one of strings, or that is neither a string nor a list,
+    raises :class:`~gemma_pref.exceptions.ArenaFormatError`, a ``ValueError``
+    naming the column, the row label and an excerpt.
 
     Without a budget, the embedder's right truncation at ``max_length`` cuts
     the end of the text: with the reference template that is ``response_b``,

@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Reading Kaggle arena files, labels, and writing submissions (no torch)."""
+"""Reading Kaggle arena files, labels, and writing submissions (no torch).
+
+Other preference formats (WSDM Cup Parquet, LMArena conversations,
+chosen/rejected pairs) are read by :func:`gemma_pref.readers.read_preferences`.
+"""
 
 from __future__ import annotations
 
@@ -16,31 +20,48 @@ from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS
 
 __all__ = [
     "CLASS_NAMES",
+    "SUBMISSION_FORMATS",
     "WINNER_COLUMNS",
+    "WINNER_VALUES",
     "labels_from_winner",
     "load_arena_csv",
     "write_submission",
 ]
 
 
+#: Values of a ``winner`` column and their labels (WSDM Cup and LMArena files).
+WINNER_VALUES: dict[str, int] = {"model_a": 0, "model_b": 1, "tie": 2, "tie (bothbad)": 2}
+
+
 def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
-    """Turn the one-hot winner columns into class labels.
+    """Turn the winner columns of arena rows into class labels.
+
+    Three kinds of label columns are read, in this order of preference:
+
+    - the three one-hot columns ``winner_model_a``, ``winner_model_b`` and
+      ``winner_tie`` of the Kaggle LMSYS files (three classes);
+    - the two one-hot columns ``winner_model_a`` and ``winner_model_b``
+      without ``winner_tie`` (a two-class task: every row has a winner);
+    - a ``winner`` column holding ``"model_a"``, ``"model_b"``, ``"tie"`` or
+      ``"tie (bothbad)"`` (the WSDM Cup 2025 and LMArena files).
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Holds ``winner_model_a``, ``winner_model_b`` and ``winner_tie``, each 0
-        or 1 with exactly one 1 per row.
+        Arena rows with one of the label columns above.
 
     Returns
     -------
     y : ndarray of shape (n_rows,), dtype=int64
-        0 when model A wins, 1 when model B wins, 2 for a tie.
+        0 when model A wins, 1 when model B wins, 2 for a tie (both ties of a
+        ``winner`` column). A two-class task has only the labels 0 and 1.
 
     Raises
     ------
     ValueError
-        When a column is missing, or a row is not one-hot (naming the row).
+        When no label column is found (naming the columns that were), a row
+        is not one-hot, or a ``winner`` value is not one of those above
+        (naming the row, its ``id`` where there is one, and the value).
 
     Examples
     --------
@@ -49,24 +70,56 @@ def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
     ...                    "winner_tie": [0, 0, 1]})
     >>> labels_from_winner(df)
     array([0, 1, 2])
+    >>> labels_from_winner(pd.DataFrame({"winner": ["model_b", "model_a"]}))
+    array([1, 0])
     """
-    missing = [c for c in WINNER_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"Missing label column(s) {', '.join(map(repr, missing))}; expected "
-            f"{', '.join(WINNER_COLUMNS)} (one-hot, one 1 per row)."
-        )
-    onehot = df[list(WINNER_COLUMNS)]
-    values = onehot.to_numpy()
-    valid = np.isin(values, (0, 1)) & ~pd.isna(onehot).to_numpy()
-    ok = valid.all(axis=1) & (np.where(valid, values, 0).sum(axis=1) == 1)
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        raise ValueError(
-            f"winner columns at row {df.index[i]!r}: expected exactly one 1 among "
-            f"{', '.join(WINNER_COLUMNS)}, got {onehot.iloc[i].tolist()}"
-        )
-    return np.argmax(values.astype(np.int64), axis=1).astype(np.int64)
+    columns = set(map(str, df.columns))
+    if {"winner_model_a", "winner_model_b"} <= columns:
+        names = list(WINNER_COLUMNS) if "winner_tie" in columns else list(WINNER_COLUMNS[:2])
+        onehot = df[names]
+        values = onehot.to_numpy()
+        valid = np.isin(values, (0, 1)) & ~pd.isna(onehot).to_numpy()
+        ok = valid.all(axis=1) & (np.where(valid, values, 0).sum(axis=1) == 1)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise ValueError(
+                f"winner columns at row {_where(df, i)}: expected exactly one 1 among "
+                f"{', '.join(names)}, got {onehot.iloc[i].tolist()}"
+            )
+        return np.argmax(values.astype(np.int64), axis=1).astype(np.int64)
+    if "winner" in columns:
+        return _labels_from_winner_column(df)
+    raise ValueError(
+        f"Missing label column(s): expected {', '.join(WINNER_COLUMNS)} (one-hot, one 1 "
+        "per row; winner_tie may be left out for a two-class task) or a 'winner' "
+        f"column ({', '.join(map(repr, WINNER_VALUES))}); got columns "
+        f"{list(map(str, df.columns))}."
+    )
+
+
+def _where(df: pd.DataFrame, i: int) -> str:
+    """``row <label>`` of position ``i``, with its ``id`` when the frame has one."""
+    where = repr(df.index[i])
+    if "id" in df.columns:
+        key = df["id"].iloc[i]
+        where += f" (id {key.item() if isinstance(key, np.generic) else key!r})"
+    return where
+
+
+def _labels_from_winner_column(df: pd.DataFrame) -> np.ndarray:
+    winner = df["winner"]
+    if isinstance(winner, pd.DataFrame):
+        raise ValueError("Duplicate column 'winner': expected one column of winners.")
+    y = np.empty(len(df), dtype=np.int64)
+    for i, value in enumerate(winner.tolist()):
+        label = WINNER_VALUES.get(value) if isinstance(value, str) else None
+        if label is None:
+            raise ValueError(
+                f"winner at row {_where(df, i)}: expected one of "
+                f"{', '.join(map(repr, WINNER_VALUES))}, got {value!r}"
+            )
+        y[i] = label
+    return y
 
 
 def load_arena_csv(path: str | os.PathLike[str], *, require_labels: bool = False) -> pd.DataFrame:
@@ -106,29 +159,56 @@ def load_arena_csv(path: str | os.PathLike[str], *, require_labels: bool = False
     return df
 
 
+#: Submission formats: the columns of each competition's ``submission.csv``.
+SUBMISSION_FORMATS: dict[str, tuple[str, ...]] = {
+    "lmsys": ("id", *WINNER_COLUMNS),
+    "wsdm": ("id", "winner"),
+}
+
+
 def write_submission(
     ids: Sequence[Any] | np.ndarray | pd.Series,
     proba: Any,
     path: str | os.PathLike[str],
+    *,
+    format: str = "lmsys",
+    classes: Sequence[int] | np.ndarray | None = None,
 ) -> Path:
-    """Write a Kaggle submission: ``id, winner_model_a, winner_model_b, winner_tie``.
+    """Write a Kaggle submission in the LMSYS or the WSDM Cup format.
 
-    Rows are renormalised to sum to 1. The file is written to a temporary name
-    and renamed, so an interrupted run never leaves a half-written file.
+    ``format="lmsys"`` (the 2024 "LMSYS - Chatbot Arena" competition, scored
+    by log loss): ``id, winner_model_a, winner_model_b, winner_tie``, the
+    probabilities, rows renormalised to sum to 1. ``format="wsdm"`` (WSDM Cup
+    2025 - Multilingual Chatbot Arena, scored by accuracy): ``id, winner``,
+    ``"model_a"`` or ``"model_b"``, whichever of the two is more probable (a
+    tie probability is ignored; equal probabilities give ``"model_a"``). The
+    file is written to a temporary name and renamed, so an interrupted run
+    never leaves a half-written file.
 
     Parameters
     ----------
     ids : sequence
         The ``id`` column of the test rows.
-    proba : array-like of shape (n_rows, 3)
-        Class probabilities in the order model_a, model_b, tie (the order of
-        ``predict_proba`` for labels 0, 1, 2).
+    proba : array-like of shape (n_rows, n_classes)
+        Class probabilities, columns in the order of ``classes``.
     path : str or os.PathLike
         Output CSV path.
+    format : {"lmsys", "wsdm"}, default="lmsys"
+        The competition whose ``submission.csv`` to write.
+    classes : sequence of int or None, default=None
+        The label of each column of ``proba`` (a fitted model's ``classes_``).
+        ``None``: ``[0, 1, 2]`` for three columns, ``[0, 1]`` for two.
 
     Returns
     -------
     path : pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        For an unknown format, a shape that does not match ``ids`` or
+        ``classes``, a row that is not a probability vector (naming its id),
+        or LMSYS probabilities from a model without the tie class.
 
     Examples
     --------
@@ -137,12 +217,27 @@ def write_submission(
     ...                        tempfile.mkdtemp() + "/submission.csv")
     >>> pd.read_csv(out).columns.tolist()
     ['id', 'winner_model_a', 'winner_model_b', 'winner_tie']
+    >>> out = write_submission([7, 8], [[0.6, 0.4], [0.3, 0.7]],
+    ...                        tempfile.mkdtemp() + "/submission.csv", format="wsdm")
+    >>> pd.read_csv(out)["winner"].tolist()
+    ['model_a', 'model_b']
     """
+    if format not in SUBMISSION_FORMATS:
+        raise ValueError(
+            f"format must be one of {', '.join(map(repr, SUBMISSION_FORMATS))}; got {format!r}"
+        )
     proba = np.asarray(proba, dtype=np.float64)
     ids = list(ids)
-    if proba.ndim != 2 or proba.shape[1] != 3:
+    if proba.ndim != 2 or proba.shape[1] not in (2, 3):
         raise ValueError(
-            f"proba must have shape (n_rows, 3) for model_a, model_b, tie; got {proba.shape}"
+            "proba must have shape (n_rows, 3) for model_a, model_b, tie or (n_rows, 2) "
+            f"for model_a, model_b; got {proba.shape}"
+        )
+    labels = [0, 1, 2][: proba.shape[1]] if classes is None else [int(c) for c in classes]
+    if len(labels) != proba.shape[1] or not set(labels) <= {0, 1, 2}:
+        raise ValueError(
+            f"classes must name the label (0, 1 or 2) of each of the {proba.shape[1]} "
+            f"columns of proba; got {list(labels)}"
         )
     if len(ids) != proba.shape[0]:
         raise ValueError(f"ids has {len(ids)} entries but proba has {proba.shape[0]} rows")
@@ -155,7 +250,24 @@ def write_submission(
             f"proba row {i} (id {ids[i]!r}) is not a probability vector: {proba[i].tolist()}"
         )
     proba = proba / sums[:, None]
-    df = pd.DataFrame(proba, columns=list(WINNER_COLUMNS))
+    full = np.zeros((len(ids), 3))
+    full[:, labels] = proba
+    if format == "lmsys":
+        if 2 not in labels:
+            raise ValueError(
+                "an LMSYS submission holds tie probabilities, but the model knows only "
+                "the classes model_a and model_b (a two-class model); write the WSDM "
+                "format (format='wsdm', the CLI's --submission-format wsdm) instead"
+            )
+        df = pd.DataFrame(full, columns=list(WINNER_COLUMNS))
+    else:
+        if not {0, 1} <= set(labels):
+            raise ValueError(
+                f"a WSDM submission picks model_a or model_b; the classes {list(labels)} "
+                "lack one of them"
+            )
+        winner = np.where(full[:, 1] > full[:, 0], "model_b", "model_a")
+        df = pd.DataFrame({"winner": winner})
     df.insert(0, "id", ids)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

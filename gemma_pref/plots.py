@@ -20,16 +20,26 @@ from .io import CLASS_NAMES
 __all__ = ["plot_confusion_matrix", "plot_reliability", "save_cv_plots"]
 
 
-def _check(y: Any, proba: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check(y: Any, proba: Any) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``y``, ``proba`` and the class names of its columns (three classes or two)."""
     y = np.asarray(y)
     proba = np.asarray(proba, dtype=np.float64)
-    if proba.ndim != 2 or proba.shape[1] != len(CLASS_NAMES):
+    if proba.ndim != 2 or proba.shape[1] not in (2, 3):
         raise ValueError(
-            f"proba must have shape (n_rows, 3) for model_a, model_b, tie; got {proba.shape}"
+            "proba must have shape (n_rows, 3) for model_a, model_b, tie or (n_rows, 2) "
+            f"for model_a, model_b (a two-class task); got {proba.shape}"
         )
     if y.shape != (proba.shape[0],):
         raise ValueError(f"y has shape {y.shape} but proba has {proba.shape[0]} rows")
-    return y, proba
+    names = CLASS_NAMES[: proba.shape[1]]
+    outside = ~np.isin(y, np.arange(len(names)))
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"y at position {i} is {y[i]!r}, not a class of the {len(names)} columns of "
+            f"proba ({', '.join(names)})"
+        )
+    return y, proba, names
 
 
 def _save(fig: Any, path: str | os.PathLike[str] | None) -> None:
@@ -54,8 +64,9 @@ def plot_reliability(
     ----------
     y : array-like of shape (n_rows,)
         True labels 0 (model_a wins), 1 (model_b wins), 2 (tie).
-    proba : array-like of shape (n_rows, 3)
-        Predicted probabilities, columns in the same order.
+    proba : array-like of shape (n_rows, 3) or (n_rows, 2)
+        Predicted probabilities, columns in the same order (two columns, one
+        panel each, for a two-class task without ties).
     path : str, os.PathLike or None, default=None
         Where to write a PNG.
     n_bins : int, default=10
@@ -80,11 +91,11 @@ def plot_reliability(
     """
     from matplotlib.figure import Figure
 
-    y, proba = _check(y, proba)
+    y, proba, names = _check(y, proba)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    fig = Figure(figsize=(12, 4.2), layout="constrained")
-    axes = fig.subplots(1, len(CLASS_NAMES), sharey=True)
-    for k, (ax, name) in enumerate(zip(axes, CLASS_NAMES)):
+    fig = Figure(figsize=(4 * len(names), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(names), sharey=True)
+    for k, (ax, name) in enumerate(zip(axes, names)):
         p = proba[:, k]
         hit = (y == k).astype(float)
         which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
@@ -134,8 +145,9 @@ def plot_confusion_matrix(
     ----------
     y : array-like of shape (n_rows,)
         The labels, as :func:`~gemma_pref.labels_from_winner` gives them.
-    proba : array-like of shape (n_rows, 3)
-        Predicted probabilities; the predicted class is each row's argmax.
+    proba : array-like of shape (n_rows, 3) or (n_rows, 2)
+        Predicted probabilities; the predicted class is each row's argmax (a
+        2 x 2 matrix for a two-class task).
     path : str, os.PathLike or None, default=None
         Where to write the matrix as a PNG (``None``: not written).
     title : str or None, default=None
@@ -156,9 +168,9 @@ def plot_confusion_matrix(
     """
     from matplotlib.figure import Figure
 
-    y, proba = _check(y, proba)
+    y, proba, names = _check(y, proba)
     pred = proba.argmax(axis=1)
-    n = len(CLASS_NAMES)
+    n = len(names)
     counts = np.zeros((n, n), dtype=int)
     np.add.at(counts, (y.astype(int), pred), 1)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -175,8 +187,8 @@ def plot_confusion_matrix(
                 va="center",
                 color="white" if rates[i, j] > 0.5 else "black",
             )
-    ax.set_xticks(range(n), [f"pred {c}" for c in CLASS_NAMES])
-    ax.set_yticks(range(n), [f"true {c}" for c in CLASS_NAMES])
+    ax.set_xticks(range(n), [f"pred {c}" for c in names])
+    ax.set_yticks(range(n), [f"true {c}" for c in names])
     accuracy = float((pred == y).mean()) if len(y) else float("nan")
     ax.set_title(f"confusion matrix (accuracy {accuracy:.3f})")
     fig.colorbar(image, ax=ax, fraction=0.046)
@@ -195,7 +207,7 @@ def save_cv_plots(
     ----------
     y : array-like of shape (n_rows,)
         True labels.
-    proba : array-like of shape (n_rows, 3)
+    proba : array-like of shape (n_rows, 3) or (n_rows, 2)
         Out-of-fold probabilities.
     prefix : str or os.PathLike
         Path prefix, e.g. ``"cv"`` for ``cv.reliability.png``.

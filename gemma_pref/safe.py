@@ -137,6 +137,9 @@ SAFE_TYPES: dict[str, SafeType] = {
     "gemma_pref.PairDifferenceClassifier": SafeType(
         "gemma_pref.pairwise", "PairDifferenceClassifier"
     ),
+    "gemma_pref.PreferenceBlendClassifier": SafeType(
+        "gemma_pref.blend", "PreferenceBlendClassifier"
+    ),
     "gemma_pref.GemmaPreferenceClassifier": SafeType(
         "gemma_pref.finetune",
         "GemmaPreferenceClassifier",

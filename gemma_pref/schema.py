@@ -3,7 +3,8 @@
 
 Everything that knows what a Kaggle "LMSYS - Chatbot Arena" row looks like
 lives here: the column names, the labels and how swapping the answers maps
-them, how a cell (a JSON list of turns) is parsed and cleaned, and the checks
+them, how a cell (a JSON list of turns, or a plain string: one turn) is
+parsed and cleaned, and the checks
 of a frame of rows and of a label vector. Every other module imports these
 names from here.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "check_texts",
     "clean_text",
     "excerpt",
+    "looks_like_json_list",
     "parse_turns",
     "swap_labels",
 ]
@@ -86,14 +88,45 @@ def clean_text(text: str) -> str:
     return text
 
 
+#: A string cell is read as a JSON list of turns when it starts like one, ``[``
+#: followed by ``"`` or ``null``, or is the empty list ``[]`` (JSON whitespace
+#: allowed around the brackets). Real answers start with ``"[] "`` too.
+JSON_LIST_START = re.compile(r"[ \t\n\r]*\[[ \t\n\r]*(?:\"|null\b|\][ \t\n\r]*\Z)")
+
+
+def looks_like_json_list(cell: Any) -> bool:
+    """Whether a string cell is read as a JSON list of turns (see :func:`parse_turns`).
+
+    Examples
+    --------
+    >>> looks_like_json_list('["Hi", null]'), looks_like_json_list("[citation needed]")
+    (True, False)
+    """
+    return isinstance(cell, str) and JSON_LIST_START.match(cell) is not None
+
+
 def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str]:
     """Parse one arena cell into a list of turn strings.
+
+    Two kinds of cells hold text: the JSON lists of the Kaggle LMSYS files
+    (``'["What is 2+2?", "And 3+3?"]'``, one item per turn) and plain strings
+    (``"What is 2+2?"``, one turn: the WSDM Cup files and most other data).
+    The rule that tells them apart: a string that starts like a JSON list of
+    strings, ``[`` then ``"`` or ``null`` (whitespace allowed), or that is
+    ``[]``, is read as a JSON list and must be a valid one; every other
+    string is one turn, verbatim. So ``'["a"]'`` is the one turn ``"a"``,
+    while ``"[1, 2, 3]"``, ``"[citation needed]"``, ``"[] is empty"``,
+    ``'{"a": 1}'`` and ``"12"`` are one turn each, as written. To keep a
+    plain answer that starts like a JSON list as it is, read the data with
+    ``read_preferences(..., format="wsdm")`` (or ``"chosen_rejected"``),
+    which stores every cell as an explicit JSON list.
 
     Parameters
     ----------
     cell : str, list, tuple, None or float
-        A JSON-encoded list such as ``'["hi", null]'``, an already decoded
-        list or tuple, or a missing value (``None`` / ``NaN``).
+        A JSON-encoded list such as ``'["hi", null]'``, a plain string (one
+        turn), an already decoded list or tuple of strings, or a missing value
+        (``None`` / ``NaN``).
     column : str, default="cell"
         Column name used in error messages.
     row : object, default=None
@@ -103,14 +136,17 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     -------
     turns : list of str
         One string per turn. A JSON ``null`` item becomes ``""``; a missing
-        cell (``None``, ``NaN``, ``pd.NA``) becomes ``[]``. Lone UTF-16
+        cell (``None``, ``NaN``, ``pd.NA``) becomes ``[]``; a plain string
+        ``s`` becomes ``[s]`` (``""`` becomes ``[""]``). Lone UTF-16
         surrogates are replaced by U+FFFD.
 
     Raises
     ------
     ArenaFormatError
-        (a ``ValueError``) when the cell is not a JSON list of strings or nulls.
-        The message names the column, the row and an excerpt of the cell.
+        (a ``ValueError``) when a cell that starts like a JSON list is not a
+        JSON list of strings or nulls, or a cell is neither a string nor a
+        list (a number, a mapping). The message names the column, the row and
+        an excerpt of the cell.
 
     Examples
     --------
@@ -118,6 +154,10 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     ['Hello', '']
     >>> parse_turns('["a\\\\"quoted\\\\" word"]')
     ['a"quoted" word']
+    >>> parse_turns("Paris is the capital.")
+    ['Paris is the capital.']
+    >>> parse_turns("[1, 2, 3] is a list")
+    ['[1, 2, 3] is a list']
     """
     if cell is None or cell is pd.NA or cell is pd.NaT:
         return []  # pd.NA: missing cells of nullable dtypes (dtype_backend=...)
@@ -125,18 +165,23 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
         return []
     expected = f"{column} at row {row!r}: expected a JSON list of strings"
     if isinstance(cell, str):
+        if not JSON_LIST_START.match(cell):
+            return [clean_text(cell)]  # a plain string: one turn
         try:
             value = json.loads(cell)
         except (ValueError, RecursionError) as exc:
             reason = getattr(exc, "msg", None) or type(exc).__name__
             raise ArenaFormatError(
-                f"{expected}, got {excerpt(cell)} ({reason})", column=column, row=row
+                f"{expected}, got {excerpt(cell)} ({reason}; a cell that starts with "
+                "'[\"' or '[null' is read as JSON)",
+                column=column,
+                row=row,
             ) from None
     elif isinstance(cell, (list, tuple, np.ndarray)):
         value = list(cell)
     else:
         raise ArenaFormatError(
-            f"{expected}, got {type(cell).__name__} {excerpt(cell)}",
+            f"{expected} or a plain string, got {type(cell).__name__} {excerpt(cell)}",
             column=column,
             row=row,
         )

@@ -29,7 +29,6 @@ cd "$work"   # away from the source tree: import the installed package
 import tempfile
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 import gemma_pref as gp
 from gemma_pref.testing import make_tiny_gemma
@@ -38,9 +37,9 @@ assert "site-packages" in gp.__file__, gp.__file__
 model = make_tiny_gemma(tempfile.mkdtemp())
 df = gp.load_arena_sample()
 y = gp.labels_from_winner(df)
-pipe = gp.make_preference_pipeline(model, max_length=64,
-                                   classifier=LogisticRegression(max_iter=500))
+pipe = gp.make_preference_pipeline(model, max_length=64)  # the default recipe, the blend
 pipe.fit(df.head(200), y[:200])
+assert set(pipe.weights_) == {"structure", "embedding"}
 proba = pipe.predict_proba(df.tail(20))
 assert proba.shape == (20, 3) and np.allclose(proba.sum(axis=1), 1)
 gp.write_submission(df["id"].tail(20), proba, "submission.csv")

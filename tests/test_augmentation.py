@@ -188,6 +188,7 @@ def test_around_the_gemma_pipeline_swapped_texts_are_embedded_once(tiny_gemma, a
     y = labels_from_winner(df)
     pipe = make_preference_pipeline(
         tiny_gemma,
+        recipe="embedding",
         max_length=64,
         torch_dtype="float32",
         classifier=make_pipeline(StandardScaler(), LogisticRegression(C=0.01)),

@@ -46,6 +46,48 @@ def test_cache_key_covers_settings(make_embedder, tiny_gemma, forward_rows):
     assert sum(forward_rows) > n
 
 
+def test_cache_key_covers_the_layer(make_embedder, tiny_gemma, tmp_path, forward_rows):
+    texts = ["alpha beta", "gamma delta"]
+    base = {"cache_dir": tmp_path, "memory_cache": False}
+    last = make_embedder(**base).transform(texts)
+    # the key of the last layer is the one it had before the parameter existed
+    import torch
+
+    settings = make_embedder(**base)._vector_settings(torch.float32, "torch")
+    assert set(settings) == {
+        "dtype",
+        "pooling",
+        "max_length",
+        "padding",
+        "model_kwargs",
+        "tokenizer_kwargs",
+    }
+    n = sum(forward_rows)
+    # the tiny model has 2 decoder layers: 2 and -1 name the same state, as
+    # do -3, 0 and [0]; each other choice has entries of its own
+    for layer, fresh in (
+        (2, False),
+        ([-1], False),
+        (1, True),
+        (-2, False),
+        (0, True),
+        ([0], False),
+        (-3, False),
+        ([0, 1], True),
+        (range(0, 2), False),
+    ):
+        vecs = make_embedder(**base, layer=layer).transform(texts)
+        assert sum(forward_rows) == n + (2 if fresh else 0), layer
+        n = sum(forward_rows)
+        if layer in (2, [-1]):
+            np.testing.assert_array_equal(vecs, last)
+        else:
+            assert not np.allclose(vecs, last, atol=1e-3), layer
+    assert len(list(tmp_path.glob("*/meta.json"))) == 4
+    metas = [json.loads(m.read_text()) for m in tmp_path.glob("*/meta.json")]
+    assert sorted(str(m.get("layers")) for m in metas) == ["None", "[0, 1]", "[0]", "[1]"]
+
+
 def test_disk_cache_round_trip_and_corruption(make_embedder, tiny_gemma, tmp_path, forward_rows):
     texts = ["first text", "second text", "third"]
     ref = make_embedder(cache_dir=tmp_path, memory_cache=False).transform(texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -65,9 +66,11 @@ def _no_temp_files(d):
 def test_fit_writes_pipeline_and_summary(work, fitted):
     import gemma_pref as gp
 
-    pipe = gp.load(work / "pipe.joblib")
-    assert pipe["formatter"].layout == "pair"  # the default recipe
-    assert isinstance(pipe["classifier"], gp.PairDifferenceClassifier)
+    model = gp.load(work / "pipe.joblib")
+    # the default recipe: structure and pair embeddings, blended
+    assert isinstance(model, gp.PreferenceBlendClassifier)
+    assert model.formatter_.layout == "pair"
+    assert set(model.weights_) == {"structure", "embedding"}
     assert "fit: 90 rows from train.csv" in fitted.stdout
     assert "rows/s" in fitted.stdout and "training-set log loss" in fitted.stdout
     assert list((work / "cache").rglob("*.emb"))  # the on-disk cache was used
@@ -204,11 +207,53 @@ def test_embed_bundled_sample_by_default(work, model_args):
     assert np.load(work / "emb_seed.npy").shape == (715, 64)
 
 
+@pytest.mark.parametrize(("flag", "layer"), [("1", 1), ("0,-1", [0, -1])])
+def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
+    import gemma_pref as gp
+    from gemma_pref.pipeline import make_recipe_formatter
+
+    out = f"emb_layer_{flag.replace(',', '_')}.npy"
+    r = run(
+        "embed", "-o", out, *model_args, "--layer", flag, "--no-cache", cwd=work, home=work / "home"
+    )
+    assert r.returncode == 0, r.stderr
+    rows = gp.load_arena_sample()
+    texts = make_recipe_formatter("pairwise").fit_transform(rows)
+    expected = gp.GemmaEmbedder(
+        tiny_gemma, max_length=64, torch_dtype="float32", layer=layer
+    ).fit_transform(texts)
+    np.testing.assert_allclose(np.load(work / out), expected, rtol=1e-3, atol=1e-4)
+    # the closing line names the hidden states pooled, and what ran
+    indices = ",".join(
+        map(str, sorted(i % 3 for i in ([layer] if isinstance(layer, int) else layer)))
+    )
+    assert f"hidden states {indices} pooled" in r.stdout.splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["fit", "--train", "missing.csv"], "arena CSV not found: 'missing.csv'"),
-        (["fit", "--train", "test.csv"], "lacks column(s) 'winner_model_a'"),
+        (["fit", "--train", "missing.csv"], "preference file not found: 'missing.csv'"),
+        (["fit", "--train", "test.csv"], "training file 'test.csv' has no labels"),
+        (["fit", "--train", "train.txt"], "cannot read 'train.txt': expected a file ending in"),
+        (
+            ["cv", "--train", "other.csv", "-o", "cv9.json"],
+            "read_preferences cannot tell the format of rows with columns ['question', 'answer']",
+        ),
+        (
+            [
+                "predict",
+                "--pipeline",
+                "pipe.joblib",
+                "--test",
+                "test.csv",
+                "--sample-submission",
+                "sample_bad.csv",
+                "-o",
+                "s9.csv",
+            ],
+            "id 'nope' of the sample submission 'sample_bad.csv' is not in the test rows",
+        ),
         (
             ["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"],
             "pipeline file 'nope.joblib' not found",
@@ -231,13 +276,26 @@ def test_embed_bundled_sample_by_default(work, model_args):
             ["fit", "--C", "0", "--model", "TINY", "-o", "p2.joblib"],
             "--C must be positive, got 0.0",
         ),
+        (
+            ["embed", "--model", "TINY", "--layer", "7", "-o", "e6.npy"],
+            "The 'layer' parameter of GemmaEmbedder must be an index in [-3, 2]",
+        ),
+        (
+            ["fit", "--recipe", "finetune", "--layer", "1", "--model", "TINY", "-o", "p3.joblib"],
+            "--layer applies to the embedding recipes (pairwise, seed)",
+        ),
     ],
 )
-def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, args, message):
+def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, fitted, args, message):
     (work / "empty-model").mkdir(exist_ok=True)
     pd.DataFrame(
-        {"id": [1], "prompt": ['["p"]'], "response_a": ["not json"], "response_b": ['["b"]']}
+        {"id": [1], "prompt": ['["p"]'], "response_a": ['["not json'], "response_b": ['["b"]']}
     ).to_csv(work / "bad.csv", index=False)
+    (work / "train.txt").write_text("id,prompt\n")
+    pd.DataFrame({"question": ["q"], "answer": ["a"]}).to_csv(work / "other.csv", index=False)
+    pd.DataFrame({"id": ["nope"], "winner": ["model_a"]}).to_csv(
+        work / "sample_bad.csv", index=False
+    )
     args = [str(tiny_gemma) if a == "TINY" else a for a in args]
     before = set(os.listdir(work))
     r = run(*args, "--overwrite", cwd=work, home=work / "home")
@@ -253,6 +311,32 @@ def test_existing_output_is_not_overwritten(work, fitted, model_args):
     r = run("embed", "-o", "keep.npy", *model_args, cwd=work, home=work / "home")
     assert r.returncode == 1 and "pass --overwrite" in r.stderr
     assert (work / "keep.npy").read_bytes() == b"precious"
+
+
+def test_structure_recipe_needs_no_model_and_refuses_classifier_flags(work):
+    r = run(
+        "cv",
+        "--recipe",
+        "structure",
+        "--folds",
+        "3",
+        "-o",
+        "structure.json",
+        "--no-plots",
+        "--train",
+        "train.csv",
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads((work / "structure.json").read_text())
+    assert report["settings"]["recipe"] == "structure" and np.isfinite(report["log_loss"])
+    assert "compute:" not in r.stdout  # no model ran
+    for flags in (["--classifier", "catboost"], ["--C", "0.1"]):
+        r = run(
+            "fit", "--recipe", "pairwise", *flags, "-o", "x.joblib", cwd=work, home=work / "home"
+        )
+        assert r.returncode == 1 and "apply to --recipe embedding and seed" in r.stderr
 
 
 def test_version_and_choices_follow_the_library(work):
@@ -328,3 +412,146 @@ def test_finetune_recipe_fit_predict_cv(work, tiny_gemma):
     report = json.loads((work / "ft_cv.json").read_text())
     assert report["settings"]["recipe"] == "finetune" and report["settings"]["swap_augment"]
     assert len(report["per_fold"]) == 2 and 0 < report["log_loss"] < 3
+
+
+def test_wsdm_parquet_cv_fit_and_the_wsdm_submission(work, model_args, arena):
+    """The WSDM Cup path: train on the Parquet (two classes), cv names accuracy,
+    predict writes id,winner in the order of the sample submission."""
+    from gemma_pref.schema import parse_turns
+
+    rows = arena[arena["winner_tie"] == 0].iloc[:120]
+    one = {c: [parse_turns(x)[-1] for x in rows[c]] for c in ("prompt", "response_a", "response_b")}
+    wsdm = pd.DataFrame(
+        {
+            "id": rows["id"].astype(str).to_numpy(),
+            **one,
+            "winner": np.where(rows["winner_model_a"] == 1, "model_a", "model_b"),
+            "model_a": rows["model_a"].to_numpy(),
+            "model_b": rows["model_b"].to_numpy(),
+            "language": "English",
+        }
+    )
+    wsdm.iloc[:90].to_parquet(work / "wsdm_train.parquet", index=False)
+    wsdm.iloc[90:].drop(columns=["winner"]).to_parquet(work / "wsdm_test.parquet", index=False)
+    sample = pd.DataFrame({"id": wsdm["id"].iloc[90:][::-1], "winner": "model_a"})
+    sample.to_csv(work / "wsdm_sample.csv", index=False)
+    home = work / "home"
+    r = run(
+        "cv",
+        "--train",
+        "wsdm_train.parquet",
+        "--folds",
+        "2",
+        "-o",
+        "wsdm_cv.json",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "cv: 90 rows from wsdm_train.parquet (wsdm format)" in r.stdout
+    assert re.search(r"cv log loss \d\.\d{4} \+/- \d\.\d{4}, accuracy \d\.\d{3}", r.stdout)
+    assert "two classes (model_a, model_b; no tie): the WSDM Cup 2025 scores accuracy" in r.stdout
+    report = json.loads((work / "wsdm_cv.json").read_text())
+    assert report["classes"] == [0, 1] and report["competition_metric"].startswith("accuracy")
+    assert (work / "wsdm_cv.confusion.png").stat().st_size > 0
+    r = run(
+        "fit",
+        "--train",
+        "wsdm_train.parquet",
+        "-o",
+        "wsdm.joblib",
+        *model_args,
+        "--no-cache",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    r = run(
+        "predict",
+        "--pipeline",
+        "wsdm.joblib",
+        "--test",
+        "wsdm_test.parquet",
+        "--sample-submission",
+        "wsdm_sample.csv",
+        "-o",
+        "wsdm_submission.csv",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "wsdm_submission.csv (WSDM format: id,winner)" in r.stdout
+    sub = pd.read_csv(work / "wsdm_submission.csv", dtype={"id": str})
+    assert sub.columns.tolist() == ["id", "winner"]
+    assert sub["id"].tolist() == sample["id"].tolist()  # the sample's order
+    assert set(sub["winner"]) <= {"model_a", "model_b"}
+    r = run(
+        "predict",
+        "--pipeline",
+        "wsdm.joblib",
+        "--test",
+        "wsdm_test.parquet",
+        "--submission-format",
+        "lmsys",
+        "-o",
+        "wsdm_lmsys.csv",
+        cwd=work,
+        home=home,
+    )
+    assert r.returncode == 1 and "cannot write the LMSYS submission's tie" in r.stderr
+    assert not (work / "wsdm_lmsys.csv").exists()
+
+
+def test_predict_overrides_the_model_step_of_a_wrapped_pipeline(work, tiny_gemma):
+    """A pipeline fitted with one device in bfloat16 (inside SwapABClassifier)
+    predicts on two replicas in float32 when asked, and as fitted when not."""
+    import gemma_pref as gp
+
+    fit_args = ["--model", tiny_gemma, "--max-length", "48", "--swap-augment"]
+    fit_args += ["--recipe", "embedding"]  # the embeddings always count (no blend weight)
+    fit_args += ["--dtype", "bfloat16", "--devices", "cpu", "--backend", "torch", "--no-cache"]
+    r = run(
+        "fit",
+        "--train",
+        "train.csv",
+        "-o",
+        "wrapped.joblib",
+        *fit_args,
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    saved = (work / "wrapped.joblib").read_bytes()
+    assert isinstance(gp.load(work / "wrapped.joblib"), gp.SwapABClassifier)
+    common = ["predict", "--pipeline", "wrapped.joblib", "--test", "test.csv", "--overwrite"]
+    r = run(*common, "-o", "as_fitted.csv", cwd=work, home=work / "home")
+    assert r.returncode == 0, r.stderr
+    assert "compute: torch bfloat16 on cpu (asked for)" in r.stdout.splitlines()[-1]
+    r = run(
+        *common,
+        "-o",
+        "two.csv",
+        "--devices",
+        "cpu,cpu",
+        "--dtype",
+        "float32",
+        "--batch-size",
+        "4",
+        cwd=work,
+        home=work / "home",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "compute: torch float32 on cpu,cpu (asked for)" in r.stdout.splitlines()[-1]
+    sub = pd.read_csv(work / "two.csv")
+    proba = sub[["winner_model_a", "winner_model_b", "winner_tie"]].to_numpy()
+    assert len(sub) == 30 and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    # bfloat16 and float32 embeddings differ a little: so do the probabilities
+    fitted = pd.read_csv(work / "as_fitted.csv")[list(sub.columns[1:])].to_numpy()
+    assert 0 < np.abs(proba - fitted).max() < 0.1
+    assert (work / "wrapped.joblib").read_bytes() == saved  # the file is not changed
+    r = run(*common, "-o", "zero_batch.csv", "--batch-size", "0", cwd=work, home=work / "home")
+    assert r.returncode == 1 and "'batch_size' parameter of GemmaEmbedder" in r.stderr
+    assert not (work / "zero_batch.csv").exists()

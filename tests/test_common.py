@@ -20,6 +20,7 @@ from gemma_pref import (
     GemmaEmbedder,
     GemmaPreferenceClassifier,
     PairDifferenceClassifier,
+    PreferenceBlendClassifier,
 )
 from gemma_pref.augmentation import SwapABClassifier
 from gemma_pref.features import ArenaStructureFeatures
@@ -30,6 +31,7 @@ ESTIMATORS = [
     ArenaStructureFeatures(),
     SwapABClassifier(LogisticRegression()),
     GemmaPreferenceClassifier(),
+    PreferenceBlendClassifier(GemmaEmbedder()),
 ]
 
 

@@ -20,6 +20,7 @@ from gemma_pref.distributed import (
     CRASH_ONCE_ENV,
     SUCCESS_FILE,
     CheckpointMissingError,
+    actor_devices,
     embed_dataset,
     predict_dataset,
     read_arena_dataset,
@@ -117,6 +118,50 @@ def test_predict_dataset_equals_the_pipeline(tiny_gemma, arena, csv_shards, tmp_
     assert marker["rows"] == len(test)
 
 
+def test_devices_resolve_against_what_the_actor_sees(make_embedder, tiny_gemma, arena, rows):
+    """The Kaggle setting, devices=["cuda:0", "cuda:1"], in actors that see no
+    GPU (this machine has none): each actor runs on its CPU instead of failing
+    with "cuda:1 not visible"; a wrapped pipeline's model step too."""
+    formatter = gp.ArenaTextFormatter(layout="pair")
+    expected = make_embedder().transform(formatter.fit_transform(rows))
+    node_wide = make_embedder(devices=["cuda:0", "cuda:1"])
+    with pytest.raises(ValueError, match="not visible"):
+        node_wide.transform(["in this process, the devices are checked as given"])
+    out = embed_dataset(
+        ray.data.from_pandas(rows).repartition(4), node_wide, formatter=formatter, num_replicas=2
+    ).to_pandas()
+    got = np.stack(_by_id(out, rows["id"], "embedding").to_numpy())
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+    pipe = gp.make_preference_pipeline(
+        tiny_gemma, max_length=48, torch_dtype="float32", devices="cpu", swap_augment=True
+    )
+    train = arena.iloc[:40]
+    pipe.fit(train, gp.labels_from_winner(train))
+    before = pipe.predict_proba(rows)
+    gp.set_model_params(pipe, devices=["cuda:0", "cuda:1"])
+    out = predict_dataset(ray.data.from_pandas(rows), pipe, num_replicas=1).to_pandas()
+    got = _by_id(out, rows["id"], ["winner_model_a", "winner_model_b", "winner_tie"])
+    np.testing.assert_allclose(got.to_numpy(dtype=np.float64), before, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("devices", "visible", "expected"),
+    [
+        (["cuda:0", "cuda:1"], [0], ["cuda:0"]),  # one GPU per actor
+        (["cuda:0", "cuda:1"], [], ["cpu"]),  # a CPU actor
+        ("cuda:1", [0, 1], ["cuda:0", "cuda:1"]),  # an actor with two GPUs
+        ("auto", [0], ["cuda:0"]),
+        ("auto", [], ["cpu"]),
+        (["cpu", "cpu"], [], ["cpu"]),  # one replica per actor
+        ("cpu", [0], ["cpu"]),  # CPU asked for: kept
+        ([], [0], []),  # not a device list: the estimator reports it
+    ],
+)
+def test_actor_devices(devices, visible, expected):
+    assert actor_devices(devices, visible) == expected
+
+
 def test_an_actor_that_dies_is_replaced_and_the_output_is_complete(
     make_embedder, arena_texts, tmp_path, monkeypatch
 ):
@@ -137,7 +182,7 @@ def test_an_actor_that_dies_is_replaced_and_the_output_is_complete(
 def test_a_bad_row_fails_the_job_naming_id_and_column(make_embedder, rows, tmp_path):
     bad = rows.copy()
     bad_id = bad["id"].iloc[17]
-    bad.loc[bad.index[17], "response_b"] = "not a JSON list"
+    bad.loc[bad.index[17], "response_b"] = '["not a JSON list'
     out = tmp_path / "emb"
     job = embed_dataset(
         ray.data.from_pandas(bad), make_embedder(), formatter=gp.ArenaTextFormatter(), batch_size=8
@@ -244,7 +289,7 @@ def test_cli_embed_and_predict_on_ray(tiny_gemma, arena, csv_shards, tmp_path, c
     np.testing.assert_allclose(got.to_numpy(), expected, atol=1e-5, rtol=0)
     # a bad row: one line naming the column and the id, no output directory
     bad = test.copy()
-    bad.loc[bad.index[3], "prompt"] = "[1, 2"
+    bad.loc[bad.index[3], "prompt"] = '["an unclosed list'  # JSON-looking, broken
     bad.to_csv(tmp_path / "bad.csv", index=False)
     bad_out = tmp_path / "bad-pred"
     code = main(

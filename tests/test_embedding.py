@@ -302,3 +302,206 @@ def test_transform_refuses_another_number_of_columns_than_fitted(make_embedder):
     assert emb.transform(np.array([["x", "y"]], dtype=object)).shape == (1, 128)
     # without fit (a stateless transformer), any number of columns is embedded
     assert make_embedder().transform(["a single text"]).shape == (1, 64)
+
+
+# ------------------------------------------------------------------ layer=
+GEMMA3_LAYER_TYPES = ["full_attention", "sliding_attention", "full_attention", "sliding_attention"]
+
+
+@pytest.fixture(scope="module")
+def deep_gemmas(tmp_path_factory):
+    """Two tiny checkpoints of four decoder layers: Gemma 2 (sliding and global
+    layers alternate) and Gemma 3 (layer types of its own, not its default
+    pattern; a sliding window of 8 tokens; one rotary embedding per type)."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from gemma_pref.testing import build_tiny_tokenizer, make_tiny_gemma
+
+    gemma2 = make_tiny_gemma(tmp_path_factory.mktemp("gemma2-deep"), num_hidden_layers=4, seed=1)
+    gemma3 = tmp_path_factory.mktemp("gemma3-deep")
+    tokenizer = build_tiny_tokenizer()
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=8,
+        layer_types=GEMMA3_LAYER_TYPES,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    state = torch.random.get_rng_state()
+    torch.manual_seed(2)
+    Gemma3ForCausalLM(config).save_pretrained(gemma3)
+    torch.random.set_rng_state(state)
+    tokenizer.save_pretrained(gemma3)
+    return {"gemma2": gemma2, "gemma3": gemma3}
+
+
+@pytest.fixture(scope="module")
+def layer_texts(arena_texts):
+    # real pair texts, longer than the Gemma 3 model's sliding window
+    return list(arena_texts[:6]) + ["x"]
+
+
+def _full_model_states(path, texts, max_length):
+    """Each of the untruncated model's hidden_states, mean-pooled over real
+    tokens (float32), and the model."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    enc = tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc, output_hidden_states=True)
+    mask = enc["attention_mask"].unsqueeze(-1).to(torch.float32)
+    pooled = [((h * mask).sum(1) / mask.sum(1)).numpy() for h in out.hidden_states]
+    return pooled, model
+
+
+def _layer_of(key):
+    parts = key.split(".")
+    return int(parts[parts.index("layers") + 1]) if "layers" in parts else None
+
+
+@pytest.mark.parametrize("arch", ["gemma2", "gemma3"])
+def test_layer_pools_that_hidden_state_of_the_full_model(
+    make_embedder, deep_gemmas, layer_texts, arch
+):
+    path = deep_gemmas[arch]
+    states, full = _full_model_states(path, layer_texts, 128)
+    n = full.config.num_hidden_layers
+    assert n == 4 and len(states) == n + 1
+    full_keys = set(full.state_dict())
+    for layer in [*range(n + 1), *range(-1, -n - 2, -1)]:
+        emb = make_embedder(path, layer=layer)
+        index = layer % (n + 1)
+        np.testing.assert_allclose(
+            emb.fit_transform(layer_texts), states[index], atol=2e-5, err_msg=f"layer={layer}"
+        )
+        (model,) = emb.load()
+        run = n if index == n else max(1, index)
+        assert len(model.layers) == run and model.config.num_hidden_layers == run
+        if arch == "gemma3":
+            assert model.config.layer_types == GEMMA3_LAYER_TYPES[:run]
+        # the dropped layers' weights are not held (nor the unused final norm)
+        kept = {k for k in full_keys if _layer_of(k) is None or _layer_of(k) < run}
+        if run < n:
+            kept.discard("norm.weight")
+        assert set(model.state_dict()) == kept, f"layer={layer}"
+        path_info = emb.compute_path()
+        assert path_info["layers"] == ("last" if index == n else [index])
+        assert path_info["decoder_layers"] == ("all" if run == n else run)
+
+
+def test_last_layer_is_todays_vectors(make_embedder, deep_gemmas, layer_texts):
+    path = deep_gemmas["gemma2"]
+    states, _ = _full_model_states(path, layer_texts, 128)
+    default = make_embedder(path).fit_transform(layer_texts)
+    # the post-norm last_hidden_state, whichever way the last layer is named
+    np.testing.assert_allclose(default, states[-1], atol=2e-5)
+    for same in (-1, 4, -5 + 4, [4], (-1,), range(4, 5)):
+        np.testing.assert_array_equal(
+            make_embedder(path, layer=same).transform(layer_texts), default
+        )
+
+
+def test_several_layers_are_the_mean_of_each(make_embedder, deep_gemmas, layer_texts):
+    path = deep_gemmas["gemma3"]
+    states, _ = _full_model_states(path, layer_texts, 128)
+    single = {i: make_embedder(path, layer=i).transform(layer_texts) for i in range(5)}
+    for layers in (range(1, 4), [0, 4], (3, 1), [2, -1, 0]):
+        emb = make_embedder(path, layer=layers)
+        got = emb.fit_transform(layer_texts)
+        indices = sorted(i % 5 for i in layers)
+        np.testing.assert_allclose(got, np.mean([single[i] for i in indices], axis=0), atol=1e-6)
+        np.testing.assert_allclose(got, np.mean([states[i] for i in indices], axis=0), atol=2e-5)
+        (model,) = emb.load()
+        assert len(model.layers) == (4 if 4 in indices else max(indices))
+        assert emb.compute_path()["layers"] == indices
+
+
+def test_a_fraction_is_that_share_of_the_depth(make_embedder, deep_gemmas, layer_texts):
+    path = deep_gemmas["gemma3"]  # 4 decoder layers
+    states, _ = _full_model_states(path, layer_texts, 128)
+    for fraction, index in ((0.5, 2), (0.3, 1), (0.05, 1), (0.9, 4)):
+        emb = make_embedder(path, layer=fraction)
+        np.testing.assert_allclose(emb.fit_transform(layer_texts), states[index], atol=2e-5)
+        expected = "last" if index == 4 else [index]
+        assert emb.compute_path()["layers"] == expected, fraction
+    assert clone(make_embedder(path, layer=0.5)).get_params()["layer"] == 0.5
+    # a tuple of fractions averages those states; on a shallow model two may round
+    # to the same state, which counts once
+    band = make_embedder(path, layer=(0.25, 0.5, 0.6, 0.75))  # states 1, 2, 2, 3
+    np.testing.assert_allclose(
+        band.fit_transform(layer_texts),
+        np.mean([states[i] for i in (1, 2, 3)], axis=0),
+        atol=2e-5,
+    )
+    assert band.compute_path()["layers"] == [1, 2, 3]
+
+
+def test_truncated_load_shows_no_load_report(make_embedder, deep_gemmas, capfd):
+    capfd.readouterr()
+    emb = make_embedder(deep_gemmas["gemma2"], layer=2, show_progress_bar=False)
+    emb.transform(["some text"])
+    err = capfd.readouterr().err
+    # the dropped layers' weights are unused on purpose: no load report
+    assert "LOAD REPORT" not in err and "UNEXPECTED" not in err, err
+    (model,) = emb.load()
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("layer", "match"),
+    [
+        (5, r"must be an index in \[-5, 4\] for .*4 decoder layers.*Got 5 instead \(5 is out"),
+        (-6, r"must be an index in \[-5, 4\].*Got -6 instead \(-6 is out of range\)"),
+        (range(2, 9), r"in \[-5, 4\].*Got range\(2, 9\) instead \(5 is out of range\)"),
+        ([], r"The 'layer' parameter of GemmaEmbedder must be an int .*Got \[\] .*it is empty"),
+        ([1, "2"], r"The 'layer' parameter .*Got \[1, '2'\] instead \('2' is not an int or"),
+        ([1, 1.5], r"The 'layer' parameter .*Got \[1, 1.5\] instead \(1.5 is not an int or"),
+        ("9", r"The 'layer' parameter .*Got '9' instead \(a str\)"),
+        (2.0, r"The 'layer' parameter .*given as a float, is a fraction .*Got 2.0 instead"),
+        (0.0, r"fraction of the model's depth strictly between 0 and 1.*Got 0.0 instead"),
+        (True, r"The 'layer' parameter .*Got True instead \(a bool\)"),
+        ([1, -4], r"The 'layer' parameter of GemmaEmbedder names hidden state 1 twice"),
+    ],
+)
+def test_bad_layer_is_named_in_fit_and_transform(deep_gemmas, layer, match):
+    emb = GemmaEmbedder(deep_gemmas["gemma2"], layer=layer)  # __init__ never validates
+    assert emb.get_params()["layer"] is layer
+    with pytest.raises(ValueError, match=match):
+        emb.fit(["x"])
+    with pytest.raises(ValueError, match=match):
+        emb.transform(["x"])
+    with pytest.raises(ValueError, match=match):
+        emb.compute_path()
+
+
+def test_layer_clone_and_pickle(make_embedder, deep_gemmas, layer_texts):
+    path = deep_gemmas["gemma2"]
+    emb = make_embedder(path, layer=range(1, 3))
+    X = emb.fit_transform(layer_texts)
+    cloned = clone(emb)
+    assert cloned.get_params()["layer"] == range(1, 3)
+    np.testing.assert_array_equal(cloned.transform(layer_texts), X)
+    restored = pickle.loads(pickle.dumps(emb))
+    assert restored.layer == range(1, 3)
+    np.testing.assert_array_equal(restored.transform(layer_texts), X)
+    (model,) = restored.load()
+    assert len(model.layers) == 2
+    # a pickle of a version without the parameter pools the last layer
+    old = make_embedder(path)
+    default = old.transform(layer_texts)
+    del old.layer
+    unpickled = pickle.loads(pickle.dumps(old))
+    assert unpickled.layer == -1
+    np.testing.assert_array_equal(unpickled.transform(layer_texts), default)

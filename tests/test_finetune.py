@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import shutil
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import gemma_pref as gp
 from gemma_pref import GemmaPreferenceClassifier
@@ -218,6 +220,31 @@ def test_bad_inputs(tiny_gemma, fitted):
         _clf(tiny_gemma).predict_proba(["not fitted"])
 
 
+def test_float16_training_keeps_trainable_weights_in_float32_with_loss_scaling(
+    tiny_gemma, task, caplog
+):
+    """The T4 path (float16 base, no quantization) on the CPU: every trainable
+    weight (LoRA and the head's trained copy) is float32 and the loss scaler
+    runs, so that the first optimizer step does not refuse float16 gradients."""
+    (X, y), (Xt, yt) = task
+    dtypes: set = set()
+
+    def record(optimizer, args, kwargs):
+        dtypes.update(p.dtype for group in optimizer.param_groups for p in group["params"])
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        with caplog.at_level(logging.INFO, logger="gemma_pref"):
+            clf = _clf(tiny_gemma, torch_dtype="float16").fit(X, y)
+    finally:
+        handle.remove()
+    assert dtypes == {torch.float32}
+    scaling = [r.getMessage() for r in caplog.records if "loss scaling" in r.getMessage()]
+    assert scaling and "float16" in scaling[0], caplog.text
+    assert all(math.isfinite(v) for v in clf.loss_curve_)
+    assert (clf.predict(Xt) == yt).mean() >= 0.9
+
+
 def _bnb_cpu_quantization_works(kind):
     """Whether bitsandbytes can load this kind on this CPU (it needs its CPU build)."""
     try:
@@ -251,9 +278,10 @@ def test_quantized_training_on_cpu(tiny_gemma, task, quantization):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_training_mixed_precision(tiny_gemma, task):
+@pytest.mark.parametrize("torch_dtype", ["auto", "float16"])  # float16: the T4 path anywhere
+def test_cuda_training_mixed_precision(tiny_gemma, task, torch_dtype):
     (X, y), (Xt, yt) = task
-    clf = _clf(tiny_gemma, torch_dtype="auto", devices="cuda:0").fit(X, y)
+    clf = _clf(tiny_gemma, torch_dtype=torch_dtype, devices="cuda:0").fit(X, y)
     assert (clf.predict(Xt) == yt).mean() >= 0.9
     assert all(math.isfinite(v) for v in clf.loss_curve_)
 

@@ -200,11 +200,12 @@ def test_missing_column_is_named():
     ("cell", "match"),
     [
         ('["ok", ', "expected a JSON list of strings, got '\\[\"ok\", '"),
-        ('{"a": 1}', "got JSON dict"),
-        ('"just a string"', "got JSON str"),
         ('["a", 3]', "item 1 is int"),
-        ('[["nested"]]', "item 0 is list"),
-        ("12", "got JSON int"),
+        ('[null, {"a": 1}]', "item 1 is dict"),
+        ('["a"] and more', "Extra data"),
+        ("[null, 1]", "item 1 is int"),
+        (12, "expected a JSON list of strings or a plain string, got int 12"),
+        ({"a": 1}, "got dict"),
     ],
 )
 def test_bad_cell_names_column_row_and_excerpt(cell, match):
@@ -221,9 +222,51 @@ def test_bad_cell_names_column_row_and_excerpt(cell, match):
 
 
 def test_error_names_the_original_column_when_swapped():
-    df = pd.DataFrame({"prompt": ['["p"]'], "response_a": ['["a"]'], "response_b": ["oops"]})
+    df = pd.DataFrame({"prompt": ['["p"]'], "response_a": ['["a"]'], "response_b": ['["oops']})
     with pytest.raises(ArenaFormatError, match="response_b at row 0"):
         ArenaTextFormatter(swap=True).fit_transform(df)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Paris is the capital.",
+        '{"a": 1}',
+        '"just a string"',
+        "12",
+        "[1, 2, 3] is a list",
+        "[citation needed]",
+        "[] While answering this question",
+        "[]]",
+        '[["nested"]]',
+        "",
+        "  leading spaces and\nlines ",
+    ],
+)
+def test_plain_string_cells_are_one_turn_verbatim(text):
+    """The documented rule: only cells starting with '["', '[null' or '[]' are JSON."""
+    assert parse_turns(text) == [text]
+    plain = pd.DataFrame({"prompt": ["Q?"], "response_a": [text], "response_b": ["B"]})
+    listed = pd.DataFrame(
+        {"prompt": ['["Q?"]'], "response_a": [json.dumps([text])], "response_b": ['["B"]']}
+    )
+    for layout in ("joint", "pair"):
+        fmt = ArenaTextFormatter(layout=layout)
+        np.testing.assert_array_equal(fmt.fit_transform(plain), fmt.fit_transform(listed))
+
+
+@pytest.mark.parametrize(
+    ("cell", "turns"),
+    [
+        ('["a"]', ["a"]),
+        (' [ "a", null ] ', ["a", ""]),
+        ("[null]", [""]),
+        ("[]", []),
+        (" [] \n", []),
+    ],
+)
+def test_json_list_looking_cells_parse_as_lists(cell, turns):
+    assert parse_turns(cell) == turns
 
 
 def test_lone_surrogate_is_replaced():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +22,42 @@ def test_labels_from_winner_errors():
     )
     with pytest.raises(ValueError, match="row 'b': expected exactly one 1"):
         labels_from_winner(df)
-    with pytest.raises(ValueError, match="Missing label column.*'winner_tie'"):
+    # without winner_tie the same row is still not one-hot among the two
+    with pytest.raises(
+        ValueError,
+        match=r"row 'b': expected exactly one 1 among winner_model_a, winner_model_b, got \[1, 1\]",
+    ):
         labels_from_winner(df.drop(columns="winner_tie"))
+    with pytest.raises(
+        ValueError, match=r"Missing label column.*'winner' column.*got columns \['winner_model_a'\]"
+    ):
+        labels_from_winner(df[["winner_model_a"]])
+
+
+def test_two_class_labels_from_two_onehot_columns_and_from_winner(arena):
+    decided = arena[arena["winner_tie"] == 0]
+    y3 = labels_from_winner(decided)
+    y2 = labels_from_winner(decided.drop(columns="winner_tie"))
+    np.testing.assert_array_equal(y2, y3)
+    assert set(y2) == {0, 1}
+    winner = pd.DataFrame({"winner": np.array(["model_a", "model_b"])[y2]}, index=decided.index)
+    np.testing.assert_array_equal(labels_from_winner(winner), y2)
+    ties = pd.DataFrame({"winner": ["tie", "tie (bothbad)", "model_b"]})
+    np.testing.assert_array_equal(labels_from_winner(ties), [2, 2, 1])
+
+
+@pytest.mark.parametrize("bad", ["draw", "Model_A", None, 1.0])
+def test_winner_value_outside_the_known_set_names_row_id_and_value(bad):
+    df = pd.DataFrame({"id": [10, 11], "winner": pd.Series(["model_a", bad], dtype=object)})
+    df.index = ["r0", "r1"]
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "winner at row 'r1' (id 11): expected one of 'model_a', 'model_b', 'tie', "
+            f"'tie (bothbad)', got {bad!r}"
+        ),
+    ):
+        labels_from_winner(df)
 
 
 def test_write_submission(tmp_path):
@@ -38,7 +74,8 @@ def test_write_submission(tmp_path):
 @pytest.mark.parametrize(
     ("ids", "proba", "match"),
     [
-        ([1], [[0.5, 0.5]], r"shape \(n_rows, 3\)"),
+        ([1], [[0.5, 0.5, 0.0, 0.0]], r"shape \(n_rows, 3\)"),
+        ([1], [[0.5, 0.5]], "model knows only the classes model_a and model_b"),
         ([1, 2], [[0.2, 0.3, 0.5]], "ids has 2 entries but proba has 1 rows"),
         ([1], [[np.nan, 0.5, 0.5]], r"row 0 \(id 1\) is not a probability vector"),
         ([1], [[-0.1, 0.6, 0.5]], "not a probability vector"),
@@ -48,6 +85,26 @@ def test_write_submission_errors(tmp_path, ids, proba, match):
     with pytest.raises(ValueError, match=match):
         write_submission(ids, proba, tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_write_submission_wsdm(tmp_path):
+    path = write_submission(
+        ["q1", "q2", "q3"],
+        [[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]],
+        tmp_path / "s.csv",
+        format="wsdm",
+    )
+    df = pd.read_csv(path)
+    assert df.columns.tolist() == ["id", "winner"]
+    assert df["winner"].tolist() == ["model_a", "model_b", "model_a"]
+    # three-class probabilities: the more probable of the two answers, ties ignored
+    path = write_submission([1, 2], [[0.2, 0.3, 0.5], [0.4, 0.1, 0.5]], path, format="wsdm")
+    assert pd.read_csv(path)["winner"].tolist() == ["model_b", "model_a"]
+    # columns follow classes: [1, 0] puts model_b first
+    path = write_submission([1], [[0.9, 0.1]], path, format="wsdm", classes=[1, 0])
+    assert pd.read_csv(path)["winner"].tolist() == ["model_b"]
+    with pytest.raises(ValueError, match="format must be one of 'lmsys', 'wsdm'; got 'csv'"):
+        write_submission([1], [[0.5, 0.5]], path, format="csv")
 
 
 def test_load_arena_csv(tmp_path, arena):

@@ -54,7 +54,7 @@ def test_prompts_compare_across_case_whitespace_and_turns():
 
 def test_prompt_groups_errors_name_column_and_row():
     with pytest.raises(ArenaFormatError, match="prompt at row 'r2'"):
-        prompt_groups(pd.DataFrame({"prompt": ['["a"]', "nope"]}, index=["r1", "r2"]))
+        prompt_groups(pd.DataFrame({"prompt": ['["a"]', '["nope']}, index=["r1", "r2"]))
     with pytest.raises(ValueError, match="Missing column.*'prompt'"):
         prompt_groups(pd.DataFrame({"response_a": ['["a"]']}))
 

@@ -55,6 +55,26 @@ def test_onnxruntime_gives_the_vectors_of_pytorch(make_embedder, texts, pooling)
     assert type(replica).__name__ == "OnnxReplica"
 
 
+@pytest.mark.parametrize("layer", [1, [0, 1]])
+def test_onnxruntime_gives_the_vectors_of_pytorch_for_middle_layers(
+    make_embedder, texts, layer, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GEMMA_PREF_HOME", str(tmp_path / "home"))
+    torch_vecs = make_embedder(max_length=256, layer=layer).fit_transform(texts)
+    ort = make_embedder(max_length=256, layer=layer, backend="onnxruntime")
+    ort_vecs = ort.fit_transform(texts)
+    assert _cosines(ort_vecs, torch_vecs).min() >= 0.9999
+    np.testing.assert_allclose(ort_vecs, torch_vecs, rtol=1e-3, atol=1e-4)
+    # a graph of its own, named by the hidden states it pools
+    last = make_embedder(max_length=256, backend="onnxruntime").fit_transform(texts)
+    assert not np.allclose(last, ort_vecs, atol=1e-3)
+    exports = _exports()
+    assert len(exports) == 2
+    heads = sorted(json.loads((e / "meta.json").read_text())["head"] for e in exports)
+    layers = (layer,) if isinstance(layer, int) else tuple(layer)
+    assert heads == ["PoolingHead(mode='mean')", f"PoolingHead(mode='mean', layers={layers!r})"]
+
+
 def test_export_is_checked_once_and_reused(make_embedder, texts, caplog, tmp_path, monkeypatch):
     monkeypatch.setenv("GEMMA_PREF_HOME", str(tmp_path / "home"))
     before = set(_exports())
@@ -90,6 +110,8 @@ def test_auto_follows_the_cpu(make_embedder):
             "dtype": "bfloat16",
             "devices": ["cpu"],
             "reason": "native bf16 on this CPU",
+            "layers": "last",
+            "decoder_layers": "all",
         }
     else:
         assert path["backend"] == "onnxruntime" and path["dtype"] == "float32"
@@ -177,7 +199,7 @@ def test_pipeline_round_trip_on_onnxruntime(tiny_gemma, arena, tmp_path):
     joblib.dump(pipe, tmp_path / "p.joblib")
     again = joblib.load(tmp_path / "p.joblib")
     np.testing.assert_allclose(again.predict_proba(df), proba, atol=1e-6)
-    assert again.named_steps["embedder"].backend == "onnxruntime"
+    assert again.embedder_.backend == "onnxruntime"
 
 
 def test_fine_tuned_classifier_predicts_the_same_on_onnxruntime(tiny_gemma, tmp_path, monkeypatch):

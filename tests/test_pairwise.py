@@ -1,4 +1,4 @@
-"""The pairwise recipe: one text per answer, a classifier of their difference."""
+"""The embedding recipe: one text per answer, a classifier of their difference."""
 
 from __future__ import annotations
 
@@ -92,8 +92,8 @@ def test_nan_and_width_mismatch_are_refused():
         PairDifferenceClassifier(Cs=(0.0, 1.0), cv=2).fit(X, y)
 
 
-def test_default_pipeline_is_the_pairwise_recipe(tiny_gemma):
-    pipe = gp.make_preference_pipeline(tiny_gemma, max_length=64)
+def test_embedding_recipe_is_the_pair_difference_pipeline(tiny_gemma):
+    pipe = gp.make_preference_pipeline(tiny_gemma, recipe="embedding", max_length=64)
     assert list(pipe.named_steps) == ["formatter", "embedder", "classifier"]
     assert pipe["formatter"].layout == "pair"
     assert isinstance(pipe["classifier"], PairDifferenceClassifier)
@@ -102,14 +102,14 @@ def test_default_pipeline_is_the_pairwise_recipe(tiny_gemma):
     from catboost import CatBoostClassifier
 
     assert isinstance(seed["classifier"], CatBoostClassifier)
-    with pytest.raises(ValueError, match="'recipe'.*'pairwise', 'seed'.*'best'"):
+    with pytest.raises(ValueError, match="'recipe'.*'pairwise', 'embedding'.*'best'"):
         gp.make_preference_pipeline(tiny_gemma, recipe="best")
 
 
 def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
     y = gp.labels_from_winner(arena)
     train, test = arena.iloc[:240], arena.iloc[240:270]
-    pipe = gp.make_preference_pipeline(tiny_gemma, max_length=64)
+    pipe = gp.make_preference_pipeline(tiny_gemma, recipe="embedding", max_length=64)
     pipe.fit(train, y[:240])
     proba = pipe.predict_proba(test)
     assert proba.shape == (30, 3)
@@ -130,7 +130,7 @@ def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
 def test_pairwise_cross_val_score(tiny_gemma, arena):
     y = gp.labels_from_winner(arena)
     rows = arena.iloc[:150]
-    pipe = gp.make_preference_pipeline(tiny_gemma, max_length=48)
+    pipe = gp.make_preference_pipeline(tiny_gemma, recipe="embedding", max_length=48)
     pipe.set_params(classifier__Cs=(1e-3, 1e-1), classifier__cv=3)
     scores = cross_val_score(
         clone(pipe), rows, y[:150], cv=gp.PromptGroupKFold(3), scoring="neg_log_loss"

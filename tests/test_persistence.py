@@ -42,6 +42,7 @@ def fitted(tiny_gemma, split):
     train, y, _ = split
     pipe = make_preference_pipeline(
         tiny_gemma,
+        recipe="embedding",
         max_length=96,
         torch_dtype="float32",
         classifier=make_catboost_classifier(iterations=30),
@@ -201,9 +202,29 @@ def test_safe_round_trip_of_the_preference_pipeline(fitted, split, tmp_path):
     clone(loaded)  # a normal estimator
 
 
-def test_safe_round_trip_of_the_default_pairwise_pipeline(tiny_gemma, split, tmp_path):
+def test_safe_round_trip_of_the_default_blend(tiny_gemma, split, tmp_path):
     train, y, test = split
-    pipe = make_preference_pipeline(tiny_gemma, max_length=96, torch_dtype="float32")
+    model = make_preference_pipeline(tiny_gemma, max_length=96, torch_dtype="float32")
+    model.set_params(Cs=(1e-3, 1e-1), weights=(0.0, 0.5, 1.0))
+    model.fit(train, y)
+    before = model.predict_proba(test)
+    path = save_safe(model, tmp_path / "blend")
+    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
+    clear_memory_cache()
+    loaded = load_safe(path)
+    assert type(loaded).__name__ == "PreferenceBlendClassifier"
+    assert loaded.weights_ == model.weights_ and loaded.C_structure_ == model.C_structure_
+    assert loaded.cv_log_loss_ == model.cv_log_loss_
+    assert loaded.embedder_.get_params() == model.embedder_.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(test), before)
+    clone(loaded)
+
+
+def test_safe_round_trip_of_the_embedding_pipeline(tiny_gemma, split, tmp_path):
+    train, y, test = split
+    pipe = make_preference_pipeline(
+        tiny_gemma, recipe="embedding", max_length=96, torch_dtype="float32"
+    )
     pipe.fit(train, y)
     before = pipe.predict_proba(test)
     path = save_safe(pipe, tmp_path / "pairwise")

@@ -16,9 +16,10 @@ from gemma_pref import (
 )
 
 
-def _pipe(path, **kw):
+def _pipe(path, recipe="embedding", **kw):
     return make_preference_pipeline(
         path,
+        recipe=recipe,
         max_length=96,
         torch_dtype="float32",
         classifier=make_catboost_classifier(iterations=30),
@@ -27,27 +28,53 @@ def _pipe(path, **kw):
 
 
 def test_default_pipeline_settings():
-    from gemma_pref import ArenaTextFormatter, PairDifferenceClassifier
+    from gemma_pref import ArenaTextFormatter, PairDifferenceClassifier, PreferenceBlendClassifier
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
 
-    pipe = make_preference_pipeline("some/dir", batch_size=4)
+    # the default recipe: the structure model and the embedding model, blended
+    blend = make_preference_pipeline("some/dir", batch_size=4)
+    assert isinstance(blend, PreferenceBlendClassifier)
+    assert blend.embedder.batch_size == 4 and blend.structure == "auto"
+    assert blend.formatter.layout == "pair"
+    for name, value in PAIRWISE_DEFAULTS.items():
+        assert blend.get_params()[f"embedder__{name}"] == value
+    assert make_preference_pipeline("x", max_length=64).embedder.max_length == 64
+    fmt = ArenaTextFormatter(layout="pair", turns="all")
+    assert make_preference_pipeline("x", formatter=fmt).formatter is fmt
+    with pytest.raises(ValueError, match="recipe='pairwise'.*needs ArenaTextFormatter.*'joint'"):
+        make_preference_pipeline("x", formatter=ArenaTextFormatter())
+    with pytest.raises(ValueError, match="chooses its own models.*recipe='embedding'"):
+        make_preference_pipeline("x", classifier=LogisticRegression())
+    # the structure model alone: no model to load, nothing to set on one
+    structure = make_preference_pipeline(recipe="structure")
+    assert isinstance(structure, PreferenceBlendClassifier) and structure.embedder is None
+    with pytest.raises(
+        ValueError, match="loads no model.*\\['max_length', 'model_name_or_path'\\]"
+    ):
+        make_preference_pipeline("x", recipe="structure", max_length=64)
+
+    # the embedding model alone: one text per answer, classify the difference
+    pipe = make_preference_pipeline("some/dir", recipe="embedding", batch_size=4)
     assert list(pipe.named_steps) == ["formatter", "embedder", "classifier"]
     assert pipe.named_steps["embedder"].batch_size == 4
-    # the default recipe: one text per answer, classify the difference
+    assert pipe.named_steps["embedder"].max_length == PAIRWISE_DEFAULTS["max_length"]
     assert pipe.named_steps["formatter"].layout == "pair"
     assert isinstance(pipe.named_steps["classifier"], PairDifferenceClassifier)
     # the reference notebook's recipe: one text per row, CatBoost with its settings
     seed = make_preference_pipeline("some/dir", recipe="seed")
     assert seed.named_steps["formatter"].layout == "joint"
+    assert seed.named_steps["embedder"].max_length == 1024
     params = seed.named_steps["classifier"].get_params()
     assert params["loss_function"] == "MultiClass"
     assert params["learning_rate"] == 0.03 and params["iterations"] == 1000
     # the device is chosen when the classifier is fitted, not when it is built
     assert "task_type" not in params
     lr = LogisticRegression()
-    assert make_preference_pipeline("x", classifier=lr).named_steps["classifier"] is lr
-    fmt = ArenaTextFormatter(layout="pair", turns="all")
-    assert make_preference_pipeline("x", formatter=fmt).named_steps["formatter"] is fmt
-    with pytest.raises(ValueError, match="'recipe' parameter.*'pairwise', 'seed'.*'best'"):
+    emb = make_preference_pipeline("x", recipe="embedding", classifier=lr)
+    assert emb.named_steps["classifier"] is lr
+    emb = make_preference_pipeline("x", recipe="embedding", formatter=fmt)
+    assert emb.named_steps["formatter"] is fmt
+    with pytest.raises(ValueError, match="'recipe' parameter.*'pairwise', 'embedding'.*'best'"):
         make_preference_pipeline("x", recipe="best")
     # a one-text-per-row formatter would feed PairDifferenceClassifier one vector,
     # which it would split in two halves: refused, with the ways out
@@ -55,7 +82,7 @@ def test_default_pipeline_settings():
         ValueError,
         match="needs ArenaTextFormatter\\(layout='pair'\\).*layout='joint'.*recipe='seed'",
     ):
-        make_preference_pipeline("x", formatter=ArenaTextFormatter(turns="all"))
+        make_preference_pipeline("x", recipe="embedding", formatter=ArenaTextFormatter(turns="all"))
     joint = ArenaTextFormatter(turns="all")
     seed = make_preference_pipeline("x", recipe="seed", formatter=joint)
     assert seed.named_steps["formatter"] is joint
@@ -64,13 +91,17 @@ def test_default_pipeline_settings():
         make_preference_pipeline("x", recipe="seed", classifier=PairDifferenceClassifier())
     with pytest.raises(ValueError, match="layout='joint'"):
         make_preference_pipeline(
-            "x", classifier=PairDifferenceClassifier(), formatter=ArenaTextFormatter()
+            "x",
+            recipe="embedding",
+            classifier=PairDifferenceClassifier(),
+            formatter=ArenaTextFormatter(),
         )
     # a formatter of another kind is the user's business
     from sklearn.preprocessing import FunctionTransformer
 
     other = FunctionTransformer()
-    assert make_preference_pipeline("x", formatter=other).named_steps["formatter"] is other
+    emb = make_preference_pipeline("x", recipe="embedding", formatter=other)
+    assert emb.named_steps["formatter"] is other
 
 
 def test_fit_predict_proba_columns_follow_labels(tiny_gemma, arena):
@@ -113,7 +144,7 @@ def test_cross_val_score_embeds_each_text_once(tiny_gemma, arena, forward_rows):
     rows = forward_rows
     df = arena.head(100)
     y = labels_from_winner(df)
-    for recipe in ("seed", "pairwise"):
+    for recipe in ("seed", "embedding"):
         rows.clear()
         pipe = _pipe(tiny_gemma, recipe=recipe)
         scores = cross_val_score(pipe, df, y, cv=5, scoring="neg_log_loss")
@@ -129,6 +160,7 @@ def test_pipeline_with_logistic_regression(tiny_gemma, arena):
     df = arena.head(60)
     pipe = make_preference_pipeline(
         tiny_gemma,
+        recipe="embedding",
         max_length=64,
         torch_dtype="float32",
         classifier=LogisticRegression(max_iter=200),

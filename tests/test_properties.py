@@ -198,7 +198,8 @@ def _formatter_params(draw):
 
 # -------------------------------------------------------------------- oracle
 class _Bad(Exception):
-    """The cell is not a JSON list of strings or nulls."""
+    """The cell starts like a JSON list but is not one of strings or nulls, or is
+    neither a string nor a list."""
 
 
 class _Ambiguous(Exception):
@@ -212,6 +213,10 @@ def _oracle_turns(cell):
     if cell is pd.NA or cell is pd.NaT or (isinstance(cell, np.floating) and np.isnan(cell)):
         raise _Ambiguous
     if isinstance(cell, str):
+        # the documented rule: '["' or '[null' starts a JSON list, and so is
+        # '[]' (JSON whitespace allowed); any other string is one turn, verbatim
+        if not re.match(r'[ \t\n\r]*\[[ \t\n\r]*(?:"|null\b|\][ \t\n\r]*\Z)', cell):
+            return [_SURROGATE.sub("\ufffd", cell)]
         try:
             value = json.loads(cell)
         except (ValueError, RecursionError):

@@ -436,6 +436,7 @@ def test_pipeline_set_params_fails_at_fit_naming_the_step_parameter(tiny_gemma, 
     df = arena.head(12)
     pipe = make_preference_pipeline(
         tiny_gemma,
+        recipe="embedding",
         max_length=32,
         torch_dtype="float32",
         classifier=LogisticRegression(),
