@@ -263,7 +263,7 @@ class PreferenceBlendClassifier(
     # ------------------------------------------------------------- fit
     @fit_context(prefer_skip_nested_validation=False)  # the parts validate themselves
     def fit(self, X: Any, y: Any) -> PreferenceBlendClassifier:
-        """Fit both models, choose their ``C`` and the blend weight by grouped CV.
+        """Fit both models, choose their ``C`` and the blend's exponents by grouped CV.
 
         Parameters
         ----------
