@@ -340,6 +340,19 @@ def _layer_configs() -> list[Config]:
             )
         )
     for tag in ("L9", "L8-12"):
+        out.append(
+            Config(
+                f"blend-budget-{tag}",
+                f"blend-{tag} with ArenaTextFormatter(layout='pair', max_tokens=max_length, "
+                "tokenizer=model): the prompt and the answer each keep their share of "
+                "max_length, so the answer survives a long prompt",
+                lambda ctx, layer=LAYERS[tag]: _blend(
+                    ctx, layer, formatter=_formatter(ctx, True, layout="pair")
+                ),
+                ("pair-budget",),
+                layer=LAYERS[tag],
+            )
+        )
         for ties in ("abs", "cosine"):
             out.append(
                 Config(
