@@ -274,6 +274,14 @@ def _embedder(args: argparse.Namespace) -> Any:
     return gp.GemmaEmbedder(_model(args), **params)
 
 
+def _check_budget(args: argparse.Namespace) -> None:
+    if args.budget and args.recipe == "structure":
+        raise CLIError(
+            "--budget shares the model's tokens between the prompt and the answers: "
+            "--recipe structure reads no tokens"
+        )
+
+
 def _build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
@@ -287,6 +295,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
                 "--classifier and --C apply to --recipe embedding and seed"
             )
         if args.recipe == "structure":
+            _check_budget(args)
             return gp.make_preference_pipeline(recipe="structure", swap_augment=args.swap_augment)
     model = _model(args)
     classifier = None
@@ -301,7 +310,11 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
         recipe=args.recipe,
         classifier=classifier,
         formatter=make_recipe_formatter(
-            args.recipe, model, max_length=args.max_length, turns=args.turns
+            args.recipe,
+            model,
+            max_length=args.max_length,
+            budget=args.budget or None,
+            turns=args.turns,
         ),
         swap_augment=args.swap_augment,
         **_model_params(args),
@@ -503,7 +516,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     if args.recipe in ("finetune", "structure"):
         raise CLIError("embed writes embeddings: use --recipe pairwise, embedding or seed")
-    formatter = make_recipe_formatter(args.recipe, turns=args.turns, swap=args.swap)
+    formatter = make_recipe_formatter(
+        args.recipe,
+        _model(args),
+        max_length=args.max_length,
+        budget=args.budget,
+        turns=args.turns,
+        swap=args.swap,
+    )
     if args.engine == "ray":
         return _embed_on_ray(args, formatter)
     out = _check_output(args.output or "embeddings.npy", args.overwrite)
@@ -709,6 +729,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         "0.5 the middle of any model; 8-12 (both included), 8,9,10 or 0.45,0.55 averages "
         "those; only the decoder layers up to the deepest one run (embedding "
         "recipes only; default: the recipe's)",
+    )
+    g.add_argument(
+        "--budget",
+        action="store_true",
+        help="count the --max-length tokens with the model's tokenizer while "
+        "formatting and give the prompt and each answer their shares of them, so "
+        "that a long prompt does not crowd the answers out (without it, a text "
+        "longer than --max-length keeps its first tokens; --recipe finetune always "
+        "budgets)",
     )
     g.add_argument(
         "--recipe",

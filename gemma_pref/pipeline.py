@@ -179,16 +179,22 @@ def make_recipe_formatter(
     model_name_or_path: str | os.PathLike[str] | None = None,
     *,
     max_length: int | None = None,
+    budget: bool | None = None,
     **params: Any,
 ) -> ArenaTextFormatter:
     """The recipe's :class:`ArenaTextFormatter`, with ``params``.
 
     The recipe sets the layout (``"pair"`` for ``"pairwise"`` and
-    ``"embedding"``, one text per row for ``"seed"`` and ``"finetune"``). For
-    ``"finetune"`` it also sets a token budget of ``max_length`` (default
-    1024) counted with the tokenizer of ``model_name_or_path`` (the default
-    model's when ``None``), so that the prompt and both answers keep their
-    shares of the text.
+    ``"embedding"``, one text per row for ``"seed"`` and ``"finetune"``).
+
+    ``budget=True`` sets a token budget of ``max_length`` (default: the
+    recipe's, 256 for ``"pairwise"`` and ``"embedding"``, 1024 for ``"seed"``
+    and ``"finetune"``) counted with the tokenizer of ``model_name_or_path``
+    (the default model's when ``None``), so that a long prompt does not crowd
+    the answers out of the tokens the model keeps: the prompt and each answer
+    keep their shares of the text. ``None`` (default) is ``True`` for
+    ``"finetune"`` and ``False`` for the others, where the texts are cut at
+    ``max_length`` tokens from their end by the embedder.
 
     Examples
     --------
@@ -196,6 +202,8 @@ def make_recipe_formatter(
     ArenaTextFormatter(layout='pair', turns='all')
     >>> make_recipe_formatter("finetune", "/models/gemma-2-9b", max_length=2048)
     ArenaTextFormatter(max_tokens=2048, tokenizer='/models/gemma-2-9b')
+    >>> make_recipe_formatter("pairwise", "/models/gemma-2-9b", max_length=64, budget=True)
+    ArenaTextFormatter(layout='pair', max_tokens=64, tokenizer='/models/gemma-2-9b')
     """
     recipe = _check_recipe(recipe, "make_recipe_formatter")
     if recipe == "structure":
@@ -203,10 +211,21 @@ def make_recipe_formatter(
             "recipe='structure' reads the raw rows (ArenaStructureFeatures): it has no "
             "text formatter."
         )
-    if recipe == "finetune":
+    if budget is None:
+        budget = recipe == "finetune"
+    elif not isinstance(budget, bool):
+        raise TypeError(
+            f"The 'budget' parameter of make_recipe_formatter must be True, False or "
+            f"None; got {budget!r}."
+        )
+    if budget:
         from .demo_model import DEFAULT_MODEL
 
-        params.setdefault("max_tokens", max_length or 1024)
+        if max_length is None:
+            max_length = (
+                PAIRWISE_DEFAULTS["max_length"] if RECIPE_LAYOUTS[recipe] == "pair" else 1024
+            )
+        params.setdefault("max_tokens", max_length)
         params.setdefault(
             "tokenizer",
             DEFAULT_MODEL if model_name_or_path is None else os.fspath(model_name_or_path),

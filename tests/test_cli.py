@@ -230,6 +230,50 @@ def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
     assert f"hidden states {indices} pooled" in r.stdout.splitlines()[-1]
 
 
+def test_budget_shares_the_tokens_as_the_library_does(work, model_args, tiny_gemma):
+    from transformers import AutoTokenizer
+
+    import gemma_pref as gp
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
+
+    r = run(
+        "embed", "-o", "emb_budget.npy", *model_args, "--max-length", "32", "--budget",
+        "--no-cache", cwd=work, home=work / "home",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = gp.load_arena_sample()
+    formatter = make_recipe_formatter("pairwise", tiny_gemma, max_length=32, budget=True)
+    texts = formatter.fit_transform(rows)
+    embedder = gp.GemmaEmbedder(
+        tiny_gemma, max_length=32, torch_dtype="float32", layer=PAIRWISE_DEFAULTS["layer"]
+    )
+    np.testing.assert_allclose(
+        np.load(work / "emb_budget.npy"), embedder.fit_transform(texts), rtol=1e-3, atol=1e-4
+    )
+    # every text fits the 32 tokens, and keeps its answer where the prompt is long
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gemma)
+    lengths = [len(tokenizer(t)["input_ids"]) for t in texts.ravel()]
+    assert max(lengths) <= 32
+    plain = make_recipe_formatter("pairwise").fit_transform(rows)
+    cut = [
+        tokenizer.decode(tokenizer(t, max_length=32, truncation=True)["input_ids"])
+        for t in plain[:, 0]
+    ]
+    lost = sum("<start_of_turn>model" not in c for c in cut)
+    kept = sum("<start_of_turn>model" in t for t in texts[:, 0])
+    assert lost > 0 and kept == len(rows)  # without --budget a long prompt crowds it out
+
+    # fit stores the budgeted formatter in the pipeline predict loads
+    r = run(
+        "fit", "--train", "train.csv", "-o", "pipe_budget.joblib", *model_args, "--budget",
+        "--no-cache", cwd=work, home=work / "home",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    params = gp.load(work / "pipe_budget.joblib").get_params()
+    formatters = [v for v in params.values() if isinstance(v, gp.ArenaTextFormatter)]
+    assert [(f.max_tokens, f.tokenizer) for f in formatters] == [(64, str(tiny_gemma))]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -279,6 +323,10 @@ def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
         (
             ["embed", "--model", "TINY", "--layer", "7", "-o", "e6.npy"],
             "The 'layer' parameter of GemmaEmbedder must be an index in [-3, 2]",
+        ),
+        (
+            ["cv", "--recipe", "structure", "--budget", "-o", "cv3.json"],
+            "--budget shares the model's tokens between the prompt and the answers",
         ),
         (
             ["fit", "--recipe", "finetune", "--layer", "1", "--model", "TINY", "-o", "p3.joblib"],

@@ -213,3 +213,23 @@ def test_catboost_device_is_chosen_at_fit_on_the_fitting_machine(arena):
     assert shipped.predict_proba(X).shape == (120, 3)
     explicit = make_catboost_classifier(iterations=5, task_type="CPU").fit(X, y)
     assert explicit.get_params()["task_type"] == "CPU"
+
+
+def test_recipe_formatter_budget_defaults_to_the_recipes_length(tiny_gemma, arena):
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
+
+    for recipe, length in (("pairwise", PAIRWISE_DEFAULTS["max_length"]), ("seed", 1024)):
+        f = make_recipe_formatter(recipe, tiny_gemma, budget=True)
+        assert (f.max_tokens, f.tokenizer) == (length, str(tiny_gemma))
+    assert make_recipe_formatter("embedding", tiny_gemma).max_tokens is None
+    assert make_recipe_formatter("finetune", tiny_gemma, budget=False).max_tokens is None
+    # a budget of 24 tokens keeps every pair text within 24 tokens of the model
+    texts = make_recipe_formatter("pairwise", tiny_gemma, max_length=24, budget=True).fit_transform(
+        arena.iloc[:40]
+    )
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gemma)
+    assert max(len(tokenizer(t)["input_ids"]) for t in texts.ravel()) <= 24
+    with pytest.raises(TypeError, match="'budget' parameter of make_recipe_formatter"):
+        make_recipe_formatter("pairwise", budget="yes")
