@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -200,24 +201,49 @@ def check_fast_tokenizer(tokenizer: Any, owner: str = "ArenaTextFormatter") -> N
         ) from None
 
 
+#: Tokenizers loaded from a path, shared within the process: loading a large
+#: vocabulary (Gemma's 262k tokens) takes seconds, and every clone of a
+#: formatter (each cross-validation fold) loads the same one. Keyed by the
+#: directory and the modification times of its files, so an edited checkpoint
+#: is loaded again. The formatter only calls them without truncation or
+#: padding, so sharing one leaves its settings as they are.
+_TOKENIZERS: dict[tuple[str, tuple[tuple[str, int], ...]], Any] = {}
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+def _files_stamp(path: Path) -> tuple[tuple[str, int], ...]:
+    if not path.is_dir():
+        return ()
+    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
+
+
+def _load_shared_tokenizer(path: Path) -> Any:
+    from ._loading import load_tokenizer
+
+    key = (os.fspath(path.resolve()), _files_stamp(path))
+    with _TOKENIZERS_LOCK:
+        if key not in _TOKENIZERS:
+            _TOKENIZERS[key] = load_tokenizer(path)  # local_files_only=True
+        return _TOKENIZERS[key]
+
+
 def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> Any:
     """Resolve a ``tokenizer`` parameter: None, a loaded tokenizer or a path.
 
     A path (or the name of a model in the local Hugging Face cache) is loaded
-    with ``local_files_only=True``: nothing is downloaded;
+    with ``local_files_only=True``, once per process: nothing is downloaded;
     :data:`~gemma_pref.demo_model.DEFAULT_MODEL` is the default model's. The
     result is checked to be a fast tokenizer.
     """
     if tokenizer is None:
         return None
     if isinstance(tokenizer, (str, os.PathLike)):
-        from ._loading import load_tokenizer
         from .demo_model import DEFAULT_MODEL, demo_model_path
 
         raw = os.fspath(tokenizer)
         try:
             path = demo_model_path() if raw == DEFAULT_MODEL else Path(raw)
-            tokenizer = load_tokenizer(path)  # local_files_only=True
+            tokenizer = _load_shared_tokenizer(path)
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"The 'tokenizer' parameter of {owner} is {raw!r}, from which "

@@ -429,6 +429,26 @@ def test_tokenizer_path_is_loaded_lazily_and_not_pickled(arena, tiny_gemma, tiny
     assert list(same) == list(out)
 
 
+def test_clones_share_one_loaded_tokenizer_until_its_files_change(arena, tiny_gemma, tmp_path):
+    import os
+    import shutil
+
+    from sklearn.base import clone
+
+    for name in os.listdir(tiny_gemma):
+        if "token" in name:
+            shutil.copy(os.path.join(tiny_gemma, name), tmp_path / name)
+    fmt = ArenaTextFormatter(max_tokens=64, tokenizer=str(tmp_path))
+    out = fmt.fit_transform(arena.head(10))
+    other = clone(fmt).fit(arena.head(10))  # each CV fold fits a clone
+    assert other._lazy_tokenizer[1] is fmt._lazy_tokenizer[1]
+    stamp = os.stat(tmp_path / "tokenizer.json").st_mtime_ns + 10**9
+    os.utime(tmp_path / "tokenizer.json", ns=(stamp, stamp))
+    edited = clone(fmt).fit(arena.head(10))
+    assert edited._lazy_tokenizer[1] is not fmt._lazy_tokenizer[1]
+    assert list(edited.transform(arena.head(10))) == list(out)
+
+
 def test_bad_budget_parameters_are_rejected_in_fit(arena, tmp_path):
     from sklearn.utils._param_validation import InvalidParameterError
 
