@@ -301,6 +301,8 @@ TEXT_SETS = ("plain", "plain-swapped", "budget", "budget-swapped", "pair", "pair
 #: Hidden states compared (Gemma 3 270M has 18 decoder layers; -1 is the last,
 #: after the final norm; 0.5 is the middle, layer 9).
 LAYERS: dict[str, Any] = {
+    "L4": 4,
+    "L6": 6,
     "L9": 9,
     "L12": 12,
     "L8-12": range(8, 13),
@@ -339,7 +341,7 @@ def _layer_configs() -> list[Config]:
                 layer=layer,
             )
         )
-    for tag in ("L9", "L8-12"):
+    for tag in ("L4", "L6", "L9", "L8-12"):
         out.append(
             Config(
                 f"blend-budget-{tag}",

@@ -16,9 +16,11 @@ without one, at :data:`CHARS_PER_TOKEN` characters per token.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ __all__ = [
     "fit_to_budget",
     "join_turns",
     "load_tokenizer_param",
+    "BudgetMemo",
     "turn_pieces",
     "water_fill",
 ]
@@ -225,6 +228,63 @@ def _load_shared_tokenizer(path: Path) -> Any:
         if key not in _TOKENIZERS:
             _TOKENIZERS[key] = load_tokenizer(path)  # local_files_only=True
         return _TOKENIZERS[key]
+
+
+class BudgetMemo:
+    """The texts a formatter cut to its budget, per tokenizer and settings.
+
+    Cutting a text tokenizes it several times; a cross-validation formats each
+    row once per fold, with the same tokenizer (shared, see
+    :func:`load_tokenizer_param`) and settings. The memo maps a digest of a
+    row's joined parts to what was kept, so that each row is cut once per
+    process. It lives as long as its tokenizer and holds at most
+    :attr:`MAX_ENTRIES` rows (then starts over); entries are the kept texts
+    only, at most the budget's tokens each.
+    """
+
+    MAX_ENTRIES = 100_000
+    _BY_TOKENIZER: weakref.WeakKeyDictionary[Any, dict[Any, BudgetMemo]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _LOCK = threading.Lock()
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[tuple[str, ...], str]] = {}
+
+    @classmethod
+    def of(cls, tokenizer: Any, settings: Any) -> BudgetMemo | None:
+        """The memo of ``tokenizer`` and ``settings`` (hashable), or ``None``
+        where the tokenizer cannot be weakly referenced."""
+        with cls._LOCK:
+            try:
+                memos = cls._BY_TOKENIZER.setdefault(tokenizer, {})
+            except TypeError:
+                return None
+            return memos.setdefault(settings, cls())
+
+    @staticmethod
+    def key(turns: str, labelled: bool, parts: Sequence[Sequence[str]]) -> bytes:
+        """Digest of a row's turns (prompt, A, B) and how they are joined."""
+        digest = hashlib.blake2b(f"{turns}\0{labelled:d}".encode(), digest_size=20)
+        for part in parts:
+            digest.update(len(part).to_bytes(8, "little"))
+            for turn in part:
+                encoded = turn.encode("utf-8", "surrogatepass")
+                digest.update(len(encoded).to_bytes(8, "little"))
+                digest.update(encoded)
+        return digest.digest()
+
+    def get(self, key: bytes) -> tuple[tuple[str, ...], str] | None:
+        return self._entries.get(key)
+
+    def put(
+        self, key: bytes, compute: Callable[[], tuple[tuple[str, ...], str]]
+    ) -> tuple[tuple[str, ...], str]:
+        value = compute()
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = value
+        return value
 
 
 def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> Any:

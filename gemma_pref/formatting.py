@@ -26,6 +26,7 @@ from ._base import ArenaRowsTransformerMixin, VersionedPickleMixin
 from .budget import (
     CHARS_PER_TOKEN,
     MIN_TOKENS_PER_TURN,
+    BudgetMemo,
     TokenCounter,
     fit_to_budget,
     join_turns,
@@ -337,15 +338,30 @@ class ArenaTextFormatter(
         text)."""
         counter = self._token_counter()
         overhead: list[int] = []  # the template's own tokens, counted once
+        memo = None
+        if counter is not None and counter.tokenizer is not None and not callable(self.template):
+            # the same rows are cut again in every fold of a cross-validation
+            memo = BudgetMemo.of(counter.tokenizer, (self.layout, self.template, self.max_tokens))
 
         def render(parts: list[list[str]], labelled: bool, row: Any) -> tuple:
             source = tuple(join_turns(t, self.turns, labelled) for t in parts)
+            key = None
+            if memo is not None:
+                key = memo.key(self.turns, labelled, parts)
+                hit = memo.get(key)
+                if hit is not None:
+                    return (source, *hit)
             text = fill(*source)
             if not isinstance(text, str):
                 raise TypeError(
                     "The 'template' callable of ArenaTextFormatter must return a "
                     f"str; got {type(text).__name__} at row {row!r}."
                 )
+            if key is not None and memo is not None:
+                return (source, *memo.put(key, lambda: cut(parts, labelled, source, text)))
+            return (source, *cut(parts, labelled, source, text))
+
+        def cut(parts: list[list[str]], labelled: bool, source: tuple, text: str) -> tuple:
             kept = source
             max_tokens = self.max_tokens
             if counter is not None and max_tokens is not None and counter.total(text) > max_tokens:
@@ -361,7 +377,7 @@ class ArenaTextFormatter(
                     overhead[0],
                 )
                 text = fill(*kept)
-            return source, kept, text
+            return kept, text
 
         return render
 

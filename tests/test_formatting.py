@@ -449,6 +449,29 @@ def test_clones_share_one_loaded_tokenizer_until_its_files_change(arena, tiny_ge
     assert list(edited.transform(arena.head(10))) == list(out)
 
 
+@pytest.mark.parametrize(("layout", "turns"), [("pair", "last"), ("joint", "all")])
+def test_rows_cut_again_come_from_the_memo_unchanged(arena, tiny_gemma, layout, turns):
+    from transformers import AutoTokenizer
+
+    from gemma_pref.budget import BudgetMemo
+
+    rows = arena.iloc[:60]
+    tok = AutoTokenizer.from_pretrained(tiny_gemma)
+    fmt = ArenaTextFormatter(layout=layout, turns=turns, max_tokens=48, tokenizer=tok)
+    first = fmt.fit_transform(rows)
+    memo = BudgetMemo.of(tok, (layout, None, 48))
+    assert memo is not None and len(memo._entries) > 0  # rows over the budget were kept
+    again = fmt.transform(rows.iloc[::-1])[::-1]  # every row from the memo
+    # a tokenizer of its own starts with an empty memo: the same texts, cut anew
+    fresh = ArenaTextFormatter(
+        layout=layout,
+        turns=turns,
+        max_tokens=48,
+        tokenizer=AutoTokenizer.from_pretrained(tiny_gemma),
+    ).fit_transform(rows)
+    assert first.tolist() == again.tolist() == fresh.tolist()
+
+
 def test_bad_budget_parameters_are_rejected_in_fit(arena, tmp_path):
     from sklearn.utils._param_validation import InvalidParameterError
 
