@@ -301,6 +301,7 @@ TEXT_SETS = ("plain", "plain-swapped", "budget", "budget-swapped", "pair", "pair
 #: Hidden states compared (Gemma 3 270M has 18 decoder layers; -1 is the last,
 #: after the final norm; 0.5 is the middle, layer 9).
 LAYERS: dict[str, Any] = {
+    "L2-4": range(2, 5),
     "L4": 4,
     "L6": 6,
     "L9": 9,
@@ -341,7 +342,7 @@ def _layer_configs() -> list[Config]:
                 layer=layer,
             )
         )
-    for tag in ("L4", "L6", "L9", "L8-12"):
+    for tag in ("L2-4", "L4", "L6", "L9", "L8-12"):
         out.append(
             Config(
                 f"blend-budget-{tag}",
@@ -350,6 +351,20 @@ def _layer_configs() -> list[Config]:
                 "max_length, so the answer survives a long prompt",
                 lambda ctx, layer=LAYERS[tag]: _blend(
                     ctx, layer, formatter=_formatter(ctx, True, layout="pair")
+                ),
+                ("pair-budget",),
+                layer=LAYERS[tag],
+            )
+        )
+        out.append(
+            Config(
+                f"blend-budget-cosine-{tag}",
+                f"blend-budget-{tag} with tie_features='cosine' in the embedding model",
+                lambda ctx, layer=LAYERS[tag]: _blend(
+                    ctx,
+                    layer,
+                    formatter=_formatter(ctx, True, layout="pair"),
+                    tie_features="cosine",
                 ),
                 ("pair-budget",),
                 layer=LAYERS[tag],
@@ -880,8 +895,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-length",
         type=int,
-        default=512,
-        help="GemmaEmbedder max_length (512: the CPU demo setting)",
+        default=256,
+        help="GemmaEmbedder max_length (256: the default recipe's)",
     )
     p.add_argument("--folds", type=int, default=5, help="number of CV folds")
     p.add_argument(
@@ -909,7 +924,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--name",
         default=None,
         help="file stem of the outputs (default: 'quality' at max length "
-        "512, else 'quality-maxlen<N>')",
+        "256, else 'quality-maxlen<N>')",
     )
     p.add_argument(
         "--configs",
@@ -947,7 +962,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         selected = list(CONFIGS)
     name = args.name or (
-        "quality" if args.max_length == 512 else f"quality-maxlen{args.max_length}"
+        "quality" if args.max_length == 256 else f"quality-maxlen{args.max_length}"
     )
     out_dir = Path(args.out_dir)
     if args.report_only:
