@@ -150,7 +150,7 @@ def convert_gguf_checkpoint(gguf_file: str | os.PathLike[str], out_dir: Path) ->
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     gguf_file = Path(gguf_file)
-    kwargs = {"gguf_file": gguf_file.name, "local_files_only": True}
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file.name, "local_files_only": True}
     with _one_gguf_parse():
         tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), **kwargs)
         source = AutoModel.from_pretrained(str(gguf_file.parent), dtype=torch.float32, **kwargs)
