@@ -28,12 +28,12 @@ from typing import Any
 __all__ = [
     "CHARS_PER_TOKEN",
     "MIN_TOKENS_PER_TURN",
+    "BudgetMemo",
     "TokenCounter",
     "check_fast_tokenizer",
     "fit_to_budget",
     "join_turns",
     "load_tokenizer_param",
-    "BudgetMemo",
     "turn_pieces",
     "water_fill",
 ]
@@ -277,14 +277,10 @@ class BudgetMemo:
     def get(self, key: bytes) -> tuple[tuple[str, ...], str] | None:
         return self._entries.get(key)
 
-    def put(
-        self, key: bytes, compute: Callable[[], tuple[tuple[str, ...], str]]
-    ) -> tuple[tuple[str, ...], str]:
-        value = compute()
+    def put(self, key: bytes, value: tuple[tuple[str, ...], str]) -> None:
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
         self._entries[key] = value
-        return value
 
 
 def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> Any:

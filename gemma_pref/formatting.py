@@ -357,11 +357,14 @@ class ArenaTextFormatter(
                     "The 'template' callable of ArenaTextFormatter must return a "
                     f"str; got {type(text).__name__} at row {row!r}."
                 )
+            result = cut(parts, labelled, source, text)
             if key is not None and memo is not None:
-                return (source, *memo.put(key, lambda: cut(parts, labelled, source, text)))
-            return (source, *cut(parts, labelled, source, text))
+                memo.put(key, result)
+            return (source, *result)
 
-        def cut(parts: list[list[str]], labelled: bool, source: tuple, text: str) -> tuple:
+        def cut(
+            parts: list[list[str]], labelled: bool, source: tuple, text: str
+        ) -> tuple[tuple[str, ...], str]:
             kept = source
             max_tokens = self.max_tokens
             if counter is not None and max_tokens is not None and counter.total(text) > max_tokens:
