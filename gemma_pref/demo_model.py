@@ -90,7 +90,7 @@ def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
             return target
         logger.info(
             "Converting the default model (Gemma 3 270M GGUF) into %s; this runs "
-            "once and takes about a minute",
+            "once and takes under a minute",
             target,
         )
         with tempfile.TemporaryDirectory(dir=root, prefix=".convert-") as tmp:
@@ -109,27 +109,55 @@ def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
     return target
 
 
+def _plain_array_reader(base: Any) -> Any:
+    """A subclass of ``gguf.GGUFReader`` that parses a plain ``ndarray`` view of its file.
+
+    The reader slices its ``numpy.memmap`` once for every part of every
+    metadata field (a million slices for a 262k-token vocabulary), and each
+    slice of a ``memmap`` goes through that subclass's Python ``__getitem__``
+    and ``__array_finalize__``. A plain ``ndarray`` view of the same memory
+    map holds the same bytes (no copy) and slices in C, so the same parse
+    gives the same fields and tensors, about three times faster.
+    """
+    import numpy as np
+
+    class PlainArrayReader(base):
+        @property
+        def data(self) -> Any:
+            return self._plain_data
+
+        @data.setter
+        def data(self, value: Any) -> None:
+            self._plain_data = value.view(np.ndarray)
+
+    PlainArrayReader.__qualname__ = PlainArrayReader.__name__ = f"PlainArray{base.__name__}"
+    return PlainArrayReader
+
+
 @contextlib.contextmanager
 def _one_gguf_parse() -> Iterator[None]:
-    """Parse each GGUF file once while the block runs.
+    """Parse each GGUF file once, and faster, while the block runs.
 
     transformers builds a new ``gguf.GGUFReader`` for the tokenizer, for the
     configuration and for the weights, and each parses every metadata field
-    of the file in Python: about 40 s for Gemma's 262k-token vocabulary on a
+    of the file in Python: about 30 s for Gemma's 262k-token vocabulary on a
     2-core CPU, most of the conversion's time. Within the block the reader of
     a path is built once and shared (it only reads the file, through a
-    memory map); afterwards ``gguf.GGUFReader`` is the package's own again.
+    memory map), and it parses a plain array view of the memory map
+    (:func:`_plain_array_reader`), which takes a third of the time;
+    afterwards ``gguf.GGUFReader`` is the package's own again.
     """
     import gguf
 
     module: Any = gguf
     original = module.GGUFReader
+    reader_class = _plain_array_reader(original)
     readers: dict[tuple[str, str], Any] = {}
 
     def shared_reader(path: str | os.PathLike[str], mode: str = "r") -> Any:
         key = (os.fspath(path), mode)
         if key not in readers:
-            readers[key] = original(path, mode)
+            readers[key] = reader_class(path, mode)
         return readers[key]
 
     module.GGUFReader = shared_reader

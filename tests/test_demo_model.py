@@ -116,3 +116,39 @@ def test_conversion_parses_each_gguf_file_once(tmp_path):
         np.testing.assert_array_equal(first.tensors[0].data, np.arange(6).reshape(2, 3))
     assert gguf.GGUFReader is original
     assert gguf.GGUFReader(path) is not first
+
+
+def test_plain_array_reader_parses_the_same_fields_and_tensors(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from gemma_pref.demo_model import _plain_array_reader
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    writer.add_token_list(["<pad>", "a", "bé", "<start_of_turn>"])
+    writer.add_token_scores([0.0, -1.5, -2.25, 0.0])
+    writer.add_context_length(512)
+    writer.add_tensor("w", np.arange(6, dtype=np.float32).reshape(2, 3))
+    writer.add_tensor("v", np.linspace(-1, 1, 8, dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    stock = gguf.GGUFReader(path)
+    plain = _plain_array_reader(gguf.GGUFReader)(path)
+    assert isinstance(plain, gguf.GGUFReader)
+    assert type(plain.data) is np.ndarray and isinstance(stock.data, np.memmap)
+    assert list(plain.fields) == list(stock.fields)
+    for name, field in stock.fields.items():
+        other = plain.fields[name]
+        assert other.data == field.data and other.types == field.types, name
+        assert len(other.parts) == len(field.parts), name
+        for a, b in zip(other.parts, field.parts):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    tokens = plain.fields["tokenizer.ggml.tokens"]
+    assert [bytes(tokens.parts[i]).decode() for i in tokens.data][2] == "bé"
+    assert [t.name for t in plain.tensors] == [t.name for t in stock.tensors]
+    for a, b in zip(plain.tensors, stock.tensors):
+        assert a.data.dtype == b.data.dtype
+        np.testing.assert_array_equal(a.data, b.data)
