@@ -848,7 +848,8 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
         f"| config | log loss | accuracy | OOF log loss | Δ {BASELINE} | fit + predict (s) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in sorted(results.values(), key=lambda r: r["log_loss"]):
+    ranked = sorted(results.values(), key=lambda r: r["log_loss"])
+    for r in ranked:
         v = r.get("vs_baseline")
         delta = (
             "—"
@@ -860,18 +861,16 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
             f"{r['accuracy']:.3f} ± {r['accuracy_std']:.3f} | {r['oof']['log_loss']:.4f} | "
             f"{delta} | {r['fit_s']:.0f} + {r['predict_s']:.0f} |"
         )
-    n_folds = max(len(r["per_fold"]) for r in results.values())
     lines += [
         "",
         "Log loss per fold (the same held-out rows in every column):",
         "",
-        "| config | " + " | ".join(f"fold {i}" for i in range(n_folds)) + " |",
-        "| --- |" + " --- |" * n_folds,
+        "| config | " + " | ".join(f"fold {i}" for i in range(s["folds"])) + " |",
+        "| --- |" + " --- |" * s["folds"],
     ]
-    for r in sorted(results.values(), key=lambda r: r["log_loss"]):
-        cells = [f"{f['log_loss']:.4f}" for f in r["per_fold"]]
-        cells += [""] * (n_folds - len(cells))
-        lines.append(f"| `{r['name']}` | " + " | ".join(cells) + " |")
+    for r in ranked:
+        cells = " | ".join(f"{f['log_loss']:.4f}" for f in r["per_fold"])
+        lines.append(f"| `{r['name']}` | {cells} |")
     lines += ["", "Configurations:", ""]
     for r in results.values():
         chosen = [f.get("chosen") for f in r["per_fold"] if f.get("chosen")]
