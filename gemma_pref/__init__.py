@@ -21,6 +21,7 @@ from .evaluation import cross_validate_preference, preference_scores
 from .exceptions import (
     ArenaFormatError,
     DeviceWorkerError,
+    MissingCellsWarning,
     ModelNotFoundError,
     SafeFormatError,
     VersionMismatchWarning,
@@ -58,6 +59,7 @@ __all__ = [
     "DeviceWorkerError",
     "GemmaEmbedder",
     "GemmaPreferenceClassifier",
+    "MissingCellsWarning",
     "ModelNotFoundError",
     "PairDifferenceClassifier",
     "PreferenceBlendClassifier",

@@ -31,18 +31,34 @@ from .schema import (
     swap_labels,
 )
 
-__all__ = ["SWAP_COLUMN_PAIRS", "SwapABClassifier", "swap_ab", "swap_labels"]
+__all__ = ["SWAP_COLUMN_PAIRS", "SwapABClassifier", "answer_column_pairs", "swap_ab", "swap_labels"]
+
+
+def answer_column_pairs(columns: Any) -> list[tuple[str, str]]:
+    """The ``(<name>_a, <name>_b)`` pairs of ``columns``: what swapping the answers exchanges.
+
+    Examples
+    --------
+    >>> answer_column_pairs(["id", "response_a", "response_b", "score_a", "score_b", "lang_a"])
+    [('response_a', 'response_b'), ('score_a', 'score_b')]
+    """
+    names = [c for c in columns if isinstance(c, str)]
+    present = set(names)
+    return [(c, c[:-2] + "_b") for c in names if c.endswith("_a") and c[:-2] + "_b" in present]
 
 
 def swap_ab(X: Any) -> pd.DataFrame:
     """Return a copy of arena rows with the two answers exchanged.
 
-    Swaps ``response_a`` with ``response_b`` and, where present, ``model_a``
-    with ``model_b``, ``winner_model_a`` with ``winner_model_b``, and the
-    values ``"model_a"`` and ``"model_b"`` of a ``winner`` column (so
-    ``labels_from_winner(swap_ab(df))`` equals ``swap_labels(labels_from_winner(df))``).
-    Other columns, the index and the column order are kept. Swapping twice
-    gives the original rows back.
+    Exchanges every pair of columns named ``<name>_a`` and ``<name>_b``:
+    ``response_a`` with ``response_b``, ``model_a`` with ``model_b``,
+    ``winner_model_a`` with ``winner_model_b``, and any other per-answer pair
+    (``score_a`` / ``score_b``, as :func:`~gemma_pref.read_preferences`
+    makes them from chosen/rejected pairs), and the values ``"model_a"`` and
+    ``"model_b"`` of a ``winner`` column (so
+    ``labels_from_winner(swap_ab(df))`` equals
+    ``swap_labels(labels_from_winner(df))``). Other columns, the index and
+    the column order are kept. Swapping twice gives the original rows back.
 
     Parameters
     ----------
@@ -58,7 +74,8 @@ def swap_ab(X: Any) -> pd.DataFrame:
     ------
     ValueError
         When ``response_a`` or ``response_b`` is missing, or only one column of
-        another pair is present (naming it).
+        ``model_a`` / ``model_b`` or ``winner_model_a`` / ``winner_model_b``
+        is present (naming it).
 
     See Also
     --------
@@ -71,12 +88,11 @@ def swap_ab(X: Any) -> pd.DataFrame:
     >>> from gemma_pref.augmentation import swap_ab
     >>> df = pd.DataFrame({"prompt": ['["Hi"]'], "response_a": ['["Hello"]'],
     ...                    "response_b": ['["Hey"]'], "model_a": ["m1"],
-    ...                    "model_b": ["m2"]})
+    ...                    "model_b": ["m2"], "score_a": ["9"], "score_b": ["2"]})
     >>> swap_ab(df).iloc[0].tolist()
-    ['["Hi"]', '["Hey"]', '["Hello"]', 'm2', 'm1']
+    ['["Hi"]', '["Hey"]', '["Hello"]', 'm2', 'm1', '2', '9']
     """
     X = check_arena_frame(X, "swap_ab", required=("response_a", "response_b"))
-    mapping = {}
     for left, right in SWAP_COLUMN_PAIRS:
         present = [c for c in (left, right) if c in X.columns]
         if len(present) == 1:
@@ -86,8 +102,9 @@ def swap_ab(X: Any) -> pd.DataFrame:
                 "with; expected both or neither. Got columns "
                 f"{list(map(str, X.columns))}."
             )
-        if present:
-            mapping[left], mapping[right] = right, left
+    mapping = {}
+    for left, right in answer_column_pairs(X.columns):
+        mapping[left], mapping[right] = right, left
     # rename, then restore the column order: values move, positions stay
     swapped = X.rename(columns=mapping)[list(X.columns)].copy()
     if "winner" in X.columns:  # WSDM and LMArena labels: model_a and model_b exchange

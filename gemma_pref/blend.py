@@ -27,7 +27,7 @@ from ._symmetric import SwapMap, fit_symmetric, log_loss_of, out_of_fold, predic
 from .features import ArenaStructureFeatures
 from .formatting import ArenaTextFormatter
 from .model_selection import PromptGroupKFold
-from .schema import check_arena_frame, check_labels, swap_labels
+from .schema import CELL_FORMATS, check_arena_frame, check_labels, swap_labels
 
 __all__ = ["BLEND_CS", "BLEND_WEIGHTS", "TIE_FEATURES", "PreferenceBlendClassifier"]
 
@@ -139,6 +139,11 @@ class PreferenceBlendClassifier(
         Prompt-grouped folds of the search (fewer when a class has fewer rows).
     random_state : int or None, default=0
         Seed of the folds' shuffle.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the text cells of the rows are read, one rule for the frame (see
+        :class:`~gemma_pref.ArenaTextFormatter`): by the ``"auto"``
+        formatter and structure features, and by the prompt-grouped folds. A
+        ``formatter`` or ``structure`` passed in keeps its own.
 
     Attributes
     ----------
@@ -194,6 +199,7 @@ class PreferenceBlendClassifier(
         "weights": ["array-like"],
         "cv": [Interval(Integral, 2, None, closed="left")],
         "random_state": ["random_state"],
+        "cell_format": [StrOptions(set(CELL_FORMATS))],
     }
 
     def __init__(
@@ -207,6 +213,7 @@ class PreferenceBlendClassifier(
         weights: Any = BLEND_WEIGHTS,
         cv: int = 5,
         random_state: Any = 0,
+        cell_format: str = "auto",
     ) -> None:
         self.embedder = embedder
         self.formatter = formatter
@@ -216,6 +223,7 @@ class PreferenceBlendClassifier(
         self.weights = weights
         self.cv = cv
         self.random_state = random_state
+        self.cell_format = cell_format
 
     # ------------------------------------------------------------- checks
     def _check_grids(self) -> tuple[list[float], np.ndarray]:
@@ -247,7 +255,9 @@ class PreferenceBlendClassifier(
                 "cross-validation and needs at least 2 rows of each class in y; got "
                 f"{dict(zip(labels.tolist(), counts.tolist()))} (label: rows)."
             )
-        splitter = PromptGroupKFold(n_splits, shuffle=True, random_state=self.random_state)
+        splitter = PromptGroupKFold(
+            n_splits, shuffle=True, random_state=self.random_state, cell_format=self.cell_format
+        )
         return list(splitter.split(X, y))
 
     # ------------------------------------------------------------- designs
@@ -298,14 +308,20 @@ class PreferenceBlendClassifier(
         designs: dict[str, tuple[np.ndarray, SwapMap]] = {}
         self.structure_: Any = None
         if self.structure != "drop":
-            structure = ArenaStructureFeatures() if self.structure == "auto" else self.structure
+            structure = (
+                ArenaStructureFeatures(cell_format=self.cell_format)
+                if self.structure == "auto"
+                else self.structure
+            )
             self.structure_ = clone(structure).fit(X)
             designs["structure"] = self._design("structure", X)
         self.formatter_: Any = None
         self.embedder_: Any = None
         if self.embedder is not None:
             formatter = (
-                ArenaTextFormatter(layout="pair") if self.formatter == "auto" else self.formatter
+                ArenaTextFormatter(layout="pair", cell_format=self.cell_format)
+                if self.formatter == "auto"
+                else self.formatter
             )
             if isinstance(formatter, ArenaTextFormatter) and formatter.layout != "pair":
                 raise ValueError(

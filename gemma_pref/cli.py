@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_path
+from .exceptions import ArenaFormatError
 from .schema import WINNER_COLUMNS
 
 __all__ = ["main"]
@@ -36,6 +38,20 @@ class CLIError(Exception):
 # --------------------------------------------------------------------- helpers
 def _out(message: str = "") -> None:
     print(message, flush=True)
+
+
+_PARAMETER = re.compile(r"\b(cell_format|format)='(\w+)'")
+
+
+def _as_flags(message: str) -> str:
+    """A reader's message with its parameters as this command line's flags.
+
+    Examples
+    --------
+    >>> _as_flags("pass format='wsdm' or cell_format='text'")
+    'pass --format wsdm or --cell-format text'
+    """
+    return _PARAMETER.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
 
 
 def _check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
@@ -58,21 +74,22 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
 
 
-def _read_rows(path: str | None, *, labels: bool, what: str, fmt: str = "auto") -> tuple[Any, str]:
-    """Rows of ``path`` (any format :func:`~gemma_pref.read_preferences` reads)
-    as arena rows, or the bundled sample; the format read is in
-    ``df.attrs["gemma_pref_format"]``."""
+def _read_rows(
+    args: argparse.Namespace, path: str | None, *, labels: bool, what: str
+) -> tuple[Any, str]:
+    """Rows of ``path`` (any format :func:`~gemma_pref.read_preferences` reads,
+    by ``--format`` and ``--cell-format``) as arena rows, or the bundled
+    sample; the format read is in ``df.attrs["gemma_pref_format"]``."""
     import gemma_pref as gp
     from gemma_pref.readers import FORMAT_ATTR
 
     if path is None:
-        df = gp.load_arena_sample()
+        df = gp.load_arena_sample()  # marked as the LMSYS format it is
         source = "bundled arena sample (715 rows of the Kaggle train.csv)"
         if not labels:
             df = df.drop(columns=list(WINNER_COLUMNS))
-        df.attrs[FORMAT_ATTR] = "lmsys"
         return df, source
-    df, y = gp.read_preferences(path, format=fmt)
+    df, y = gp.read_preferences(path, format=args.format, cell_format=args.cell_format)
     if labels and y is None:
         raise CLIError(
             f"{what} file {path!r} has no labels: expected a 'winner' column or the "
@@ -118,9 +135,16 @@ def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[st
     import numpy as np
     import pandas as pd
 
-    if "id" not in df.columns:
-        raise CLIError("the test rows have no 'id' column: the submission needs one per row")
-    ids = df["id"].tolist()
+    if "id" in df.columns:
+        ids = df["id"].tolist()
+    elif args.positional_ids:
+        ids = list(range(len(df)))
+    else:
+        raise CLIError(
+            "the test rows have no ids (no 'id' column, nor the format's own id column such "
+            "as LMArena's question_id): the submission needs one per row; pass "
+            "--positional-ids to number the rows 0, 1, 2, ... in file order"
+        )
     order = None
     sample = None
     if args.sample_submission is not None:
@@ -389,7 +413,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from gemma_pref.evaluation import preference_scores
 
     out = _check_output(args.output, args.overwrite)
-    df, source = _read_rows(args.train, labels=True, what="training", fmt=args.format)
+    df, source = _read_rows(args, args.train, labels=True, what="training")
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     _out(f"fit: {len(df)} rows from {source}")
@@ -422,7 +446,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _predict_on_ray(args, pipeline_path)
     out = _check_output(args.output or "submission.csv", args.overwrite)
-    df, source = _read_rows(args.test, labels=False, what="test", fmt=args.format)
+    df, source = _read_rows(args, args.test, labels=False, what="test")
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
     _override_model_params(args, pipe)
     classes = _classes(pipe, None)
@@ -454,7 +478,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
             for suffix in (".reliability.png", ".confusion.png")
         ]
     )
-    df, source = _read_rows(args.train, labels=True, what="training", fmt=args.format)
+    df, source = _read_rows(args, args.train, labels=True, what="training")
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
     grouped = not args.no_group
@@ -529,7 +553,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = _check_output(args.output or "embeddings.npy", args.overwrite)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
-    df, source = _read_rows(args.input, labels=False, what="input", fmt=args.format)
+    df, source = _read_rows(args, args.input, labels=False, what="input")
     texts = formatter.fit_transform(df)
     embedder = _embedder(args)
     _out(f"embed: {len(df)} rows from {source}")
@@ -547,8 +571,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------- on Ray
-def _ray_rows(path: str | None) -> tuple[Any, str]:
-    """Arena rows as a Ray Dataset: a CSV or Parquet file or directory, or the sample."""
+def _ray_rows(args: argparse.Namespace, path: str | None) -> tuple[Any, str]:
+    """Arena rows as a Ray Dataset, read by ``--format`` and ``--cell-format``:
+    a CSV or Parquet file or directory, or the sample."""
     import gemma_pref as gp
     from gemma_pref import distributed
 
@@ -557,9 +582,12 @@ def _ray_rows(path: str | None) -> tuple[Any, str]:
 
         df = gp.load_arena_sample().drop(columns=list(WINNER_COLUMNS))
         # blocks are what the actors share out: one DataFrame is one block
-        rows = ray.data.from_pandas(df).repartition(8)
+        rows = distributed.read_preferences_dataset(
+            ray.data.from_pandas(df).repartition(8), format="lmsys"
+        )
         return rows, "bundled arena sample (715 rows of the Kaggle train.csv)"
-    return distributed.read_arena_dataset(path), path
+    rows = distributed.read_arena_dataset(path, format=args.format, cell_format=args.cell_format)
+    return rows, path
 
 
 def _ray_output(path: str, overwrite: bool) -> Path:
@@ -578,7 +606,7 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
     from gemma_pref import distributed
 
     distributed.connect(args.ray_address)
-    rows, source = _ray_rows(getattr(args, "input", None) or getattr(args, "test", None))
+    rows, source = _ray_rows(args, getattr(args, "input", None) or getattr(args, "test", None))
     _out(f"{what} on Ray: rows from {source}")
     start = time.perf_counter()
     written = distributed.write_parquet(build(rows), out, overwrite=args.overwrite)
@@ -616,16 +644,15 @@ def _predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
     from gemma_pref import distributed
 
     out = _ray_output(args.output or "predictions", args.overwrite)
-    pipe = gp.load(pipeline_path)  # warns when saved by other versions
-    _override_model_params(args, pipe)  # each actor then maps devices onto its own GPUs
-    return _on_ray(
-        args,
-        "predict",
-        out,
-        lambda rows: distributed.predict_dataset(
+
+    def build(rows: Any) -> Any:  # once the first rows are read and checked
+        pipe = gp.load(pipeline_path)  # warns when saved by other versions
+        _override_model_params(args, pipe)  # each actor then maps devices onto its own GPUs
+        return distributed.predict_dataset(
             rows, pipe, num_replicas=args.replicas, num_cpus_per_replica=args.cpus_per_replica
-        ),
-    )
+        )
+
+    return _on_ray(args, "predict", out, build)
 
 
 def _add_engine_args(p: argparse.ArgumentParser, output: str) -> None:
@@ -855,6 +882,7 @@ _FILE_HELP = ".csv, .parquet or .jsonl/.json in any format read_preferences read
 
 def _add_format_arg(p: argparse.ArgumentParser) -> None:
     from .readers import PREFERENCE_FORMATS
+    from .schema import CELL_FORMATS
 
     p.add_argument(
         "--format",
@@ -863,6 +891,15 @@ def _add_format_arg(p: argparse.ArgumentParser) -> None:
         help="format of the data file: lmsys (Kaggle LMSYS CSV), wsdm (WSDM Cup 2025 "
         "Parquet), lmarena (conversation_a/conversation_b messages), chosen_rejected "
         "(reward-model pairs); auto: detected from the columns (default: auto)",
+    )
+    p.add_argument(
+        "--cell-format",
+        choices=list(CELL_FORMATS),
+        default="auto",
+        help="how the text cells are encoded, one rule for the whole file: json (each "
+        "cell a JSON list of turns, or of chosen/rejected messages), text (each cell "
+        "one turn of plain text, kept verbatim); auto: the format's own (lmsys: json, "
+        "wsdm: text), else the file's, refusing a file that mixes both (default: auto)",
     )
 
 
@@ -917,6 +954,12 @@ def build_parser() -> argparse.ArgumentParser:
         "id,winner (model_a or model_b); auto: the competition of the sample submission "
         "or of the test file's format, else lmsys for a model with ties and wsdm for a "
         "two-class model (default: auto)",
+    )
+    p.add_argument(
+        "--positional-ids",
+        action="store_true",
+        help="the test file has no ids: number its rows 0, 1, 2, ... in file order as "
+        "the submission's ids (without it, a test file without ids is refused)",
     )
     p.add_argument(
         "--sample-submission",
@@ -1002,6 +1045,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(cause, Exception):
             exc = cause
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ArenaFormatError):
+            message = _as_flags(message)
         if not isinstance(exc, (CLIError, ValueError, OSError, ImportError)):
             message = f"{type(exc).__name__}: {message}"
         print(f"gemma-pref: error: {message}", file=sys.stderr)

@@ -7,6 +7,10 @@ from importlib.resources import as_file, files
 
 import pandas as pd
 
+from .io import read_csv_text
+from .readers import FORMAT_ATTR
+from .schema import CELLS_ATTR
+
 __all__ = ["load_arena_sample", "SAMPLE_PATH_NAME"]
 
 SAMPLE_PATH_NAME = "arena_sample.csv"
@@ -23,7 +27,9 @@ def load_arena_sample() -> pd.DataFrame:
     Returns
     -------
     df : pandas.DataFrame
-        The rows, in file order.
+        The rows, in file order, marked as the Kaggle LMSYS format
+        (``df.attrs``: format ``"lmsys"``, text cells ``"json"``), as
+        :func:`~gemma_pref.read_preferences` marks what it reads.
 
     Examples
     --------
@@ -33,4 +39,8 @@ def load_arena_sample() -> pd.DataFrame:
     (715, 9)
     """
     with as_file(files("gemma_pref") / "data" / SAMPLE_PATH_NAME) as path:
-        return pd.read_csv(path)
+        df = read_csv_text(path)
+    # the Kaggle LMSYS format: every text cell a JSON list of turns
+    df.attrs[FORMAT_ATTR] = "lmsys"
+    df.attrs[CELLS_ATTR] = "json"
+    return df

@@ -411,7 +411,8 @@ default="auto"
             columns (``ArenaTextFormatter(layout="pair")`` gives two), each
             text is embedded and a row's vectors are concatenated column after
             column. After ``fit(X)``, the number of columns must be the one
-            seen there.
+            seen there, and a DataFrame's column names (when ``fit`` saw
+            names) those seen there, in the same order.
 
         Returns
         -------
@@ -419,7 +420,21 @@ default="auto"
             One vector per text, in input order.
         """
         devices = self._check_params()
-        texts, n_columns, _ = check_texts(X)
+        texts, n_columns, names = check_texts(X)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if (
+            fitted_names is not None
+            and isinstance(X, pd.DataFrame)
+            and all(isinstance(c, str) for c in X.columns)
+            and names != list(fitted_names)
+        ):
+            raise ValueError(
+                f"X has the text columns {names}, but GemmaEmbedder was fitted with "
+                f"{list(fitted_names)}: a row's vectors are concatenated column after "
+                "column, so other names or another order would give other features "
+                "(swapped answers, for example). Pass the columns seen in fit, in that "
+                "order, or fit again."
+            )
         fitted = getattr(self, "n_features_in_", None)
         if fitted is not None and n_columns != fitted:
             raise ValueError(

@@ -14,6 +14,7 @@ Hierarchy::
 
     Warning
     └── UserWarning
+        ├── MissingCellsWarning       text cells missing in the input, read as empty
         └── VersionMismatchWarning    unpickled under other package versions
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 __all__ = [
     "ArenaFormatError",
     "DeviceWorkerError",
+    "MissingCellsWarning",
     "ModelNotFoundError",
     "SafeFormatError",
     "VersionMismatchWarning",
@@ -89,6 +91,28 @@ class SafeFormatError(ValueError):
     safe loader does not construct. The message names the part (for example
     ``pipeline.steps['formatter'].template``) and what was found.
     """
+
+
+class MissingCellsWarning(UserWarning):
+    """Issued when text cells (a prompt or an answer) are missing in the input.
+
+    A missing cell (an empty CSV field, ``None`` / ``NaN`` in a DataFrame,
+    Parquet or JSON Lines file) has no turns: it is read as the empty text.
+    The message counts the missing cells of each column and names the first
+    rows (and their ``id``).
+
+    Attributes
+    ----------
+    counts : dict of str to int
+        Missing cells per column.
+    rows : list
+        Index labels of the first rows with a missing cell.
+    """
+
+    def __init__(self, message: str, *, counts: dict[str, int], rows: list[Any]) -> None:
+        super().__init__(message)
+        self.counts = counts
+        self.rows = rows
 
 
 class VersionMismatchWarning(UserWarning):

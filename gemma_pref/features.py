@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import ArenaRowsTransformerMixin, VersionedPickleMixin
-from .schema import ARENA_COLUMNS, check_arena_frame, parse_turns
+from .schema import ARENA_COLUMNS, CELL_FORMATS, check_arena_frame, read_turns
 
 __all__ = ["PROMPT_FEATURES", "RESPONSE_FEATURES", "ArenaStructureFeatures"]
 
@@ -115,7 +115,8 @@ class ArenaStructureFeatures(
     """Log-scaled structure features of both answers of arena rows, and how they differ.
 
     Stateless transformer from the raw arena DataFrame (columns ``prompt``,
-    ``response_a``, ``response_b``: JSON lists of turns) to a float64 matrix.
+    ``response_a``, ``response_b``: JSON lists of turns, or plain strings of
+    one turn each) to a float64 matrix.
     For each answer it counts the :data:`RESPONSE_FEATURES` (characters,
     words, lines, list items, code blocks, headers, bold spans, links, table
     rows, refusal phrases, emptiness) and takes ``log(1 + count)``; then, for
@@ -133,6 +134,9 @@ class ArenaStructureFeatures(
         ``"all"`` sums the counts over every turn of the conversation;
         ``"last"`` counts the last turn only (as ``ArenaTextFormatter``'s
         default keeps it).
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the text cells are read, one rule for the whole frame, as
+        :class:`~gemma_pref.ArenaTextFormatter`'s parameter of that name.
 
     See Also
     --------
@@ -151,11 +155,12 @@ class ArenaStructureFeatures(
     ``response_b_*`` columns, negates ``diff_*`` and ``gap_*`` and keeps the others
     (:meth:`swap_map` gives that map). Every value is finite.
 
-    Cells are parsed like :class:`~gemma_pref.ArenaTextFormatter` does
-    (:func:`~gemma_pref.schema.parse_turns`): a JSON ``null`` turn counts
-    as an empty string, a missing cell (``NaN``) as no turns, and a bad cell
-    raises :class:`~gemma_pref.exceptions.ArenaFormatError` naming the column
-    and the row. The counts are plain regular expressions over markdown-like
+    Cells are read like :class:`~gemma_pref.ArenaTextFormatter` reads them
+    (one rule per frame, :func:`~gemma_pref.schema.read_turns`): a JSON
+    ``null`` turn counts as an empty string, a missing cell (``NaN``) as no
+    turns, and a bad cell raises
+    :class:`~gemma_pref.exceptions.ArenaFormatError` naming the column and
+    the row. The counts are plain regular expressions over markdown-like
     text in any script (each CJK ideograph or kana counts as a word);
     ``refusals`` only knows a few English phrases.
 
@@ -177,10 +182,12 @@ class ArenaStructureFeatures(
 
     _parameter_constraints: dict = {
         "turns": [StrOptions({"all", "last"})],
+        "cell_format": [StrOptions(set(CELL_FORMATS))],
     }
 
-    def __init__(self, *, turns: str = "all") -> None:
+    def __init__(self, *, turns: str = "all", cell_format: str = "auto") -> None:
         self.turns = turns
+        self.cell_format = cell_format
 
     def _check_rows(self, X: Any) -> None:
         self._validate_params()
@@ -201,16 +208,12 @@ class ArenaStructureFeatures(
             :meth:`get_feature_names_out` names them.
         """
         self._validate_params()
-        X = check_arena_frame(X, type(self).__name__)
-        columns = [X[c].tolist() for c in ARENA_COLUMNS]
+        X, turns = read_turns(X, type(self).__name__, self.cell_format)
         n_prompt, n_resp = len(PROMPT_FEATURES), len(RESPONSE_FEATURES)
         prompt_part = np.empty((len(X), n_prompt), dtype=np.float64)
         counts = np.empty((2, len(X), n_resp), dtype=np.float64)
-        for i, row in enumerate(X.index):
-            prompt, resp_a, resp_b = (
-                parse_turns(cells[i], column=name, row=row)
-                for cells, name in zip(columns, ARENA_COLUMNS)
-            )
+        for i in range(len(X)):
+            prompt, resp_a, resp_b = (turns[name][i] for name in ARENA_COLUMNS)
             prompt_part[i, 0] = len(prompt)
             prompt_part[i, 3] = float(resp_a == resp_b)
             if self.turns == "last":

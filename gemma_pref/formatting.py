@@ -4,7 +4,8 @@
 The Kaggle "LMSYS - Chatbot Arena" files store ``prompt``, ``response_a`` and
 ``response_b`` as JSON-encoded lists of strings, one item per conversation turn;
 the WSDM Cup 2025 files store them as plain strings, one turn each.
-:class:`ArenaTextFormatter` parses them (a real JSON parser for the lists, see
+:class:`ArenaTextFormatter` reads every cell of a frame by one rule
+(``cell_format``: a real JSON parser for the lists, see
 :func:`~gemma_pref.schema.parse_turns`) and fills a chat template. This module
 never imports torch.
 """
@@ -32,7 +33,14 @@ from .budget import (
     join_turns,
     load_tokenizer_param,
 )
-from .schema import ARENA_COLUMNS, check_arena_frame, excerpt, parse_turns
+from .schema import (
+    ARENA_COLUMNS,
+    CELL_FORMATS,
+    check_arena_frame,
+    excerpt,
+    parse_turns,
+    read_turns,
+)
 
 __all__ = [
     "ARENA_COLUMNS",
@@ -89,8 +97,9 @@ class ArenaTextFormatter(
 
     Stateless transformer: ``fit`` only validates the parameters, and
     ``transform`` maps a DataFrame with the columns ``prompt``, ``response_a``
-    and ``response_b`` (each cell a JSON-encoded list of strings, one per
-    conversation turn, or a plain string, one turn) to texts of ``str`` in input order: one per row
+    and ``response_b`` (every cell a JSON-encoded list of strings, one per
+    conversation turn, or every cell a plain string, one turn: see
+    ``cell_format``) to texts of ``str`` in input order: one per row
     (``layout="joint"``, a 1-D object array) or one per answer
     (``layout="pair"``, an object array of shape ``(n_rows, 2)``).
 
@@ -143,6 +152,16 @@ class ArenaTextFormatter(
         approximate (code and non-Latin scripts take more tokens per
         character, so such texts may still overrun). Ignored when
         ``max_tokens`` is ``None``.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the text cells are read, one rule for every cell of the frame:
+        ``"json"``, each cell is a JSON list of turns (the Kaggle LMSYS
+        files); ``"text"``, each cell is one turn, verbatim (the WSDM Cup
+        files: an answer that looks like a JSON list stays as written).
+        ``"auto"``: the rule :func:`~gemma_pref.read_preferences` marked the
+        frame with, else ``"json"`` when every non-missing cell is a JSON
+        list and ``"text"`` when none is; a frame with both kinds raises
+        :class:`~gemma_pref.exceptions.ArenaFormatError` naming rows (see
+        :func:`~gemma_pref.schema.resolve_cell_format`).
 
     See Also
     --------
@@ -151,15 +170,14 @@ class ArenaTextFormatter(
 
     Notes
     -----
-    Cells are parsed with :func:`json.loads`, so escaped quotes, commas and
-    newlines inside answers survive (the reference notebook splits on
+    JSON cells are parsed with :func:`json.loads`, so escaped quotes, commas
+    and newlines inside answers survive (the reference notebook splits on
     ``'","'`` and keeps JSON escapes verbatim). A JSON ``null`` item and a
-    missing cell (``NaN``) become the empty string. A plain string (the WSDM
-    Cup files) is one turn, verbatim, unless it starts like a JSON list
-    (``["`` or ``[null``, or is ``[]``: the rule of
-    :func:`~gemma_pref.schema.parse_turns`). A cell that starts like a JSON
-    list but is not one of strings, or that is neither a string nor a list,
-    raises :class:`~gemma_pref.exceptions.ArenaFormatError`, a ``ValueError``
+    missing cell (``NaN``) become the empty string; missing cells are
+    reported once (:class:`~gemma_pref.exceptions.MissingCellsWarning`). A
+    cell that breaks the frame's rule (not a JSON list of strings under
+    ``"json"``, not a string under ``"text"``) raises
+    :class:`~gemma_pref.exceptions.ArenaFormatError`, a ``ValueError``
     naming the column, the row label and an excerpt.
 
     Without a budget, the embedder's right truncation at ``max_length`` cuts
@@ -210,6 +228,7 @@ class ArenaTextFormatter(
         "template": [str, callable, None],
         "max_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "tokenizer": [str, os.PathLike, callable, None],
+        "cell_format": [StrOptions(set(CELL_FORMATS))],
     }
 
     def __init__(
@@ -221,6 +240,7 @@ class ArenaTextFormatter(
         template: str | Callable[[str, str, str], str] | None = None,
         max_tokens: int | None = None,
         tokenizer: Any = None,
+        cell_format: str = "auto",
     ) -> None:
         self.layout = layout
         self.turns = turns
@@ -228,6 +248,7 @@ class ArenaTextFormatter(
         self.template = template
         self.max_tokens = max_tokens
         self.tokenizer = tokenizer
+        self.cell_format = cell_format
 
     def _check_params(self) -> None:
         self._validate_params()
@@ -249,7 +270,7 @@ class ArenaTextFormatter(
 
     def _check_rows(self, X: Any) -> None:
         self._check_params()
-        self._columns(X)
+        check_arena_frame(X, "ArenaTextFormatter")
         self._token_counter()  # a tokenizer path that does not load fails here
 
     def transform(self, X: Any) -> np.ndarray:
@@ -311,23 +332,15 @@ class ArenaTextFormatter(
         return rows
 
     def _parsed_rows(self, X: Any) -> list[tuple[Any, list[list[str]]]]:
-        """Validate the parameters and parse each row's turns (A and B swapped
-        with ``swap=True``); errors name the column as the user gave it."""
+        """Validate the parameters and read each row's turns by the frame's
+        one rule (A and B swapped with ``swap=True``)."""
         self._check_params()
-        prompts, resp_a, resp_b, labels = self._columns(X)
-        names = ARENA_COLUMNS
+        frame, turns = read_turns(X, "ArenaTextFormatter", self.cell_format)
+        prompts, resp_a, resp_b = (turns[name] for name in ARENA_COLUMNS)
         if self.swap:
             resp_a, resp_b = resp_b, resp_a
-            names = ("prompt", "response_b", "response_a")
         return [
-            (
-                row,
-                [
-                    parse_turns(cells[i], column=name, row=row)
-                    for cells, name in zip((prompts, resp_a, resp_b), names)
-                ],
-            )
-            for i, row in enumerate(labels)
+            (row, [prompts[i], resp_a[i], resp_b[i]]) for i, row in enumerate(frame.index.tolist())
         ]
 
     def _renderer(
@@ -390,16 +403,6 @@ class ArenaTextFormatter(
             return template
         fmt = SEED_TEMPLATE if template is None else template
         return lambda p, a, b: fmt.format(prompt=p, response_a=a, response_b=b)
-
-    @staticmethod
-    def _columns(X: Any) -> tuple[list, list, list, list]:
-        X = check_arena_frame(X, "ArenaTextFormatter")
-        return (
-            X["prompt"].tolist(),
-            X["response_a"].tolist(),
-            X["response_b"].tolist(),
-            X.index.tolist(),
-        )
 
     def _output_names(self) -> list[str]:
         # one text per row, or the texts of answer A and answer B

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_path
-from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS
+from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, report_missing
 
 __all__ = [
     "CLASS_NAMES",
@@ -25,6 +25,7 @@ __all__ = [
     "WINNER_VALUES",
     "labels_from_winner",
     "load_arena_csv",
+    "read_csv_text",
     "write_submission",
 ]
 
@@ -135,6 +136,15 @@ def load_arena_csv(path: str | os.PathLike[str], *, require_labels: bool = False
     Returns
     -------
     df : pandas.DataFrame
+        The file's columns as written. Only an empty field is a missing value:
+        ``NA``, ``None``, ``null`` or ``nan`` are text (pandas' own default
+        would read them as missing).
+
+    Warns
+    -----
+    MissingCellsWarning
+        When text cells (``prompt``, ``response_a``, ``response_b``) are
+        empty fields: their count and the first ids, once.
 
     Raises
     ------
@@ -142,11 +152,15 @@ def load_arena_csv(path: str | os.PathLike[str], *, require_labels: bool = False
         When ``path`` does not exist.
     ValueError
         When a required column is missing (naming it and the file).
+
+    See Also
+    --------
+    read_preferences : Every public preference format, read and checked.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"arena CSV not found: {str(path)!r}")
-    df = pd.read_csv(path)
+    df = read_csv_text(path)
     required = ["id", *ARENA_COLUMNS]
     if require_labels:
         required += list(WINNER_COLUMNS)
@@ -156,7 +170,26 @@ def load_arena_csv(path: str | os.PathLike[str], *, require_labels: bool = False
             f"{str(path)!r} lacks column(s) {', '.join(map(repr, missing))}; "
             f"expected {', '.join(required)}; found {', '.join(map(str, df.columns))}."
         )
+    empty = {c: np.flatnonzero(df[c].isna().to_numpy()).tolist() for c in ARENA_COLUMNS}
+    report_missing(df, empty, f"load_arena_csv({str(path)!r})")
     return df
+
+
+def read_csv_text(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV file in which only an empty field is missing.
+
+    ``NA``, ``None``, ``null``, ``nan``... are answers too: pandas' default
+    would read them as missing values.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "rows.csv"
+    >>> _ = path.write_text("id,response_a\\n1,NA\\n2,\\n")
+    >>> read_csv_text(path)["response_a"].tolist()
+    ['NA', nan]
+    """
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
 #: Submission formats: the columns of each competition's ``submission.csv``.

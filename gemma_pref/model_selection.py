@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .schema import check_arena_frame, parse_turns
+from .schema import ARENA_COLUMNS, CELL_FORMATS, check_arena_frame, read_turns
 
 __all__ = ["PromptGroupKFold", "normalize_prompt", "prompt_groups"]
 
@@ -51,17 +51,21 @@ def normalize_prompt(turns: list[str]) -> str:
     return _SPACE.sub(" ", "\n".join(turns).casefold()).strip()
 
 
-def prompt_groups(X: Any) -> np.ndarray:
+def prompt_groups(X: Any, *, cell_format: str = "auto") -> np.ndarray:
     """Group id of each arena row: rows with the same normalised prompt share one.
 
     Parameters
     ----------
     X : pandas.DataFrame or mapping
         Arena rows with a ``prompt`` column (JSON lists of turns or plain
-        strings, parsed like :class:`~gemma_pref.ArenaTextFormatter` does; a
-        missing cell is the empty prompt). Other columns, such as the WSDM
+        strings, read like :class:`~gemma_pref.ArenaTextFormatter` reads them;
+        a missing cell is the empty prompt). Other columns, such as the WSDM
         Cup's ``language``, are ignored: to group by them, pass their codes as
         ``groups`` to :meth:`PromptGroupKFold.split`.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the text cells are read, one rule for the frame (the prompt and,
+        where present, both answers decide ``"auto"``), as
+        :class:`~gemma_pref.ArenaTextFormatter`'s parameter of that name.
 
     Returns
     -------
@@ -86,10 +90,9 @@ def prompt_groups(X: Any) -> np.ndarray:
     groups=prompt_groups(df))``.
     """
     X = check_arena_frame(X, "prompt_groups", required=("prompt",))
-    keys = [
-        normalize_prompt(parse_turns(cell, column="prompt", row=row))
-        for cell, row in zip(X["prompt"].tolist(), X.index)
-    ]
+    columns = ARENA_COLUMNS if set(ARENA_COLUMNS) <= set(X.columns) else ("prompt",)
+    _, turns = read_turns(X, "prompt_groups", cell_format, columns)
+    keys = [normalize_prompt(t) for t in turns["prompt"]]
     codes, _ = pd.factorize(pd.Series(keys, dtype=object))
     return codes.astype(np.int64)
 
@@ -111,6 +114,8 @@ class PromptGroupKFold(StratifiedGroupKFold):
         Shuffle the groups before splitting (see ``StratifiedGroupKFold``).
     random_state : int, RandomState instance or None, default=None
         Seed of the shuffle; only used when ``shuffle=True``.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How :func:`prompt_groups` reads the prompts.
 
     See Also
     --------
@@ -137,9 +142,15 @@ class PromptGroupKFold(StratifiedGroupKFold):
     """
 
     def __init__(
-        self, n_splits: int = 5, *, shuffle: bool = False, random_state: Any = None
+        self,
+        n_splits: int = 5,
+        *,
+        shuffle: bool = False,
+        random_state: Any = None,
+        cell_format: str = "auto",
     ) -> None:
         super().__init__(n_splits=n_splits, shuffle=shuffle, random_state=random_state)
+        self.cell_format = cell_format
 
     def split(self, X: Any, y: Any = None, groups: Any = None):
         """Generate indices to split arena rows into training and test set.
@@ -161,7 +172,12 @@ class PromptGroupKFold(StratifiedGroupKFold):
             The testing set indices for that split.
         """
         if groups is None:
-            groups = prompt_groups(X)
+            if self.cell_format not in CELL_FORMATS:
+                raise ValueError(
+                    f"The 'cell_format' parameter of PromptGroupKFold must be one of "
+                    f"{', '.join(map(repr, CELL_FORMATS))}; got {self.cell_format!r}."
+                )
+            groups = prompt_groups(X, cell_format=self.cell_format)
         if y is None:
             raise ValueError(
                 "PromptGroupKFold stratifies on the labels: pass y (0: model_a "

@@ -22,6 +22,7 @@ from .blend import PreferenceBlendClassifier
 from .embedding import GemmaEmbedder
 from .formatting import ArenaTextFormatter
 from .pairwise import DEFAULT_CS, PairDifferenceClassifier, make_logreg_classifier
+from .schema import CELL_FORMATS
 
 __all__ = [
     "CLASSIFIER_KINDS",
@@ -240,6 +241,7 @@ def make_preference_pipeline(
     classifier: BaseEstimator | None = None,
     formatter: ArenaTextFormatter | None = None,
     swap_augment: bool = False,
+    cell_format: str = "auto",
     **model_params: Any,
 ) -> Any:
     """Build the preference model of a recipe.
@@ -294,6 +296,14 @@ def make_preference_pipeline(
         every row and its A/B-swapped twin, and average each prediction with
         the swapped one (the competition's swap averaging; ``"pairwise"``,
         ``"embedding"`` and ``"structure"`` are symmetric already).
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How every part the recipe builds reads the rows' text cells, one rule
+        for the frame: ``"json"``, JSON lists of turns (the Kaggle LMSYS
+        files); ``"text"``, each cell one turn, verbatim (the WSDM Cup
+        files); ``"auto"``, the mark of :func:`~gemma_pref.read_preferences`,
+        else the frame's unanimous kind (a frame with both kinds is refused;
+        see :class:`ArenaTextFormatter`). A ``formatter`` passed in keeps its
+        own.
     **model_params
         Keyword arguments of the model: :class:`GemmaEmbedder`
         (``max_length``, ``layer``, ``quantization``, ``devices``,
@@ -335,6 +345,12 @@ def make_preference_pipeline(
     2048
     """
     recipe = _check_recipe(recipe, "make_preference_pipeline")
+    if cell_format not in CELL_FORMATS:
+        raise ValueError(
+            "The 'cell_format' parameter of make_preference_pipeline must be one of "
+            f"{', '.join(map(repr, CELL_FORMATS))}; got {cell_format!r}."
+        )
+    own_formatter = formatter is None
     model: Any
     if recipe == "finetune":
         model = _finetune_pipeline(model_name_or_path, classifier, formatter, model_params)
@@ -344,11 +360,25 @@ def make_preference_pipeline(
         if recipe == "embedding":
             model_params = {**PAIRWISE_DEFAULTS, **model_params}
         model = _embedding_pipeline(model_name_or_path, recipe, classifier, formatter, model_params)
+    if cell_format != "auto":
+        _set_cell_format(model, cell_format, own_formatter)
     if swap_augment:
         from .augmentation import SwapABClassifier
 
         return SwapABClassifier(model, augment=True, tta=True)
     return model
+
+
+def _set_cell_format(model: Any, cell_format: str, own_formatter: bool) -> None:
+    """Set ``cell_format`` on the parts of a recipe's model that read text cells."""
+    if isinstance(model, PreferenceBlendClassifier):
+        model.set_params(cell_format=cell_format)
+        parts = [model.formatter]
+    else:
+        parts = [model.named_steps["formatter"]]
+    for part in parts:
+        if own_formatter and isinstance(part, ArenaTextFormatter):
+            part.set_params(cell_format=cell_format)
 
 
 def _blend(

@@ -37,22 +37,37 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ArenaFormatError
-from .io import labels_from_winner
+from .io import labels_from_winner, read_csv_text
 from .schema import (
     ARENA_COLUMNS,
+    CELL_FORMATS,
+    CELLS_ATTR,
     WINNER_COLUMNS,
     clean_text,
     excerpt,
-    looks_like_json_list,
+    is_missing,
     parse_turns,
+    report_missing,
+    resolve_cell_format,
+    where,
 )
 
-__all__ = ["FORMAT_ATTR", "PREFERENCE_FORMATS", "detect_format", "read_preferences"]
+__all__ = [
+    "FORMAT_ATTR",
+    "ID_COLUMNS",
+    "SOURCE_CELLS_ATTR",
+    "PREFERENCE_FORMATS",
+    "detect_format",
+    "read_preferences",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The key of ``frame.attrs`` that names the format a frame was read from.
 FORMAT_ATTR = "gemma_pref_format"
+#: The key of ``frame.attrs`` that says by which rule each group of the
+#: source's text columns was read (``{"prompt, response_a, response_b": "text"}``).
+SOURCE_CELLS_ATTR = "gemma_pref_source_cells"
 
 #: The formats :func:`read_preferences` reads, with the columns that identify them.
 PREFERENCE_FORMATS: dict[str, str] = {
@@ -66,6 +81,19 @@ PREFERENCE_FORMATS: dict[str, str] = {
     "(reward-model / TRL preference data)",
 }
 
+#: Where each format keeps its row ids, besides ``id``: the column that becomes ``id``.
+ID_COLUMNS: dict[str, str] = {"lmarena": "question_id"}
+#: The cell rule a format's name implies when ``cell_format="auto"`` and the
+#: format is given (not detected).
+_FORMAT_CELLS = {"lmsys": "json", "wsdm": "text"}
+
+#: What settles a frame of mixed cells, as read_preferences' user passes it.
+_SETTLE = (
+    "format='wsdm' or cell_format='text' (each cell one turn of plain text, verbatim; the "
+    "WSDM Cup files), or format='lmsys' or cell_format='json' (each cell a JSON list of "
+    "turns; the Kaggle LMSYS files)"
+)
+
 _ROLES = ("user", "assistant")
 _READ_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 
@@ -76,8 +104,7 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise FileNotFoundError(f"preference file not found: {str(path)!r}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # "NA", "null" or "None" are answers too: only an empty cell is missing
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return read_csv_text(path)  # "NA", "null" or "None" are answers too
     if suffix in (".parquet", ".pq"):
         try:
             return pd.read_parquet(path)
@@ -102,32 +129,24 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- detection
-def _is_json_list_column(frame: pd.DataFrame) -> bool:
-    """Whether every non-missing text cell of ``frame`` is a JSON list (LMSYS)."""
-    seen = False
-    for name in ARENA_COLUMNS:
-        for cell in frame[name].tolist():
-            if isinstance(cell, str):
-                if not looks_like_json_list(cell):
-                    return False
-                seen = True
-            elif isinstance(cell, (list, tuple, np.ndarray)):
-                seen = True
-    return seen
-
-
-def detect_format(frame: pd.DataFrame) -> str:
+def detect_format(frame: pd.DataFrame, *, cell_format: str = "auto") -> str:
     """The format of a frame of preference rows, from its columns.
 
     ``conversation_a`` and ``conversation_b``: ``"lmarena"``; ``chosen`` and
     ``rejected``: ``"chosen_rejected"``; ``prompt``, ``response_a`` and
     ``response_b``: ``"lmsys"`` with ``winner_model_*`` columns, ``"wsdm"``
-    with a ``winner`` column, and without labels (a test file) ``"lmsys"``
-    when every text cell is a JSON list, else ``"wsdm"``.
+    with a ``winner`` column, and without labels (a test file) by how its
+    text cells are encoded, one rule for the frame: ``"lmsys"`` when every
+    non-missing cell is a JSON list of turns, ``"wsdm"`` when none is
+    (:func:`~gemma_pref.schema.resolve_cell_format`); a frame with both kinds
+    is refused.
 
     Parameters
     ----------
     frame : pandas.DataFrame
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the text cells are encoded, when known: ``"json"`` tells an
+        unlabelled frame is ``"lmsys"``, ``"text"`` that it is ``"wsdm"``.
 
     Returns
     -------
@@ -138,7 +157,9 @@ def detect_format(frame: pd.DataFrame) -> str:
     ------
     ValueError
         When the columns match no format: names the columns seen and the
-        formats known.
+        formats known; an
+        :class:`~gemma_pref.exceptions.ArenaFormatError` for an unlabelled
+        frame whose cells are of both kinds, naming rows.
 
     Examples
     --------
@@ -156,7 +177,12 @@ def detect_format(frame: pd.DataFrame) -> str:
             return "lmsys"
         if "winner" in columns:
             return "wsdm"
-        return "lmsys" if _is_json_list_column(frame) else "wsdm"
+        rule = resolve_cell_format(
+            frame,
+            cell_format,
+            settle=_SETTLE,
+        )
+        return "lmsys" if rule == "json" else "wsdm"
     known = "; ".join(f"{name!r}: {what}" for name, what in PREFERENCE_FORMATS.items())
     raise ValueError(
         f"read_preferences cannot tell the format of rows with columns "
@@ -173,13 +199,9 @@ class _Where(str):
 
 
 def _where(frame: pd.DataFrame, i: int) -> _Where:
-    text = f"row {frame.index[i]!r}"
-    if "id" in frame.columns:
-        key = frame["id"].iloc[i]
-        text += f" (id {key.item() if isinstance(key, np.generic) else key!r})"
-    where = _Where(text)
-    where.label = frame.index[i]
-    return where
+    text = _Where(where(frame, i))
+    text.label = frame.index[i]
+    return text
 
 
 def _decode(cell: Any, column: str, where: _Where) -> Any:
@@ -336,16 +358,18 @@ def _labels(frame: pd.DataFrame) -> np.ndarray | None:
     return None
 
 
-def _text_cells(frame: pd.DataFrame, fmt: str) -> dict[str, list[str]]:
-    """The three text columns as JSON lists of turns."""
+def _text_cells(frame: pd.DataFrame, rule: str, source: str) -> dict[str, list[str]]:
+    """The three text columns as JSON lists of turns, each cell read by ``rule``."""
     out: dict[str, list[str]] = {}
+    missing: dict[str, list[int]] = {}
     for name in ARENA_COLUMNS:
         cells = []
         for i, cell in enumerate(frame[name].tolist()):
-            row = frame.index[i]
-            if fmt == "wsdm" and isinstance(cell, str):
-                turns = [clean_text(cell)]  # a plain string, whatever it looks like
-            elif isinstance(cell, (list, tuple, np.ndarray)) and any(
+            if is_missing(cell):
+                missing.setdefault(name, []).append(i)
+                cells.append("[]")
+                continue
+            if isinstance(cell, (list, tuple, np.ndarray)) and any(
                 isinstance(t, Mapping) for t in list(cell)
             ):
                 raise ArenaFormatError(
@@ -353,16 +377,39 @@ def _text_cells(frame: pd.DataFrame, fmt: str) -> dict[str, list[str]]:
                     f"turn strings), got a list of messages {excerpt(cell)}; messages go "
                     "in conversation_a / conversation_b (format 'lmarena')",
                     column=name,
-                    row=row,
+                    row=frame.index[i],
                 )
-            else:
-                turns = parse_turns(cell, column=name, row=row)
-                if fmt == "lmsys" and looks_like_json_list(cell):
-                    cells.append(cell)  # already a JSON list: kept as written
-                    continue
-            cells.append(_cell(turns))
+            try:
+                turns = parse_turns(cell, rule, column=name, row=frame.index[i])
+            except ArenaFormatError as exc:  # name the row by its id too
+                label = f"{name} at row {frame.index[i]!r}"
+                raise ArenaFormatError(
+                    str(exc).replace(label, f"{name} at {_where(frame, i)}", 1),
+                    column=name,
+                    row=exc.row,
+                ) from None
+            # a JSON list as written stays as written (it parsed: it is one)
+            cells.append(cell if rule == "json" and isinstance(cell, str) else _cell(turns))
         out[name] = cells
+    report_missing(frame, missing, source)
     return out
+
+
+def _ids(frame: pd.DataFrame, fmt: str) -> np.ndarray | None:
+    """The rows' ids: ``id``, else the format's own id column; ``None`` without either."""
+    for name in ("id", ID_COLUMNS.get(fmt)):
+        if name is not None and name in frame.columns:
+            column = frame[name]
+            if isinstance(column, pd.DataFrame):
+                raise ValueError(f"Duplicate column {name!r}: expected one column of row ids.")
+            if column.isna().any():
+                i = int(np.flatnonzero(column.isna().to_numpy())[0])
+                raise ValueError(
+                    f"{name} at {_where(frame, i)}: the row has no id; every row of a file "
+                    "with ids needs one."
+                )
+            return column.to_numpy()
+    return None
 
 
 def _arena_frame(
@@ -371,13 +418,13 @@ def _arena_frame(
     y: np.ndarray | None,
     dropped: set[str],
     three_classes: bool,
+    fmt: str,
 ) -> pd.DataFrame:
     """Columns in the order of the Kaggle files, then the other columns kept."""
     data: dict[str, Any] = {}
-    if "id" in frame.columns:
-        data["id"] = frame["id"].to_numpy()
-    else:
-        data["id"] = np.arange(len(frame), dtype=np.int64)
+    ids = _ids(frame, fmt)
+    if ids is not None:
+        data["id"] = ids
     for name in ("model_a", "model_b"):
         if name in frame.columns:
             data[name] = frame[name].to_numpy()
@@ -388,18 +435,23 @@ def _arena_frame(
         for k, name in enumerate(names):
             data[name] = (y == k).astype(np.int64)
     skip = {"id", "model_a", "model_b", *ARENA_COLUMNS, *WINNER_COLUMNS, "winner", *dropped}
+    id_source = ID_COLUMNS.get(fmt)
+    if "id" not in frame.columns and id_source is not None:
+        skip.add(id_source)  # it became ``id``
     for name in frame.columns:
         if str(name) not in skip and name not in data:
             data[name] = frame[name].to_numpy()
     return pd.DataFrame(data, index=frame.index)
 
 
-def _read_arena(frame: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame, np.ndarray | None]:
+def _read_arena(
+    frame: pd.DataFrame, fmt: str, rule: str, source: str
+) -> tuple[pd.DataFrame, np.ndarray | None]:
     _check_columns(frame, fmt, ARENA_COLUMNS)
     y = _labels(frame)
-    texts = _text_cells(frame, fmt)
+    texts = _text_cells(frame, rule, source)
     three = y is not None and ("winner_tie" in frame.columns or bool((y == 2).any()))
-    return _arena_frame(frame, texts, y, set(), three), y
+    return _arena_frame(frame, texts, y, set(), three, fmt), y
 
 
 def _read_lmarena(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -420,54 +472,109 @@ def _read_lmarena(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]
         for name, turns in zip(ARENA_COLUMNS, (prompt, a, b)):
             texts[name].append(_cell(turns))
     three = y is not None and ("winner_tie" in frame.columns or bool((y == 2).any()))
-    return _arena_frame(frame, texts, y, set(names), three), y
+    return _arena_frame(frame, texts, y, set(names), three, "lmarena"), y
 
 
-def _side(cell: Any, column: str, where: _Where, role: str) -> list[tuple[str, str]]:
-    """A string (one message of ``role``) or a list of messages.
-
-    A string is a list of messages only when it decodes (JSON, or a Python
-    literal as Hugging Face CSV exports write) to a list of mappings; any
-    other string, ``"[1, 2, 3]"`` included, is the text of one message."""
-    if isinstance(cell, str):
+def _message_list(cell: Any) -> list | None:
+    """The messages a cell holds (a list, or a string that decodes, as JSON or
+    as the Python literal Hugging Face CSV exports write, to a non-empty list
+    of ``{"role", "content"}`` mappings); ``None`` for any other cell."""
+    if isinstance(cell, np.ndarray):
+        cell = cell.tolist()
+    if isinstance(cell, (list, tuple)):
+        return list(cell)
+    if not (isinstance(cell, str) and cell.lstrip().startswith("[")):
+        return None
+    decoded: Any = None
+    try:
+        decoded = json.loads(cell)
+    except ValueError:
         try:
-            decoded = _decode(cell, column, where)
-        except ArenaFormatError:
-            return [(role, clean_text(cell))]
-        if not (
-            isinstance(decoded, list) and decoded and all(isinstance(m, Mapping) for m in decoded)
-        ):
-            return [(role, clean_text(cell))]
-        cell = decoded
-    if cell is None or (isinstance(cell, float) and np.isnan(cell)):
+            decoded = ast.literal_eval(cell)
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            return None
+    if (
+        isinstance(decoded, list)
+        and decoded
+        and all(isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in decoded)
+    ):
+        return decoded
+    return None
+
+
+def _message_rule(frame: pd.DataFrame, columns: tuple[str, ...], cell_format: str) -> str:
+    """``"json"`` (message lists) or ``"text"`` (plain strings): one rule for ``columns``."""
+    if cell_format != "auto":
+        return cell_format
+    lists: list[tuple[str, int, Any]] = []
+    texts: list[tuple[str, int, Any]] = []
+    for name in columns:
+        for i, cell in enumerate(frame[name].tolist()):
+            if is_missing(cell):
+                continue
+            (texts if _message_list(cell) is None else lists).append((name, i, cell))
+    if lists and texts:
+        few = min(lists, texts, key=len)
+        shown = "; ".join(
+            f"{name} at {_where(frame, i)}: {excerpt(cell, 40)}" for name, i, cell in few[:3]
+        )
+        raise ArenaFormatError(
+            f"ambiguous cells in {', '.join(map(repr, columns))}: {len(lists)} hold a list "
+            f"of {{'role', 'content'}} messages and {len(texts)} plain text "
+            f"({'the lists' if few is lists else 'the plain ones'}: {shown}"
+            f"{'; ...' if len(few) > 3 else ''}). One rule reads every cell of these "
+            "columns: pass cell_format='text' to keep each cell as the text of one "
+            "message, verbatim, or cell_format='json' to require message lists.",
+            column=few[0][0],
+            row=frame.index[few[0][1]],
+        )
+    return "json" if lists else "text"
+
+
+def _side(cell: Any, column: str, where: _Where, role: str, rule: str) -> list[tuple[str, str]]:
+    """The messages of one cell: under ``"text"`` a string is the text of one
+    message of ``role``, verbatim; under ``"json"`` the cell is a list of
+    messages (or a JSON / Python string of one)."""
+    if is_missing(cell):
         raise ArenaFormatError(
             f"{column} at {where}: expected a string or a list of messages, got a missing value",
             column=column,
             row=where.label,
         )
+    if rule == "text":
+        if not isinstance(cell, str):
+            raise ArenaFormatError(
+                f"{column} at {where}: expected a string (cell_format='text': each cell is "
+                f"the text of one message), got {type(cell).__name__} {excerpt(cell)}",
+                column=column,
+                row=where.label,
+            )
+        return [(role, clean_text(cell))]
     return _messages(cell, column, where)
 
 
 def _read_chosen_rejected(
-    frame: pd.DataFrame, random_state: Any
+    frame: pd.DataFrame, random_state: Any, cell_format: str
 ) -> tuple[pd.DataFrame, np.ndarray]:
     from sklearn.utils import check_random_state
 
     _check_columns(frame, "chosen_rejected", ("chosen", "rejected"))
+    answers_rule = _message_rule(frame, ("chosen", "rejected"), cell_format)
     n = len(frame)
     # a balanced, seeded order: half the rows show the chosen answer as A
     y = check_random_state(random_state).permutation(np.arange(n) % 2).astype(np.int64)
     has_prompt = "prompt" in frame.columns
     prompts = frame["prompt"].tolist() if has_prompt else [None] * n
+    prompt_rule = _message_rule(frame, ("prompt",), cell_format) if has_prompt else "text"
     chosen, rejected = frame["chosen"].tolist(), frame["rejected"].tolist()
     texts: dict[str, list[str]] = {c: [] for c in ARENA_COLUMNS}
     for i in range(n):
         where = _where(frame, i)
         head: list[tuple[str, str]] = []
-        if has_prompt and prompts[i] is not None:
-            head = _side(prompts[i], "prompt", where, "user")
-        side_c = _side(chosen[i], "chosen", where, "assistant")
-        side_r = _side(rejected[i], "rejected", where, "assistant")
+        if has_prompt and not is_missing(prompts[i]):
+            head = _side(prompts[i], "prompt", where, "user", prompt_rule)
+        side_c = _side(chosen[i], "chosen", where, "assistant", answers_rule)
+        side_r = _side(rejected[i], "rejected", where, "assistant", answers_rule)
         # message lists that include the prompt turns stand alone
         head_c = [] if side_c[0][0] == "user" else head
         head_r = [] if side_r[0][0] == "user" else head
@@ -485,7 +592,10 @@ def _read_chosen_rejected(
             prompt, b, a = _pair(frame, i, full_c, full_r, ("chosen", "rejected"))
         for name, turns in zip(ARENA_COLUMNS, (prompt, a, b)):
             texts[name].append(_cell(turns))
-    out = _arena_frame(frame, texts, y, {"prompt", "chosen", "rejected"}, False)
+    out = _arena_frame(frame, texts, y, {"prompt", "chosen", "rejected"}, False, "chosen_rejected")
+    out.attrs[SOURCE_CELLS_ATTR] = {"chosen, rejected": answers_rule}
+    if has_prompt:
+        out.attrs[SOURCE_CELLS_ATTR]["prompt"] = prompt_rule
     # per-answer columns (score_chosen, score_rejected) follow their answer
     for name in list(out.columns):
         text = str(name)
@@ -504,6 +614,7 @@ def read_preferences(
     data: Any,
     format: str = "auto",
     *,
+    cell_format: str = "auto",
     random_state: Any = 0,
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Read preference rows in any public format into arena rows and labels.
@@ -518,6 +629,19 @@ def read_preferences(
         The format of ``data`` (see :data:`PREFERENCE_FORMATS`). ``"auto"``
         detects it from the columns (:func:`detect_format`) and logs its
         choice at INFO level.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the text cells are encoded, one rule per column group (never per
+        cell). For ``prompt``, ``response_a`` and ``response_b``: ``"json"``,
+        each cell a JSON list of turns; ``"text"``, each cell one turn of
+        plain text, kept verbatim whatever it looks like. For ``chosen``,
+        ``rejected`` (together) and ``prompt``: ``"json"``, each cell a list
+        of ``{"role", "content"}`` messages (or a JSON / Python string of
+        one); ``"text"``, each cell the text of one message. ``"auto"``: the
+        format's own rule when ``format`` is given (``"lmsys"``: JSON,
+        ``"wsdm"``: text), else the data's: ``"json"`` when every non-missing
+        cell of the group is of the JSON kind, ``"text"`` when none is; a
+        group with both kinds is refused, naming rows. Ignored by
+        ``"lmarena"`` (messages by definition, their contents verbatim).
     random_state : int, RandomState instance or None, default=0
         Seed of the A/B order of chosen/rejected pairs: a random permutation
         puts the chosen answer first in half of the rows (so the labels are
@@ -527,24 +651,41 @@ def read_preferences(
     -------
     frame : pandas.DataFrame
         Arena rows as the Kaggle LMSYS files hold them, with ``data``'s index:
-        ``id`` (``data``'s, else the row position), ``model_a`` and
+        ``id`` (``data``'s ``id``, or the format's own id column:
+        ``question_id`` for ``"lmarena"``; no ``id`` column when the data
+        has none, so that no row position passes for an id), ``model_a`` and
         ``model_b`` where given, ``prompt``, ``response_a`` and
         ``response_b`` as JSON lists of turns (a plain string is one turn),
         the one-hot labels ``winner_model_a``, ``winner_model_b`` and, when
         the task has ties, ``winner_tie``; then every other column of
         ``data`` (``language``, ...). ``frame.attrs["gemma_pref_format"]``
-        (:data:`FORMAT_ATTR`) names the format read.
+        (:data:`FORMAT_ATTR`) names the format read, and
+        ``frame.attrs["gemma_pref_cells"]`` is ``"json"``: every text cell is
+        now a JSON list of turns, so the estimators read the frame by that
+        rule without looking at its cells again;
+        ``frame.attrs["gemma_pref_source_cells"]`` (:data:`SOURCE_CELLS_ATTR`)
+        says how the source's cells were read.
     y : ndarray of shape (n_rows,), dtype=int64, or None
         Labels 0 (model_a wins), 1 (model_b wins) and 2 (tie, both kinds of
         LMArena ties); only 0 and 1 for a two-class task such as the WSDM
         Cup's. ``None`` for rows without labels (a test file).
+
+    Warns
+    -----
+    MissingCellsWarning
+        When text cells are missing (empty CSV fields, nulls): their count per
+        column and the first rows with their ids, once; each is read as the
+        empty text. ``"NA"``, ``"None"``, ``"null"`` or ``"nan"`` in a file
+        are text, never missing.
 
     Raises
     ------
     ValueError
         When the format cannot be told (naming the columns seen and the
         formats known), a column is missing, a label is not one of the known
-        values, or a cell is malformed (an
+        values, the text cells mix encodings under ``cell_format="auto"``
+        (naming rows and the parameter that settles it), or a cell is
+        malformed (an
         :class:`~gemma_pref.exceptions.ArenaFormatError` naming the column,
         the row and what was expected): a message with a role other than
         ``user`` / ``assistant`` or out of turn, an empty conversation, a
@@ -593,8 +734,12 @@ def read_preferences(
             "read_preferences reads a pandas DataFrame or a .csv, .parquet or .jsonl file; "
             f"got {type(data).__name__}."
         )
+    if cell_format not in CELL_FORMATS:
+        raise ValueError(
+            f"cell_format must be one of {', '.join(map(repr, CELL_FORMATS))}; got {cell_format!r}"
+        )
     if format == "auto":
-        fmt = detect_format(data)
+        fmt = detect_format(data, cell_format=cell_format)
         logger.info("read_preferences: %s holds %d rows in the %r format", source, len(data), fmt)
     elif format in PREFERENCE_FORMATS:
         fmt = format
@@ -607,9 +752,23 @@ def read_preferences(
     y: np.ndarray | None
     if fmt == "lmarena":
         frame, y = _read_lmarena(data)
+        frame.attrs[SOURCE_CELLS_ATTR] = {"conversation_a, conversation_b": "json"}
     elif fmt == "chosen_rejected":
-        frame, y = _read_chosen_rejected(data, random_state)
+        frame, y = _read_chosen_rejected(data, random_state, cell_format)
     else:
-        frame, y = _read_arena(data, fmt)
+        _check_columns(data, fmt, ARENA_COLUMNS)
+        rule = cell_format
+        if rule == "auto":
+            rule = (
+                _FORMAT_CELLS[fmt]
+                if format != "auto"
+                else resolve_cell_format(
+                    data,
+                    settle=_SETTLE,
+                )
+            )
+        frame, y = _read_arena(data, fmt, rule, f"read_preferences({source})")
+        frame.attrs[SOURCE_CELLS_ATTR] = {", ".join(ARENA_COLUMNS): rule}
     frame.attrs[FORMAT_ATTR] = fmt
+    frame.attrs[CELLS_ATTR] = "json"
     return frame, y

@@ -3,8 +3,8 @@
 
 Everything that knows what a Kaggle "LMSYS - Chatbot Arena" row looks like
 lives here: the column names, the labels and how swapping the answers maps
-them, how a cell (a JSON list of turns, or a plain string: one turn) is
-parsed and cleaned, and the checks
+them, how text cells (JSON lists of turns, or plain strings of one turn) are
+read, by one rule per frame (``cell_format``), and the checks
 of a frame of rows and of a label vector. Every other module imports these
 names from here.
 """
@@ -14,16 +14,19 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import ArenaFormatError
+from .exceptions import ArenaFormatError, MissingCellsWarning
 
 __all__ = [
     "ARENA_COLUMNS",
+    "CELLS_ATTR",
+    "CELL_FORMATS",
     "CLASS_NAMES",
     "SWAPPED_LABEL",
     "SWAP_COLUMN_PAIRS",
@@ -33,9 +36,14 @@ __all__ = [
     "check_texts",
     "clean_text",
     "excerpt",
+    "is_missing",
     "looks_like_json_list",
     "parse_turns",
+    "read_turns",
+    "report_missing",
+    "resolve_cell_format",
     "swap_labels",
+    "where",
 ]
 
 #: The three text columns of an arena row, in template order.
@@ -88,14 +96,31 @@ def clean_text(text: str) -> str:
     return text
 
 
-#: A string cell is read as a JSON list of turns when it starts like one, ``[``
-#: followed by ``"`` or ``null``, or is the empty list ``[]`` (JSON whitespace
-#: allowed around the brackets). Real answers start with ``"[] "`` too.
+#: How the text cells of a frame are read: the ``cell_format`` parameter of
+#: every estimator and function that parses them.
+CELL_FORMATS: dict[str, str] = {
+    "auto": "the frame's mark (set by read_preferences), else 'json' when every "
+    "non-missing cell is a JSON list of turns and 'text' when none is; a frame with "
+    "both kinds is refused",
+    "json": "every cell is a JSON list of turns (the Kaggle LMSYS files)",
+    "text": "every cell is one turn of plain text, kept verbatim (the WSDM Cup files)",
+}
+#: The key of ``frame.attrs`` that says how a frame's text cells are encoded
+#: (``"json"`` or ``"text"``); :func:`~gemma_pref.read_preferences` sets it.
+CELLS_ATTR = "gemma_pref_cells"
+
+#: A string cell counts as a JSON list of turns, for ``cell_format="auto"``,
+#: when it starts like one: ``[`` followed by ``"`` or ``null``, or is the
+#: empty list ``[]`` (JSON whitespace allowed around the brackets). It is a
+#: piece of evidence about the whole frame, never a rule for the cell itself.
 JSON_LIST_START = re.compile(r"[ \t\n\r]*\[[ \t\n\r]*(?:\"|null\b|\][ \t\n\r]*\Z)")
 
 
 def looks_like_json_list(cell: Any) -> bool:
-    """Whether a string cell is read as a JSON list of turns (see :func:`parse_turns`).
+    """Whether a string cell starts like a JSON list of turns.
+
+    ``cell_format="auto"`` counts such cells to decide how a whole frame is
+    read (:func:`resolve_cell_format`); no cell is read by what it looks like.
 
     Examples
     --------
@@ -105,28 +130,48 @@ def looks_like_json_list(cell: Any) -> bool:
     return isinstance(cell, str) and JSON_LIST_START.match(cell) is not None
 
 
-def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str]:
-    """Parse one arena cell into a list of turn strings.
+def is_missing(cell: Any) -> bool:
+    """Whether a cell is missing: ``None``, ``NaN``, ``pd.NA`` or ``pd.NaT``.
 
-    Two kinds of cells hold text: the JSON lists of the Kaggle LMSYS files
-    (``'["What is 2+2?", "And 3+3?"]'``, one item per turn) and plain strings
-    (``"What is 2+2?"``, one turn: the WSDM Cup files and most other data).
-    The rule that tells them apart: a string that starts like a JSON list of
-    strings, ``[`` then ``"`` or ``null`` (whitespace allowed), or that is
-    ``[]``, is read as a JSON list and must be a valid one; every other
-    string is one turn, verbatim. So ``'["a"]'`` is the one turn ``"a"``,
-    while ``"[1, 2, 3]"``, ``"[citation needed]"``, ``"[] is empty"``,
-    ``'{"a": 1}'`` and ``"12"`` are one turn each, as written. To keep a
-    plain answer that starts like a JSON list as it is, read the data with
-    ``read_preferences(..., format="wsdm")`` (or ``"chosen_rejected"``),
-    which stores every cell as an explicit JSON list.
+    Examples
+    --------
+    >>> is_missing(float("nan")), is_missing(""), is_missing("NA")
+    (True, False, False)
+    """
+    if cell is None or cell is pd.NA or cell is pd.NaT:
+        return True
+    return isinstance(cell, (float, np.floating)) and math.isnan(cell)
+
+
+def _check_cell_format(cell_format: Any, allowed: Sequence[str]) -> str:
+    if cell_format not in allowed:
+        raise ValueError(
+            f"cell_format must be one of {', '.join(map(repr, allowed))}; got {cell_format!r}."
+        )
+    return str(cell_format)
+
+
+def parse_turns(
+    cell: Any, cell_format: str = "json", *, column: str = "cell", row: Any = None
+) -> list[str]:
+    """Parse one arena cell into a list of turn strings, by an explicit rule.
+
+    Two encodings hold text: the JSON lists of the Kaggle LMSYS files
+    (``'["What is 2+2?", "And 3+3?"]'``, one item per turn;
+    ``cell_format="json"``) and plain strings (``"What is 2+2?"``, one turn,
+    verbatim: the WSDM Cup files and most other data; ``cell_format="text"``).
+    The rule is chosen for a whole frame (:func:`resolve_cell_format`), never
+    from what one cell looks like: under ``"text"``, ``'["a", "b"]'`` is the
+    one turn ``'["a", "b"]'``, as written.
 
     Parameters
     ----------
     cell : str, list, tuple, None or float
-        A JSON-encoded list such as ``'["hi", null]'``, a plain string (one
-        turn), an already decoded list or tuple of strings, or a missing value
-        (``None`` / ``NaN``).
+        A string, an already decoded list or tuple of strings (``"json"``
+        only), or a missing value (``None`` / ``NaN`` / ``pd.NA``).
+    cell_format : {"json", "text"}, default="json"
+        ``"json"``: the cell must be a JSON list of strings or nulls (or a
+        decoded list of them). ``"text"``: a string is one turn, verbatim.
     column : str, default="cell"
         Column name used in error messages.
     row : object, default=None
@@ -136,17 +181,16 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     -------
     turns : list of str
         One string per turn. A JSON ``null`` item becomes ``""``; a missing
-        cell (``None``, ``NaN``, ``pd.NA``) becomes ``[]``; a plain string
-        ``s`` becomes ``[s]`` (``""`` becomes ``[""]``). Lone UTF-16
-        surrogates are replaced by U+FFFD.
+        cell becomes ``[]`` (no turns). Lone UTF-16 surrogates are replaced by
+        U+FFFD.
 
     Raises
     ------
     ArenaFormatError
-        (a ``ValueError``) when a cell that starts like a JSON list is not a
-        JSON list of strings or nulls, or a cell is neither a string nor a
-        list (a number, a mapping). The message names the column, the row and
-        an excerpt of the cell.
+        (a ``ValueError``) naming the column, the row, an excerpt of the cell
+        and the rule that refused it: under ``"json"`` a cell that is not a
+        JSON list of strings or nulls; under ``"text"`` a cell that is not a
+        string; under either, a number or a mapping.
 
     Examples
     --------
@@ -154,26 +198,33 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
     ['Hello', '']
     >>> parse_turns('["a\\\\"quoted\\\\" word"]')
     ['a"quoted" word']
-    >>> parse_turns("Paris is the capital.")
-    ['Paris is the capital.']
-    >>> parse_turns("[1, 2, 3] is a list")
-    ['[1, 2, 3] is a list']
+    >>> parse_turns('["apple", "banana"]', "text")
+    ['["apple", "banana"]']
+    >>> parse_turns("NA", "text")
+    ['NA']
     """
-    if cell is None or cell is pd.NA or cell is pd.NaT:
-        return []  # pd.NA: missing cells of nullable dtypes (dtype_backend=...)
-    if isinstance(cell, (float, np.floating)) and math.isnan(cell):
+    if is_missing(cell):
         return []
-    expected = f"{column} at row {row!r}: expected a JSON list of strings"
+    if cell_format == "text":
+        if isinstance(cell, str):
+            return [clean_text(cell)]
+        raise ArenaFormatError(
+            f"{column} at row {row!r}: expected a string (cell_format='text': each cell is "
+            f"one turn of plain text), got {type(cell).__name__} {excerpt(cell)}",
+            column=column,
+            row=row,
+        )
+    if cell_format != "json":
+        raise ValueError(f"cell_format must be 'json' or 'text'; got {cell_format!r}.")
+    expected = f"{column} at row {row!r}: expected a JSON list of strings (cell_format='json')"
     if isinstance(cell, str):
-        if not JSON_LIST_START.match(cell):
-            return [clean_text(cell)]  # a plain string: one turn
         try:
             value = json.loads(cell)
         except (ValueError, RecursionError) as exc:
             reason = getattr(exc, "msg", None) or type(exc).__name__
             raise ArenaFormatError(
-                f"{expected}, got {excerpt(cell)} ({reason}; a cell that starts with "
-                "'[\"' or '[null' is read as JSON)",
+                f"{expected}, got {excerpt(cell)} ({reason}); to read every cell as one "
+                "turn of plain text, pass cell_format='text'",
                 column=column,
                 row=row,
             ) from None
@@ -181,13 +232,14 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
         value = list(cell)
     else:
         raise ArenaFormatError(
-            f"{expected} or a plain string, got {type(cell).__name__} {excerpt(cell)}",
+            f"{expected}, got {type(cell).__name__} {excerpt(cell)}",
             column=column,
             row=row,
         )
     if not isinstance(value, list):
         raise ArenaFormatError(
-            f"{expected}, got JSON {type(value).__name__} {excerpt(cell)}",
+            f"{expected}, got JSON {type(value).__name__} {excerpt(cell)}; to read every "
+            "cell as one turn of plain text, pass cell_format='text'",
             column=column,
             row=row,
         )
@@ -204,6 +256,194 @@ def parse_turns(cell: Any, *, column: str = "cell", row: Any = None) -> list[str
                 row=row,
             )
     return turns
+
+
+def _label(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def where(frame: pd.DataFrame, i: int) -> str:
+    """``"row <label>"`` of position ``i``, with ``" (id <id>)"`` where the frame has ids.
+
+    Examples
+    --------
+    >>> where(pd.DataFrame({"id": [7, 8]}, index=[3, 4]), 1)
+    'row 4 (id 8)'
+    """
+    text = f"row {_label(frame.index[i])!r}"
+    if "id" in frame.columns and not isinstance(frame["id"], pd.DataFrame):
+        key = frame["id"].iloc[i]
+        text += f" (id {_label(key)!r})"
+    return text
+
+
+def resolve_cell_format(
+    frame: pd.DataFrame,
+    cell_format: str = "auto",
+    columns: Sequence[str] = ARENA_COLUMNS,
+    *,
+    settle: str = "cell_format='text' (each cell one turn of plain text, verbatim) or "
+    "cell_format='json' (each cell a JSON list of turns)",
+) -> str:
+    """The one rule, ``"json"`` or ``"text"``, by which a frame's text cells are read.
+
+    An explicit ``cell_format`` is returned as it is. ``"auto"`` follows the
+    frame's mark (``frame.attrs["gemma_pref_cells"]``, :data:`CELLS_ATTR`,
+    set by :func:`~gemma_pref.read_preferences`); without one it looks at
+    every non-missing cell of ``columns``: ``"json"`` when each is a list or
+    a string that starts like a JSON list of turns
+    (:func:`looks_like_json_list`), ``"text"`` when none is. A frame with
+    both kinds is ambiguous (a plain answer that happens to look like a JSON
+    list, or a file that mixes encodings) and is refused.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows.
+    cell_format : {"auto", "json", "text"}, default="auto"
+    columns : sequence of str, default=ARENA_COLUMNS
+        The text columns read by one rule.
+    settle : str, default="cell_format='text' (...) or cell_format='json' (...)"
+        The parameters that settle an ambiguity, as the caller's user passes
+        them (named in the error).
+
+    Returns
+    -------
+    cell_format : {"json", "text"}
+
+    Raises
+    ------
+    ArenaFormatError
+        For an ambiguous frame, naming the first rows of the smaller kind, an
+        excerpt of each, the counts of both kinds and ``settle``.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"prompt": ["Fruit?"], "response_a": ['["apple", "pear"]'],
+    ...                    "response_b": ["Plums."]})
+    >>> resolve_cell_format(df)
+    Traceback (most recent call last):
+    ...
+    gemma_pref.exceptions.ArenaFormatError: ambiguous text cells: 1 cell starts like a JSON list ...
+    >>> resolve_cell_format(df, "text")
+    'text'
+    """
+    if cell_format != "auto":
+        return _check_cell_format(cell_format, ("auto", "json", "text"))
+    marked = frame.attrs.get(CELLS_ATTR)
+    if marked in ("json", "text"):
+        return str(marked)
+    json_cells: list[tuple[str, int, Any]] = []
+    text_cells: list[tuple[str, int, Any]] = []
+    for name in columns:
+        for i, cell in enumerate(frame[name].tolist()):
+            if isinstance(cell, str):
+                kind = json_cells if JSON_LIST_START.match(cell) else text_cells
+                kind.append((name, i, cell))
+            elif isinstance(cell, (list, tuple, np.ndarray)):
+                json_cells.append((name, i, cell))
+    if json_cells and text_cells:
+        few, many = sorted((json_cells, text_cells), key=len)
+        shown = "; ".join(
+            f"{name} at {where(frame, i)}: {excerpt(cell, 40)}" for name, i, cell in few[:3]
+        )
+        n_json, n_text = len(json_cells), len(text_cells)
+        raise ArenaFormatError(
+            f"ambiguous text cells: {n_json} cell{'s start' if n_json > 1 else ' starts'} "
+            f"like a JSON list of turns and {n_text} {'do' if n_text > 1 else 'does'} not "
+            f"({'those that do' if few is json_cells else 'those that do not'}: {shown}"
+            f"{'; ...' if len(few) > 3 else ''}). One rule reads every cell of "
+            f"{_quoted_list(list(columns))}: pass {settle}.",
+            column=few[0][0],
+            row=_label(frame.index[few[0][1]]),
+        )
+    return "json" if json_cells else "text"
+
+
+def report_missing(frame: pd.DataFrame, missing: dict[str, list[int]], source: str = "") -> None:
+    """Warn (:class:`~gemma_pref.exceptions.MissingCellsWarning`) that text cells
+    of ``frame`` are missing: counts per column, the first rows and their ids.
+
+    ``missing`` maps a column to the positions of its missing cells;
+    ``source`` (a file, a function) opens the message. The warning is issued
+    from one place, so Python's default filter shows a message once however
+    many estimators read the same rows.
+    """
+    counts = {name: len(rows) for name, rows in missing.items() if rows}
+    if not counts:
+        return
+    positions = sorted({i for rows in missing.values() for i in rows})
+    shown = ", ".join(where(frame, i) for i in positions[:5])
+    total = sum(counts.values())
+    message = (
+        (f"{source}: " if source else "")
+        + f"{total} text cell{'s are' if total > 1 else ' is'} missing ("
+        + ", ".join(f"{name}: {n}" for name, n in counts.items())
+        + f"; {shown}{', ...' if len(positions) > 5 else ''}); a missing cell is read as "
+        "the empty text. Fill or drop those rows if they should not be empty."
+    )
+    warnings.warn(
+        MissingCellsWarning(
+            message, counts=counts, rows=[_label(frame.index[i]) for i in positions[:5]]
+        ),
+        stacklevel=1,
+    )
+
+
+def read_turns(
+    X: Any,
+    owner: str,
+    cell_format: str = "auto",
+    columns: Sequence[str] = ARENA_COLUMNS,
+) -> tuple[pd.DataFrame, dict[str, list[list[str]]]]:
+    """Check arena rows and parse their text columns by one rule.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame or mapping
+        The rows.
+    owner : str
+        Who reads them (a class or function name), for error messages.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        The rule (:func:`resolve_cell_format`).
+    columns : sequence of str, default=ARENA_COLUMNS
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+    turns : dict of str to list of list of str
+        The turns of each cell, per column, in row order.
+
+    Warns
+    -----
+    MissingCellsWarning
+        When cells are missing (:func:`report_missing`).
+
+    Examples
+    --------
+    >>> _, turns = read_turns({"prompt": ["Hi"], "response_a": ["Hey"],
+    ...                        "response_b": ['["x"]']}, "me", "text")
+    >>> turns["response_b"]
+    [['["x"]']]
+    """
+    frame = check_arena_frame(X, owner, required=columns)
+    rule = resolve_cell_format(frame, cell_format, columns)
+    out: dict[str, list[list[str]]] = {}
+    missing: dict[str, list[int]] = {}
+    labels = frame.index.tolist()
+    for name in columns:
+        cells = frame[name].tolist()
+        parsed: list[list[str]] = []
+        for i, cell in enumerate(cells):
+            if is_missing(cell):
+                missing.setdefault(name, []).append(i)
+                parsed.append([])
+            else:
+                parsed.append(parse_turns(cell, rule, column=name, row=labels[i]))
+        out[name] = parsed
+    report_missing(frame, missing)
+    return frame, out
 
 
 def _quoted_list(names: Sequence[str]) -> str:

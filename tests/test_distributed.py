@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -237,6 +238,60 @@ def test_read_arena_dataset_csv_and_parquet(csv_shards, tmp_path):
         read_arena_dataset(tmp_path)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         read_arena_dataset(tmp_path / "nowhere")
+
+
+def test_ray_reads_every_cell_by_one_rule_as_the_in_process_reader(tmp_path, capsys):
+    from test_reading_rule import LOOKALIKES, wsdm_frame
+
+    from gemma_pref.cli import main
+
+    plain = wsdm_frame(LOOKALIKES[:12], LOOKALIKES[11:])
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    plain.to_parquet(tmp_path / "plain.parquet", index=False)
+    for name in ("plain.csv", "plain.parquet"):
+        with warnings.catch_warnings():  # the CSV's empty field: a missing answer
+            warnings.simplefilter("ignore", gp.MissingCellsWarning)
+            read = read_arena_dataset(tmp_path / name, format="wsdm").to_pandas()
+        read = read.set_index("id").loc[plain["id"]]
+        for column in ("prompt", "response_a", "response_b"):
+            turns = [gp.formatting.parse_turns(c) for c in read[column]]
+            written = plain[column].tolist()
+            if name == "plain.csv":  # an empty CSV field is a missing answer: no turns
+                written = [None if w == "" else w for w in written]
+            assert turns == [[] if w is None else [w] for w in written], (name, column)
+        # auto: the answers that look like JSON lists beside plain ones are refused
+        with pytest.raises(gp.ArenaFormatError, match="ambiguous text cells"):
+            read_arena_dataset(tmp_path / name)
+    # --format reaches the Ray reader: this file is not JSON lists
+    code = main(
+        [
+            "-q",
+            "predict",
+            "--test",
+            str(tmp_path / "plain.parquet"),
+            "--engine",
+            "ray",
+            "--format",
+            "lmsys",
+            "--pipeline",
+            str(tmp_path / "plain.csv"),  # never opened: the read fails first
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "expected a JSON list of strings" in err and "--cell-format text" in err
+    # shards read otherwise than the first ones fail the job, naming a row
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    first = wsdm_frame(["one"] * 300, ["two"] * 300)  # more than the first batch
+    first.to_csv(mixed / "part-0.csv", index=False)
+    lists = wsdm_frame(['["x"]'], ['["y"]']).assign(prompt='["q"]', id="j0")
+    lists.to_csv(mixed / "part-1.csv", index=False)
+    with pytest.raises(
+        gp.ArenaFormatError,
+        match=r"the rows from row 0 \(id 'j0'\) on read as the 'lmsys' format.*"
+        "one rule must read the whole dataset",
+    ):
+        read_arena_dataset(mixed).materialize()
 
 
 def test_bad_parameters(make_embedder):

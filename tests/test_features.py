@@ -17,6 +17,7 @@ from gemma_pref import (
     ArenaFormatError,
     ArenaTextFormatter,
     GemmaEmbedder,
+    MissingCellsWarning,
     labels_from_winner,
 )
 from gemma_pref.augmentation import SwapABClassifier, swap_ab
@@ -114,7 +115,9 @@ def test_missing_cells_and_empty_lists_are_empty_answers():
             "response_b": ['["b"]', None],
         }
     )
-    out = ArenaStructureFeatures().set_output(transform="pandas").fit_transform(df)
+    feats = ArenaStructureFeatures().set_output(transform="pandas")
+    with pytest.warns(MissingCellsWarning, match=r"response_a: 1, response_b: 1; row 0, row 1"):
+        out = feats.fit_transform(df)
     log2 = float(np.log1p(1))
     assert out["response_a_empty"].tolist() == [log2, log2]
     assert out["response_a_chars"].tolist() == [0.0, 0.0]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gemma_pref import SEED_TEMPLATE, ArenaFormatError, ArenaTextFormatter
+from gemma_pref import SEED_TEMPLATE, ArenaFormatError, ArenaTextFormatter, MissingCellsWarning
 from gemma_pref.formatting import parse_turns
 
 
@@ -123,7 +123,11 @@ def test_nan_cell_and_empty_list_format_as_empty():
             "response_b": ['["b"]', '["b"]'],
         }
     )
-    out = ArenaTextFormatter(template="{prompt}|{response_a}|{response_b}").fit_transform(df)
+    fmt = ArenaTextFormatter(template="{prompt}|{response_a}|{response_b}")
+    with pytest.warns(
+        MissingCellsWarning, match=r"1 text cell is missing \(response_a: 1; row 0\)"
+    ):
+        out = fmt.fit_transform(df)
     assert list(out) == ["q||b", "q||b"]
 
 
@@ -199,12 +203,12 @@ def test_missing_column_is_named():
 @pytest.mark.parametrize(
     ("cell", "match"),
     [
-        ('["ok", ', "expected a JSON list of strings, got '\\[\"ok\", '"),
+        ('["ok", ', "expected a JSON list of strings \\(cell_format='json'\\), got '\\[\"ok\", '"),
         ('["a", 3]', "item 1 is int"),
         ('[null, {"a": 1}]', "item 1 is dict"),
         ('["a"] and more', "Extra data"),
         ("[null, 1]", "item 1 is int"),
-        (12, "expected a JSON list of strings or a plain string, got int 12"),
+        (12, "expected a JSON list of strings \\(cell_format='json'\\), got int 12"),
         ({"a": 1}, "got dict"),
     ],
 )
@@ -244,8 +248,11 @@ def test_error_names_the_original_column_when_swapped():
     ],
 )
 def test_plain_string_cells_are_one_turn_verbatim(text):
-    """The documented rule: only cells starting with '["', '[null' or '[]' are JSON."""
-    assert parse_turns(text) == [text]
+    """A frame of plain strings reads every cell as one turn, verbatim; under
+    the JSON rule the same strings are refused, never rewritten."""
+    assert parse_turns(text, "text") == [text]
+    with pytest.raises(ArenaFormatError, match="expected a JSON list of strings"):
+        parse_turns(text)
     plain = pd.DataFrame({"prompt": ["Q?"], "response_a": [text], "response_b": ["B"]})
     listed = pd.DataFrame(
         {"prompt": ['["Q?"]'], "response_a": [json.dumps([text])], "response_b": ['["B"]']}

@@ -3,11 +3,13 @@
 Hostile cells (not JSON, JSON of the wrong type, nested lists, nulls, empty
 lists, numbers, NaN, lone UTF-16 surrogates, 1M-character strings, unequal
 turn counts) under every formatter mode (``turns``, ``swap``, templates,
-``max_tokens`` budgets with and without a tokenizer). Every outcome is either
-one ``str`` per row or an :class:`~gemma_pref.ArenaFormatError` (a
-``ValueError``) naming the column and the row of the first bad cell; never
-another exception. Every produced text is embedded with the real tiny
-Gemma-2, and no vector holds a NaN or an infinity.
+``max_tokens`` budgets with and without a tokenizer) and every reading rule
+(``cell_format``). Every outcome is either one ``str`` per row or an
+:class:`~gemma_pref.ArenaFormatError` (a ``ValueError``) naming the column
+and the row of the first bad cell (or, under ``"auto"``, a frame that mixes
+JSON lists and plain strings); never another exception. Every produced text
+is embedded with the real tiny Gemma-2, and no vector holds a NaN or an
+infinity.
 
 The examples are derandomized (the same ones on every run and in CI) and the
 example database is off, so a run never depends on a previous one.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -25,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from gemma_pref import ArenaFormatError, ArenaTextFormatter, GemmaEmbedder
+from gemma_pref import ArenaFormatError, ArenaTextFormatter, GemmaEmbedder, MissingCellsWarning
 from gemma_pref.formatting import ARENA_COLUMNS, CHARS_PER_TOKEN, parse_turns
 
 PROPERTY = settings(
@@ -193,30 +196,56 @@ def _formatter_params(draw):
         "template": draw(st.sampled_from(_TEMPLATES)),
         "max_tokens": draw(st.sampled_from([None, None, 1, 8, 24, 40, 64])),
         "tokenizer": draw(st.sampled_from([None, "tiny"])),
+        "cell_format": draw(st.sampled_from(["auto", "auto", "json", "text"])),
     }
 
 
 # -------------------------------------------------------------------- oracle
 class _Bad(Exception):
-    """The cell starts like a JSON list but is not one of strings or nulls, or is
-    neither a string nor a list."""
+    """The cell breaks the frame's rule: not a JSON list of strings or nulls
+    under "json", not a string under "text"."""
 
 
-class _Ambiguous(Exception):
-    """Another missing-value marker (pd.NA, pd.NaT, np.float32 NaN): either outcome."""
+class _Mixed(Exception):
+    """Under "auto": some cells are JSON lists of turns, some plain strings."""
 
 
-def _oracle_turns(cell):
-    """The specification of a cell, written independently of parse_turns."""
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+_JSON_START = re.compile(r'[ \t\n\r]*\[[ \t\n\r]*(?:"|null\b|\][ \t\n\r]*\Z)')
+
+
+def _missing(cell):
+    if cell is None or cell is pd.NA or cell is pd.NaT:
+        return True
+    return isinstance(cell, (float, np.floating)) and math.isnan(cell)
+
+
+def _oracle_rule(frame, cell_format):
+    """The specification of the frame's rule, written independently of the library:
+    "auto" is "json" when every non-missing cell is a list or a string that starts
+    like a JSON list ('["', '[null' or '[]'), "text" when none is."""
+    if cell_format != "auto":
+        return cell_format
+    kinds = set()
+    for name in ARENA_COLUMNS:
+        for cell in frame[name].tolist():
+            if isinstance(cell, str):
+                kinds.add("json" if _JSON_START.match(cell) else "text")
+            elif isinstance(cell, (list, tuple, np.ndarray)):
+                kinds.add("json")
+    if len(kinds) == 2:
+        raise _Mixed
+    return "json" if kinds == {"json"} else "text"
+
+
+def _oracle_turns(cell, rule):
+    """The specification of a cell under a rule."""
+    if _missing(cell):
         return []
-    if cell is pd.NA or cell is pd.NaT or (isinstance(cell, np.floating) and np.isnan(cell)):
-        raise _Ambiguous
+    if rule == "text":
+        if not isinstance(cell, str):
+            raise _Bad
+        return [_SURROGATE.sub("\ufffd", cell)]
     if isinstance(cell, str):
-        # the documented rule: '["' or '[null' starts a JSON list, and so is
-        # '[]' (JSON whitespace allowed); any other string is one turn, verbatim
-        if not re.match(r'[ \t\n\r]*\[[ \t\n\r]*(?:"|null\b|\][ \t\n\r]*\Z)', cell):
-            return [_SURROGATE.sub("\ufffd", cell)]
         try:
             value = json.loads(cell)
         except (ValueError, RecursionError):
@@ -242,23 +271,20 @@ def _same_label(a, b):
     return a is b or a == b or (a != a and b != b)
 
 
-def _expected(frame, swap):
-    """Parsed turns per row, or the (column, row) of the first bad cell.
-
-    Returns (rows, error, ambiguous)."""
-    names = ("prompt", "response_b", "response_a") if swap else ARENA_COLUMNS
-    rows = []
-    for i, label in enumerate(frame.index):
-        parts = []
-        for name in names:
+def _expected(frame, swap, rule):
+    """Parsed turns per row (fields in template order, after swap), or the
+    (column, row) of the first bad cell, column by column."""
+    parsed = {}
+    for name in ARENA_COLUMNS:
+        cells = frame[name].tolist()
+        parsed[name] = []
+        for i, label in enumerate(frame.index):
             try:
-                parts.append(_oracle_turns(frame[name].tolist()[i]))
+                parsed[name].append(_oracle_turns(cells[i], rule))
             except _Bad:
-                return rows, (name, label), False
-            except _Ambiguous:
-                return rows, None, True
-        rows.append(parts)
-    return rows, None, False
+                return None, (name, label)
+    names = ("prompt", "response_b", "response_a") if swap else ARENA_COLUMNS
+    return [[parsed[n][i] for n in names] for i in range(len(frame))], None
 
 
 class _Counter:
@@ -373,33 +399,40 @@ _MILLION_WORDS = "word " * 200_000
 def test_formatter_gives_texts_or_names_the_bad_cell(
     frame, params, embedder, tokenizer, tiny_gemma
 ):
-    params = dict(params)
+    params = {"cell_format": "auto", **params}  # the explicit examples leave it out
     if params["tokenizer"] == "tiny":
         params["tokenizer"] = tokenizer
     fmt = ArenaTextFormatter(**params)
-    rows, error, ambiguous = _expected(frame, params["swap"])
     try:
-        texts = fmt.fit_transform(frame)
+        rule = _oracle_rule(frame, params["cell_format"])
+        rows, error = _expected(frame, params["swap"], rule)
+    except _Mixed:
+        rule, rows, error = None, None, None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingCellsWarning)
+            texts = fmt.fit_transform(frame)
     except ArenaFormatError as exc:
         assert isinstance(exc, ValueError)
         assert exc.column in ARENA_COLUMNS
-        assert str(exc).startswith(f"{exc.column} at row {exc.row!r}: expected a JSON list")
-        if not ambiguous:
-            assert error is not None, f"valid frame refused: {exc}"
-            assert exc.column == error[0] and _same_label(exc.row, error[1]), (
-                exc,
-                error,
-            )
+        if rule is None:
+            assert str(exc).startswith("ambiguous text cells: "), exc
+            event("ArenaFormatError: mixed cells")
+            return
+        assert error is not None, f"valid frame refused: {exc}"
+        expected = "expected a string" if rule == "text" else "expected a JSON list"
+        assert str(exc).startswith(f"{exc.column} at row {exc.row!r}: {expected}")
+        assert exc.column == error[0] and _same_label(exc.row, error[1]), (exc, error)
         event("ArenaFormatError")
         return
-    event(f"texts (budget={params['max_tokens'] is not None})")
-    assert ambiguous or error is None, f"bad cell {error} accepted"
+    event(f"texts (rule={rule}, budget={params['max_tokens'] is not None})")
+    assert rule is not None, "a frame of mixed cells was read"
+    assert error is None, f"bad cell {error} accepted"
     assert isinstance(texts, np.ndarray) and texts.shape == (len(frame),)
     for text in texts:
         assert isinstance(text, str)
         text.encode("utf-8")  # strict: no lone surrogate reaches the tokenizer
-    if not ambiguous:
-        _check_texts(texts, rows, fmt, params)
+    _check_texts(texts, rows, fmt, params)
     X = embedder.transform(texts)
     assert X.shape == (len(frame), 64) and X.dtype == np.float32
     assert np.isfinite(X).all()
@@ -431,26 +464,28 @@ def _check_texts(texts, rows, fmt, params):
 
 
 @settings(PROPERTY, max_examples=600)
-@given(cell=_cells(), column=st.sampled_from(ARENA_COLUMNS), row=_LABEL)
-def test_parse_turns_gives_strings_or_names_the_cell(cell, column, row):
-    ambiguous = False
+@given(
+    cell=_cells(),
+    column=st.sampled_from(ARENA_COLUMNS),
+    row=_LABEL,
+    rule=st.sampled_from(["json", "text"]),
+)
+def test_parse_turns_gives_strings_or_names_the_cell(cell, column, row, rule):
     try:
-        expected = _oracle_turns(cell)
+        expected = _oracle_turns(cell, rule)
     except _Bad:
         expected = None
-    except _Ambiguous:
-        expected, ambiguous = None, True
     try:
-        turns = parse_turns(cell, column=column, row=row)
+        turns = parse_turns(cell, rule, column=column, row=row)
     except ArenaFormatError as exc:
         assert exc.column == column and _same_label(exc.row, row)
-        assert str(exc).startswith(f"{column} at row {row!r}: expected a JSON list")
-        assert ambiguous or expected is None
+        what = "expected a string" if rule == "text" else "expected a JSON list"
+        assert str(exc).startswith(f"{column} at row {row!r}: {what}")
+        assert expected is None
         return
-    assert expected is not None or ambiguous
+    assert expected is not None
     assert all(isinstance(t, str) and not _SURROGATE.search(t) for t in turns)
-    if expected is not None:
-        assert turns == expected
+    assert turns == expected
 
 
 _JUNK = st.one_of(
@@ -527,7 +562,8 @@ def test_nullable_missing_cell_is_an_empty_turn():
     frame = pd.read_csv(io.StringIO(csv), dtype_backend="numpy_nullable")
     assert frame["response_a"].tolist()[0] is pd.NA
     fmt = ArenaTextFormatter(template="{prompt}|{response_a}|{response_b}")
-    assert fmt.fit_transform(frame)[0] == "hi||b"  # as a NaN cell gives
+    with pytest.warns(MissingCellsWarning, match=r"response_a: 1; row 0 \(id 1\)"):
+        assert fmt.fit_transform(frame)[0] == "hi||b"  # as a NaN cell gives
 
 
 def test_duplicate_arena_column_is_named():

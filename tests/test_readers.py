@@ -63,12 +63,13 @@ def _messages(prompt, answers):
 
 
 def lmarena_rows(arena):
-    """The LMArena layout: conversation_a/b message lists of every row, ties included."""
+    """The LMArena layout: conversation_a/b message lists of every row, ties
+    included; the row ids in the releases' own column, ``question_id``."""
     y = gp.labels_from_winner(arena)
     prompts = _turns(arena, "prompt")
     return pd.DataFrame(
         {
-            "id": arena["id"].to_numpy(),
+            "question_id": arena["id"].to_numpy(),
             "model_a": arena["model_a"].to_numpy(),
             "model_b": arena["model_b"].to_numpy(),
             "conversation_a": [
@@ -183,11 +184,21 @@ def test_wsdm_format_keeps_answers_that_look_like_json(arena):
     wsdm = wsdm.head(3).copy()
     wsdm.loc[0, "response_a"] = '["a"]'
     wsdm.loc[1, "response_b"] = "[citation needed]"
-    frame, _ = read_preferences(wsdm)
-    assert parse_turns(frame.loc[0, "response_a"]) == ['["a"]']  # verbatim, not parsed
-    assert parse_turns(frame.loc[1, "response_b"]) == ["[citation needed]"]
-    # given as it is to an estimator, a cell that starts like a JSON list is one
-    assert parse_turns(wsdm.loc[0, "response_a"]) == ["a"]
+    # one answer looks like a JSON list, the other cells do not: refused, naming it
+    with pytest.raises(
+        ArenaFormatError,
+        match=re.escape(
+            "ambiguous text cells: 1 cell starts like a JSON list of turns and 8 do not "
+            f"(those that do: response_a at row 0 (id {wsdm.loc[0, 'id']!r}): '[\"a\"]')"
+        )
+        + ".*pass format='wsdm' or cell_format='text'",
+    ):
+        read_preferences(wsdm)
+    for settled in ({"format": "wsdm"}, {"cell_format": "text"}):
+        frame, _ = read_preferences(wsdm, **settled)
+        assert parse_turns(frame.loc[0, "response_a"]) == ['["a"]']  # verbatim, not parsed
+        assert parse_turns(frame.loc[1, "response_b"]) == ["[citation needed]"]
+        assert frame.attrs["gemma_pref_cells"] == "json"
 
 
 @pytest.mark.parametrize("store", ["frame", ".parquet", ".jsonl", ".json", ".csv"])
@@ -215,7 +226,7 @@ def test_lmarena_conversations_give_the_arena_rows_and_the_same_probabilities(
     assert frame.attrs["gemma_pref_format"] == "lmarena"
     np.testing.assert_array_equal(y, gp.labels_from_winner(arena))
     assert frame.columns.tolist() == [*arena.columns, "turn"]
-    assert frame["id"].tolist() == arena["id"].tolist()
+    assert frame["id"].tolist() == arena["id"].tolist()  # question_id is the id
     assert_same_rows(frame, arena)  # multi-turn rows keep every turn
     assert max(len(t) for t in _turns(frame, "prompt")) > 1
     np.testing.assert_array_equal(
@@ -245,7 +256,7 @@ def test_chosen_rejected_pairs_are_balanced_seeded_and_the_same_rows(
     np.testing.assert_array_equal(y_again, y)
     _, y_other = read_preferences(pairs, random_state=1)
     assert (y_other != y).any()
-    assert frame["id"].tolist() == list(range(len(pairs)))
+    assert "id" not in frame.columns  # no row position passes for an id
     assert frame["source"].tolist() == ["arena"] * len(pairs)
     # the sample's rows, with the answers in the order read_preferences drew
     truth = gp.labels_from_winner(decided)
@@ -504,7 +515,10 @@ def test_wsdm_bad_cells_and_labels_name_column_and_row():
     bad["response_b"] = pd.Series(["b", 12], dtype=object)
     with pytest.raises(
         ArenaFormatError,
-        match="response_b at row 1: expected a JSON list of strings or a plain string, got int 12",
+        match=re.escape(
+            "response_b at row 1 (id 'y'): expected a string (cell_format='text': each cell "
+            "is one turn of plain text), got int 12"
+        ),
     ):
         read_preferences(bad)
     onehot = pd.DataFrame({**base, "winner_model_a": [1, 0]})
