@@ -221,8 +221,12 @@ def cv_splits(
     folds: int = 5,
     grouped: bool = True,
     random_state: int | None = 0,
+    cell_format: str = "auto",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Shuffled stratified folds, grouped by prompt unless ``grouped=False``.
+
+    ``cell_format`` is how the prompts are read for the groups (see
+    :class:`~gemma_pref.PromptGroupKFold`).
 
     Raises
     ------
@@ -235,8 +239,10 @@ def cv_splits(
 
     if folds < 2:
         raise ValueError(f"folds must be at least 2, got {folds}")
-    splitter: Any = (PromptGroupKFold if grouped else StratifiedKFold)(
-        n_splits=folds, shuffle=True, random_state=random_state
+    splitter: Any = (
+        PromptGroupKFold(folds, shuffle=True, random_state=random_state, cell_format=cell_format)
+        if grouped
+        else StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     )
     return list(splitter.split(X, y))
 
@@ -252,6 +258,7 @@ def cross_validate_preference(
     splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     on_fold: Callable[[FoldResult, Any], None] | None = None,
     show_progress_bar: bool = False,
+    cell_format: str = "auto",
 ) -> CVReport:
     """Cross-validate an estimator of arena rows: per-fold scores, times, OOF.
 
@@ -280,6 +287,9 @@ def cross_validate_preference(
         ``on_fold(result, fitted_model)`` after each fold.
     show_progress_bar : bool, default=False
         A progress bar over the folds.
+    cell_format : {"auto", "json", "text"}, default="auto"
+        How the prompt-grouped folds read the prompts: as ``estimator`` reads
+        the cells (see :class:`~gemma_pref.ArenaTextFormatter`).
 
     Returns
     -------
@@ -303,7 +313,9 @@ def cross_validate_preference(
 
     y = check_labels(y)
     if splits is None:
-        splits = cv_splits(X, y, folds=folds, grouped=grouped, random_state=random_state)
+        splits = cv_splits(
+            X, y, folds=folds, grouped=grouped, random_state=random_state, cell_format=cell_format
+        )
     classes = np.unique(y)
     oof = np.zeros((len(y), len(classes)))
     results: list[FoldResult] = []

@@ -313,7 +313,7 @@ def test_budget_shares_the_tokens_as_the_library_does(work, model_args, tiny_gem
         (["embed", "--model", "empty-model", "-o", "e3.npy"], "has no config.json"),
         (
             ["embed", "--input", "bad.csv", "--model", "TINY", "-o", "e4.npy"],
-            "response_a at row 0: expected a JSON list of strings",
+            "response_a at row 0 (id 1): expected a JSON list of strings",
         ),
         (["cv", "--folds", "1", "--model", "TINY", "-o", "cv2.json"], "--folds must be at least 2"),
         (
