@@ -28,10 +28,12 @@ from typing import Any
 __all__ = [
     "CHARS_PER_TOKEN",
     "MIN_TOKENS_PER_TURN",
+    "TURN_LABEL",
     "BudgetMemo",
     "TokenCounter",
     "check_fast_tokenizer",
     "fit_to_budget",
+    "join_pieces",
     "join_turns",
     "load_tokenizer_param",
     "turn_pieces",
@@ -47,6 +49,9 @@ MIN_TOKENS_PER_TURN = 32
 
 #: One piece of a joined column: a label (``"[Turn 2] "`` or ``""``) and a text.
 Piece = tuple[str, str]
+
+#: The label of turn ``i`` of a column joined with ``turns="all"``.
+TURN_LABEL = "[Turn {i}] "
 
 
 def water_fill(lengths: Sequence[int], budget: int) -> list[int]:
@@ -71,7 +76,9 @@ def water_fill(lengths: Sequence[int], budget: int) -> list[int]:
 
 
 # ------------------------------------------------------------------- turns
-def turn_pieces(turns: Sequence[str], mode: str, labelled: bool, first: int = 0) -> list[Piece]:
+def turn_pieces(
+    turns: Sequence[str], mode: str, labelled: bool, first: int = 0, label: str = TURN_LABEL
+) -> list[Piece]:
     """The (label, text) pieces of one column's turns.
 
     Parameters
@@ -86,6 +93,9 @@ def turn_pieces(turns: Sequence[str], mode: str, labelled: bool, first: int = 0)
     first : int, default=0
         Drop the oldest ``first`` turns (``mode="all"`` with labels), keeping
         the original turn numbers of the rest.
+    label : str, default=TURN_LABEL
+        The label of turn ``i`` (``str.format`` field ``i``); ``""`` keeps
+        every turn unlabelled (turns that a chat template shows as turns).
 
     Examples
     --------
@@ -98,7 +108,7 @@ def turn_pieces(turns: Sequence[str], mode: str, labelled: bool, first: int = 0)
         return [("", turns[-1])]
     if not labelled:
         return [("", turns[0])]
-    return [(f"[Turn {i}] ", t) for i, t in enumerate(turns, start=1)][first:]
+    return [(label.format(i=i), t) for i, t in enumerate(turns, start=1)][first:]
 
 
 def join_pieces(pieces: Sequence[Piece]) -> str:
@@ -106,7 +116,7 @@ def join_pieces(pieces: Sequence[Piece]) -> str:
     return "\n\n".join(label + text for label, text in pieces)
 
 
-def join_turns(turns: Sequence[str], mode: str, labelled: bool) -> str:
+def join_turns(turns: Sequence[str], mode: str, labelled: bool, label: str = TURN_LABEL) -> str:
     """One column's turns as one string (see :func:`turn_pieces`).
 
     Examples
@@ -116,7 +126,7 @@ def join_turns(turns: Sequence[str], mode: str, labelled: bool) -> str:
     >>> join_turns(["Hi", "And then?"], "last", True)
     'And then?'
     """
-    return join_pieces(turn_pieces(turns, mode, labelled))
+    return join_pieces(turn_pieces(turns, mode, labelled, label=label))
 
 
 # ---------------------------------------------------------------- counting
@@ -313,35 +323,37 @@ def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> A
 
 
 # ------------------------------------------------------------------ cutting
-def _cut_column(pieces: Sequence[Piece], share: int, counter: TokenCounter) -> tuple[str, float]:
+def _cut_column(
+    pieces: Sequence[Piece], share: int, counter: TokenCounter
+) -> tuple[list[Piece], float]:
     """Cut one column to about ``share`` tokens, water-filling over its turns.
 
-    Returns the text and the fewest tokens left to a turn that was cut, when
-    the column has several turns (``inf`` otherwise or when none was cut).
+    Returns the cut pieces and the fewest tokens left to a turn that was cut,
+    when the column has several turns (``inf`` otherwise or when none was cut).
     """
-    full = join_pieces(pieces)
-    if counter.count(full) <= share:
-        return full, math.inf
+    pieces = list(pieces)
+    if counter.count(join_pieces(pieces)) <= share:
+        return pieces, math.inf
     if len(pieces) == 1:
         label, text = pieces[0]
-        return label + counter.cut(text, share - counter.count(label)), math.inf
+        return [(label, counter.cut(text, share - counter.count(label)))], math.inf
     frame = counter.count(join_pieces([(label, "") for label, _ in pieces]))
     lengths = [counter.count(t) for _, t in pieces]
     alloc = water_fill(lengths, share - frame)
     stub = min((k for k, n in zip(alloc, lengths) if k < n), default=math.inf)
-    text = join_pieces([(label, counter.cut(t, k)) for (label, t), k in zip(pieces, alloc)])
-    return text, stub
+    return [(label, counter.cut(t, k)) for (label, t), k in zip(pieces, alloc)], stub
 
 
 def fit_to_budget(
     parts: Sequence[Sequence[str]],
     mode: str,
     labelled: bool,
-    fill: Callable[[str, str, str], str],
+    fill: Callable[[list[Piece], list[Piece], list[Piece]], str],
     counter: TokenCounter,
     max_tokens: int,
     overhead: int,
-) -> tuple[str, str, str]:
+    label: str = TURN_LABEL,
+) -> tuple[list[Piece], list[Piece], list[Piece]]:
     """Cut prompt, response_a and response_b so that the filled template fits.
 
     Parameters
@@ -351,17 +363,21 @@ def fit_to_budget(
     mode, labelled
         How turns are joined (see :func:`turn_pieces`).
     fill : callable
-        ``fill(prompt, response_a, response_b)`` gives the whole text.
+        ``fill(prompt, response_a, response_b)`` gives the whole text from
+        each part's (label, text) pieces (:func:`join_pieces` joins them as a
+        string template shows them; a chat template shows them as turns).
     counter : TokenCounter
     max_tokens : int
         The budget of the whole text, special tokens included.
     overhead : int
-        Tokens of the template alone (``counter.total(fill("", "", ""))``).
+        Tokens of the template alone (``counter.total(fill([], [], []))``).
+    label : str, default=TURN_LABEL
+        How turns are labelled (see :func:`turn_pieces`).
 
     Returns
     -------
-    kept : tuple of three str
-        The joined parts, cut.
+    kept : tuple of three lists of (label, text)
+        The pieces of each part, cut.
 
     Notes
     -----
@@ -375,10 +391,10 @@ def fit_to_budget(
     """
     budget = max_tokens - overhead
     n_first = max(len(t) for t in parts) if mode == "all" and labelled else 1
-    best: tuple[str, str, str] | None = None
+    best: tuple[list[Piece], list[Piece], list[Piece]] | None = None
     for first in range(n_first):
         last_chance = first == n_first - 1
-        cols = [turn_pieces(t, mode, labelled, first) for t in parts]
+        cols = [turn_pieces(t, mode, labelled, first, label) for t in parts]
         lengths = [counter.count(join_pieces(c)) for c in cols]
         slack = 0
         for _ in range(8):
@@ -386,7 +402,7 @@ def fit_to_budget(
             cut = [_cut_column(c, k, counter) for c, k in zip(cols, shares)]
             if not last_chance and min(stub for _, stub in cut) < MIN_TOKENS_PER_TURN:
                 break  # drop the oldest turn instead
-            p, a, b = (text for text, _ in cut)
+            p, a, b = (pieces for pieces, _ in cut)
             best = (p, a, b)
             excess = counter.total(fill(p, a, b)) - max_tokens
             if excess <= 0:

@@ -345,9 +345,9 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
     )
 
 
-def _compute(estimator: Any) -> str:
+def _compute(estimator: Any, formatter: Any = None) -> str:
     """``"; compute: ..."``: what the model step of ``estimator`` runs on, or ``""``."""
-    from .model_steps import model_steps
+    from .model_steps import model_steps, text_formatters
 
     steps = model_steps(estimator)
     if not steps:
@@ -360,7 +360,12 @@ def _compute(estimator: Any) -> str:
         layers = f", hidden states {','.join(map(str, path['layers']))} pooled" + (
             "" if run == "all" else f", {run} decoder layers run"
         )
-    return f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']}){layers}"
+    formatters = text_formatters(estimator) if formatter is None else [formatter]
+    template = "" if not formatters else f"; template: {formatters[-1].template_in_use()}"
+    return (
+        f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']}){layers}"
+        f"{template}"
+    )
 
 
 def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
@@ -401,9 +406,16 @@ def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
         step.set_params(**own)
 
 
-def _summary(name: str, rows: int, seconds: float, extra: str = "", estimator: Any = None) -> None:
+def _summary(
+    name: str,
+    rows: int,
+    seconds: float,
+    extra: str = "",
+    estimator: Any = None,
+    formatter: Any = None,
+) -> None:
     rate = rows / seconds if seconds > 0 else float("inf")
-    compute = "" if estimator is None else _compute(estimator)
+    compute = "" if estimator is None else _compute(estimator, formatter)
     _out(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}{compute}")
 
 
@@ -566,7 +578,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             np.save(f, X)
 
     _atomic(out, save)
-    _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32", embedder)
+    _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32", embedder, formatter)
     return 0
 
 

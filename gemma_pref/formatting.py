@@ -27,11 +27,14 @@ from ._base import ArenaRowsTransformerMixin, VersionedPickleMixin
 from .budget import (
     CHARS_PER_TOKEN,
     MIN_TOKENS_PER_TURN,
+    TURN_LABEL,
     BudgetMemo,
+    Piece,
     TokenCounter,
     fit_to_budget,
-    join_turns,
+    join_pieces,
     load_tokenizer_param,
+    turn_pieces,
 )
 from .schema import (
     ARENA_COLUMNS,
@@ -45,10 +48,14 @@ from .schema import (
 __all__ = [
     "ARENA_COLUMNS",
     "CHARS_PER_TOKEN",
+    "CHAT_JOINT_BODY",
+    "CHAT_TEMPLATES",
     "MIN_TOKENS_PER_TURN",
     "PAIR_TEMPLATE",
     "SEED_TEMPLATE",
     "ArenaTextFormatter",
+    "ChatRenderer",
+    "is_gemma_chat_template",
     "parse_turns",
     "truncation_report",
 ]
@@ -67,6 +74,74 @@ PAIR_TEMPLATE = (
     "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n{response}<end_of_turn>"
 )
 PAIR_FIELDS: tuple[str, str] = ("prompt", "response")
+
+#: The text of the one user turn of ``layout="joint"`` under a chat template:
+#: the reference notebook's body, without Gemma's markers.
+CHAT_JOINT_BODY = (
+    "User prompt: {prompt}\n\nModel A :\n{response_a}\n\n----\n\nModel B:\n{response_b}"
+)
+#: The ``template`` values that use the tokenizer's own chat template.
+CHAT_TEMPLATES = ("chat", "auto")
+
+_PiecesFill = Callable[[list[Piece], list[Piece], list[Piece]], str]
+
+
+def _joined(fill: Callable[[str, str, str], str]) -> _PiecesFill:
+    """A filler of joined strings as a filler of (label, text) pieces."""
+    return lambda p, a, b: fill(join_pieces(p), join_pieces(a), join_pieces(b))
+
+
+def is_gemma_chat_template(tokenizer: Any) -> bool:
+    """Whether a tokenizer's chat template is Gemma's (``<start_of_turn>`` turns),
+    or it has none: then ``template="auto"`` formats with Gemma's own templates
+    (:data:`SEED_TEMPLATE`, :data:`PAIR_TEMPLATE`), byte for byte as always."""
+    template = getattr(tokenizer, "chat_template", None)
+    return not template or "<start_of_turn>" in str(template)
+
+
+class ChatRenderer:
+    """Texts through a tokenizer's own chat template (``apply_chat_template``).
+
+    ``pair(prompt, answer)`` renders the conversation turn by turn (user,
+    assistant, user, ...); ``joint(prompt, a, b)`` one user turn holding
+    :data:`CHAT_JOINT_BODY`. A leading BOS the template writes is dropped when
+    the tokenizer adds its own on encoding, so that the model sees one.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        bos = getattr(tokenizer, "bos_token", None)
+        self._bos = ""
+        if bos and tokenizer.bos_token_id is not None:
+            ids = tokenizer("x")["input_ids"]
+            if ids[:1] == [tokenizer.bos_token_id]:
+                self._bos = str(bos)
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=False
+        )
+        if self._bos and text.startswith(self._bos):
+            text = text[len(self._bos) :]
+        return str(text)
+
+    def pair(self, prompt: list[Piece], answer: list[Piece], _: list[Piece]) -> str:
+        messages: list[dict[str, str]] = []
+        for i in range(max(len(prompt), len(answer), 1)):
+            messages.append({"role": "user", "content": prompt[i][1] if i < len(prompt) else ""})
+            messages.append(
+                {"role": "assistant", "content": answer[i][1] if i < len(answer) else ""}
+            )
+        return self.render(messages)
+
+    def joint(self, prompt: list[Piece], a: list[Piece], b: list[Piece]) -> str:
+        body = CHAT_JOINT_BODY.format(
+            prompt=join_pieces(prompt), response_a=join_pieces(a), response_b=join_pieces(b)
+        )
+        return self.render([{"role": "user", "content": body}])
+
+    def describe(self) -> str:
+        return f"the checkpoint's chat template ({type(self.tokenizer).__name__})"
 
 
 def _template_fields(template: str, allowed: Sequence[str] = ARENA_COLUMNS) -> set[str]:
@@ -129,7 +204,16 @@ class ArenaTextFormatter(
         ``{response_a}`` and ``{response_b}`` (``{prompt}`` and ``{response}``
         with ``layout="pair"``). A callable is called as
         ``template(prompt, response_a, response_b)`` (``template(prompt,
-        response)``) and must return a ``str``.
+        response)``) and must return a ``str``. ``"chat"``: the
+        ``tokenizer``'s own chat template (``apply_chat_template``): with
+        ``layout="pair"`` the conversation as its turns (each prompt turn a
+        user turn, each answer turn an assistant turn; with ``turns="all"``
+        every earlier turn too, unlabelled), with ``layout="joint"`` one user
+        turn holding :data:`CHAT_JOINT_BODY`; a Qwen, Llama or Mistral model
+        then reads the chat format it was trained on. ``"auto"``: ``"chat"``
+        when ``tokenizer`` has a chat template that is not Gemma's, else the
+        Gemma templates above (byte-identical texts); the recipes use it for
+        any checkpoint given to them.
     max_tokens : int or None, default=None
         Token budget of each formatted text, special tokens included: set it
         to the embedder's ``max_length``. A text over budget has its prompt,
@@ -141,7 +225,8 @@ class ArenaTextFormatter(
         within budget are unchanged. ``None``: no budget (the reference
         notebook's behaviour).
     tokenizer : str, os.PathLike, tokenizer or None, default=None
-        How ``max_tokens`` counts tokens. A local checkpoint directory (or the
+        How ``max_tokens`` counts tokens, and whose chat template
+        ``template="chat"`` or ``"auto"`` uses. A local checkpoint directory (or the
         name of a model in the local Hugging Face cache) is loaded lazily with
         ``AutoTokenizer.from_pretrained(..., local_files_only=True)``, never
         downloaded, and is dropped when pickling;
@@ -252,26 +337,77 @@ class ArenaTextFormatter(
 
     def _check_params(self) -> None:
         self._validate_params()
-        if isinstance(self.template, str):
+        if self.template in CHAT_TEMPLATES:
+            if self.template == "chat" and self.tokenizer is None:
+                raise ValueError(
+                    "ArenaTextFormatter(template='chat') renders texts with a tokenizer's "
+                    "own chat template: pass tokenizer= (the checkpoint's directory, or "
+                    "a loaded tokenizer)."
+                )
+        elif isinstance(self.template, str):
             _template_fields(self.template, PAIR_FIELDS if self.layout == "pair" else ARENA_COLUMNS)
 
-    def _token_counter(self) -> TokenCounter | None:
-        """The counter of the budget, loading the tokenizer on first use."""
-        if self.max_tokens is None:
-            return None
+    def _loaded_tokenizer(self) -> Any:
+        """The ``tokenizer`` parameter loaded (once per path), or ``None``."""
         if isinstance(self.tokenizer, (str, os.PathLike)):
             key = os.fspath(self.tokenizer)
             cached = getattr(self, "_lazy_tokenizer", None)
             if cached is None or cached[0] != key:
                 cached = (key, load_tokenizer_param(key))
                 self._lazy_tokenizer = cached
-            return TokenCounter(cached[1])
-        return TokenCounter(load_tokenizer_param(self.tokenizer))
+            return cached[1]
+        return load_tokenizer_param(self.tokenizer)
+
+    def _token_counter(self) -> TokenCounter | None:
+        """The counter of the budget, loading the tokenizer on first use."""
+        if self.max_tokens is None:
+            return None
+        return TokenCounter(self._loaded_tokenizer())
+
+    def _chat(self) -> ChatRenderer | None:
+        """The chat renderer ``template`` asks for, or ``None`` for a template string."""
+        if self.template not in CHAT_TEMPLATES or self.tokenizer is None:
+            return None
+        tokenizer = self._loaded_tokenizer()
+        if self.template == "auto" and is_gemma_chat_template(tokenizer):
+            return None
+        if not getattr(tokenizer, "chat_template", None):
+            name = self.tokenizer
+            if not isinstance(name, (str, os.PathLike)):
+                name = type(tokenizer).__name__
+            raise ValueError(
+                f"ArenaTextFormatter(template='chat'): the tokenizer {name!r} "
+                "has no chat template (a base checkpoint, not an instruction-tuned one?); "
+                "use template='auto' (Gemma's templates) or a template string."
+            )
+        return ChatRenderer(tokenizer)
+
+    def template_in_use(self) -> str:
+        """Which template formats the texts: ``"gemma"`` (the default templates),
+        a chat template's description, ``"custom string"`` or ``"callable"``.
+
+        Loads the tokenizer when ``template`` is ``"chat"`` or ``"auto"``.
+
+        Examples
+        --------
+        >>> ArenaTextFormatter(template="auto").template_in_use()  # no tokenizer: Gemma's
+        'gemma'
+        >>> ArenaTextFormatter(template="{prompt}").template_in_use()
+        'custom string'
+        """
+        self._check_params()
+        if callable(self.template):
+            return "callable"
+        if self.template is None or self.template in CHAT_TEMPLATES:
+            chat = self._chat()
+            return "gemma" if chat is None else chat.describe()
+        return "custom string"
 
     def _check_rows(self, X: Any) -> None:
         self._check_params()
         check_arena_frame(X, "ArenaTextFormatter")
         self._token_counter()  # a tokenizer path that does not load fails here
+        self._chat()  # and so does a chat template that is not there
 
     def transform(self, X: Any) -> np.ndarray:
         """Format each row of ``X`` into one text.
@@ -300,19 +436,19 @@ class ArenaTextFormatter(
         """``layout="pair"``: one text per answer, ``(n_rows, 2)``."""
         parsed = self._parsed_rows(X)
         template = self.template
-        fill2: Callable[[str, str], str]
-        if callable(template):
+        chat = self._chat()
+        fill: _PiecesFill
+        label = TURN_LABEL
+        if chat is not None:
+            fill, label = chat.pair, ""  # earlier turns are the chat's own turns
+        elif callable(template):
             fill2 = cast(Callable[[str, str], str], template)  # template(prompt, response)
+            fill = _joined(lambda p, r, _: fill2(p, r))
         else:
-            fmt = PAIR_TEMPLATE if template is None else template
+            fmt = PAIR_TEMPLATE if template in (None, *CHAT_TEMPLATES) else template
+            fill = _joined(lambda p, r, _: fmt.format(prompt=p, response=r))
 
-            def fill2(p: str, r: str) -> str:
-                return fmt.format(prompt=p, response=r)
-
-        def fill(p: str, r: str, _: str) -> str:  # the budget's 3-part filler
-            return fill2(p, r)
-
-        render = self._renderer(fill)
+        render = self._renderer(fill, label)
         out = np.empty((len(parsed), 2), dtype=object)
         for i, (row, (prompt, answer_a, answer_b)) in enumerate(parsed):
             # turn labels for all three columns or none, as in the joint layout
@@ -324,7 +460,8 @@ class ArenaTextFormatter(
     def _format_parts(self, X: Any) -> list[tuple[Any, tuple, tuple, str]]:
         """Per row: label, (prompt, a, b) before and after the budget, text."""
         parsed = self._parsed_rows(X)
-        render = self._renderer(self._filler())
+        chat = self._chat()
+        render = self._renderer(_joined(self._filler()) if chat is None else chat.joint)
         rows = []
         for row, parts in parsed:
             labelled = max(len(p) for p in parts) > 1
@@ -344,45 +481,47 @@ class ArenaTextFormatter(
         ]
 
     def _renderer(
-        self, fill: Callable[[str, str, str], str]
+        self, fill: _PiecesFill, label: str = TURN_LABEL
     ) -> Callable[[list[list[str]], bool, Any], tuple[tuple, tuple, str]]:
-        """``render(parts, labelled, row)``: the parts joined and filled in,
-        then cut to the token budget if they exceed it; returns (source, kept,
-        text)."""
+        """``render(parts, labelled, row)``: the parts' pieces filled in, then
+        cut to the token budget if they exceed it; returns (source, kept,
+        text), the parts joined before and after the budget."""
         counter = self._token_counter()
         overhead: list[int] = []  # the template's own tokens, counted once
         memo = None
         if counter is not None and counter.tokenizer is not None and not callable(self.template):
             # the same rows are cut again in every fold of a cross-validation
+            # (the template and the tokenizer decide the labels and the chat)
             memo = BudgetMemo.of(counter.tokenizer, (self.layout, self.template, self.max_tokens))
 
         def render(parts: list[list[str]], labelled: bool, row: Any) -> tuple:
-            source = tuple(join_turns(t, self.turns, labelled) for t in parts)
+            pieces = tuple(turn_pieces(t, self.turns, labelled, label=label) for t in parts)
+            source = tuple(join_pieces(p) for p in pieces)
             key = None
             if memo is not None:
                 key = memo.key(self.turns, labelled, parts)
                 hit = memo.get(key)
                 if hit is not None:
                     return (source, *hit)
-            text = fill(*source)
+            text = fill(*pieces)
             if not isinstance(text, str):
                 raise TypeError(
                     "The 'template' callable of ArenaTextFormatter must return a "
                     f"str; got {type(text).__name__} at row {row!r}."
                 )
-            result = cut(parts, labelled, source, text)
+            result = cut(parts, labelled, pieces, text)
             if key is not None and memo is not None:
                 memo.put(key, result)
             return (source, *result)
 
         def cut(
-            parts: list[list[str]], labelled: bool, source: tuple, text: str
+            parts: list[list[str]], labelled: bool, pieces: tuple, text: str
         ) -> tuple[tuple[str, ...], str]:
-            kept = source
+            kept = pieces
             max_tokens = self.max_tokens
             if counter is not None and max_tokens is not None and counter.total(text) > max_tokens:
                 if not overhead:
-                    overhead.append(counter.total(fill("", "", "")))
+                    overhead.append(counter.total(fill([], [], [])))
                 kept = fit_to_budget(
                     parts,
                     self.turns,
@@ -391,9 +530,10 @@ class ArenaTextFormatter(
                     counter,
                     max_tokens,
                     overhead[0],
+                    label,
                 )
                 text = fill(*kept)
-            return kept, text
+            return tuple(join_pieces(k) for k in kept), text
 
         return render
 
@@ -401,7 +541,7 @@ class ArenaTextFormatter(
         template = self.template
         if callable(template):
             return template
-        fmt = SEED_TEMPLATE if template is None else template
+        fmt = SEED_TEMPLATE if template in (None, *CHAT_TEMPLATES) else template
         return lambda p, a, b: fmt.format(prompt=p, response_a=a, response_b=b)
 
     def _output_names(self) -> list[str]:
@@ -495,15 +635,18 @@ def truncation_report(
             "truncation_report measures formatters with layout='joint' (one text "
             f"holding both answers); got layout={formatter.layout!r}."
         )
-    if callable(formatter.template):
+    if callable(formatter.template) or formatter._chat() is not None:
         raise ValueError(
             "truncation_report needs a formatter with a string template (or None, "
-            "the seed template) to locate the parts; got a callable template."
+            "the seed template) to locate the parts; got a "
+            f"{'callable' if callable(formatter.template) else 'chat'} template."
         )
     if not isinstance(max_length, Integral) or max_length < 1:
         raise ValueError(f"max_length must be a positive int; got {max_length!r}.")
     counter = TokenCounter(load_tokenizer_param(tokenizer))
-    template = SEED_TEMPLATE if formatter.template is None else formatter.template
+    template = formatter.template
+    if template is None or template in CHAT_TEMPLATES:  # "auto" without a chat: Gemma's
+        template = SEED_TEMPLATE
     rows = formatter._format_parts(X)
     records = []
     for _, source, kept, text in rows:

@@ -19,7 +19,7 @@ from typing import Any
 from .embedding import GemmaEmbedder
 from .finetune import GemmaPreferenceClassifier
 
-__all__ = ["model_steps", "set_model_params"]
+__all__ = ["find_steps", "model_steps", "set_model_params", "text_formatters"]
 
 _MODEL_CLASSES = (GemmaEmbedder, GemmaPreferenceClassifier)
 
@@ -30,6 +30,39 @@ def _is_estimator(obj: Any) -> bool:
 
 def model_steps(estimator: Any) -> list[Any]:
     """Every GemmaEmbedder and GemmaPreferenceClassifier inside ``estimator``.
+
+    See :func:`find_steps`, of which this is the model classes' search.
+
+    Examples
+    --------
+    >>> from gemma_pref import GemmaEmbedder, SwapABClassifier, make_preference_pipeline
+    >>> from gemma_pref.model_steps import model_steps
+    >>> pipe = make_preference_pipeline("/models/gemma-2-9b", recipe="finetune",
+    ...                                 swap_augment=True)
+    >>> [type(m).__name__ for m in model_steps(pipe)]
+    ['GemmaPreferenceClassifier']
+    """
+    return find_steps(estimator, _MODEL_CLASSES)
+
+
+def text_formatters(estimator: Any) -> list[Any]:
+    """Every :class:`~gemma_pref.ArenaTextFormatter` inside ``estimator``
+    (see :func:`find_steps`): the template and the fitted copy of a wrapper.
+
+    Examples
+    --------
+    >>> from gemma_pref import make_preference_pipeline
+    >>> from gemma_pref.model_steps import text_formatters
+    >>> [f.layout for f in text_formatters(make_preference_pipeline("/models/gemma-2-9b"))]
+    ['pair']
+    """
+    from .formatting import ArenaTextFormatter
+
+    return find_steps(estimator, (ArenaTextFormatter,))
+
+
+def find_steps(estimator: Any, classes: tuple[type, ...]) -> list[Any]:
+    """Every instance of ``classes`` inside ``estimator``.
 
     The search is generic: it follows every estimator-valued parameter
     (``get_params(deep=False)``: ``Pipeline`` steps, ``FeatureUnion``
@@ -42,20 +75,13 @@ def model_steps(estimator: Any) -> list[Any]:
     ----------
     estimator : estimator
         A model, or anything holding models (fitted or not).
+    classes : tuple of type
+        What to find.
 
     Returns
     -------
     steps : list
-        The models found (the estimator itself if it is one); empty if none.
-
-    Examples
-    --------
-    >>> from gemma_pref import GemmaEmbedder, SwapABClassifier, make_preference_pipeline
-    >>> from gemma_pref.model_steps import model_steps
-    >>> pipe = make_preference_pipeline("/models/gemma-2-9b", recipe="finetune",
-    ...                                 swap_augment=True)
-    >>> [type(m).__name__ for m in model_steps(pipe)]
-    ['GemmaPreferenceClassifier']
+        The instances found (the estimator itself if it is one); empty if none.
     """
     found: list[Any] = []
     seen: set[int] = set()
@@ -66,7 +92,7 @@ def model_steps(estimator: Any) -> list[Any]:
         if id(obj) in seen:
             return
         seen.add(id(obj))
-        if isinstance(obj, _MODEL_CLASSES):
+        if isinstance(obj, classes):
             found.append(obj)
             return
         if isinstance(obj, (list, tuple)):

@@ -197,14 +197,21 @@ def make_recipe_formatter(
     ``"finetune"`` and ``False`` for the others, where the texts are cut at
     ``max_length`` tokens from their end by the embedder.
 
+    With a ``model_name_or_path``, the texts use the checkpoint's own chat
+    template when it has one that is not Gemma's (``template="auto"``: Qwen,
+    Llama, Mistral... read the chat format they were trained on); Gemma
+    checkpoints, and the default model, keep Gemma's templates byte for byte.
+
     Examples
     --------
     >>> make_recipe_formatter("pairwise", turns="all")
     ArenaTextFormatter(layout='pair', turns='all')
     >>> make_recipe_formatter("finetune", "/models/gemma-2-9b", max_length=2048)
-    ArenaTextFormatter(max_tokens=2048, tokenizer='/models/gemma-2-9b')
-    >>> make_recipe_formatter("pairwise", "/models/gemma-2-9b", max_length=64, budget=True)
-    ArenaTextFormatter(layout='pair', max_tokens=64, tokenizer='/models/gemma-2-9b')
+    ArenaTextFormatter(max_tokens=2048, template='auto',
+                       tokenizer='/models/gemma-2-9b')
+    >>> make_recipe_formatter("pairwise", "/models/Qwen2.5-7B-Instruct", max_length=64, budget=True)
+    ArenaTextFormatter(layout='pair', max_tokens=64, template='auto',
+                       tokenizer='/models/Qwen2.5-7B-Instruct')
     """
     recipe = _check_recipe(recipe, "make_recipe_formatter")
     if recipe == "structure":
@@ -219,6 +226,10 @@ def make_recipe_formatter(
             f"The 'budget' parameter of make_recipe_formatter must be True, False or "
             f"None; got {budget!r}."
         )
+    if model_name_or_path is not None and "template" not in params:
+        # the checkpoint's own chat template, unless it is Gemma's (or none)
+        params["template"] = "auto"
+        params.setdefault("tokenizer", os.fspath(model_name_or_path))
     if budget:
         from .demo_model import DEFAULT_MODEL
 
@@ -417,7 +428,12 @@ def _blend(
         )
     embedder = GemmaEmbedder(model_name_or_path, **{**PAIRWISE_DEFAULTS, **embedder_params})
     return PreferenceBlendClassifier(
-        embedder, formatter=make_recipe_formatter("pairwise") if formatter is None else formatter
+        embedder,
+        formatter=(
+            make_recipe_formatter("pairwise", model_name_or_path)
+            if formatter is None
+            else formatter
+        ),
     )
 
 
@@ -429,7 +445,7 @@ def _embedding_pipeline(
     embedder_params: dict[str, Any],
 ) -> Pipeline:
     if formatter is None:
-        formatter = make_recipe_formatter(recipe)
+        formatter = make_recipe_formatter(recipe, model_name_or_path)
     pair_classifier = isinstance(classifier, PairDifferenceClassifier) or (
         classifier is None and recipe == "embedding"
     )
