@@ -153,6 +153,7 @@ class CheckpointMixin:
     """
 
     model_name_or_path: Any
+    revision: Any
     max_length: Any
     model_kwargs: Any
     tokenizer_kwargs: Any
@@ -162,8 +163,10 @@ class CheckpointMixin:
     quantization: Any
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # pickles of versions without the parameter ran PyTorch's default path
+        # pickles of versions without the parameters ran PyTorch's default
+        # path, on the checkpoint's default revision
         state.setdefault("backend", "auto")
+        state.setdefault("revision", None)
         super().__setstate__(state)  # type: ignore[misc]
 
     def _check_params(self) -> list[str]:
@@ -234,18 +237,20 @@ class CheckpointMixin:
         return self._loaded(key, load)
 
     def _model_dir(self) -> Path:
-        """The checkpoint directory (the default model's when the path is None)."""
-        key = None if self.model_name_or_path is None else os.fspath(self.model_name_or_path)
+        """The checkpoint directory (the default model's when the path is None;
+        a Hub name's snapshot at ``revision``, downloaded once)."""
+        name = None if self.model_name_or_path is None else os.fspath(self.model_name_or_path)
+        key = (name, self.revision)
         cached = getattr(self, "_lazy_model_dir", None)
         if cached is None or cached[0] != key:
-            if key is None:
+            if name is None:
                 from .demo_model import demo_model_path
 
                 path = demo_model_path()
             else:
                 from ._loading import resolve_model_dir
 
-                path = resolve_model_dir(key)
+                path = resolve_model_dir(name, self.revision)
             cached = (key, path)
             self._lazy_model_dir = cached
         return cached[1]

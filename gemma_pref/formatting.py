@@ -226,10 +226,10 @@ class ArenaTextFormatter(
         notebook's behaviour).
     tokenizer : str, os.PathLike, tokenizer or None, default=None
         How ``max_tokens`` counts tokens, and whose chat template
-        ``template="chat"`` or ``"auto"`` uses. A local checkpoint directory (or the
-        name of a model in the local Hugging Face cache) is loaded lazily with
-        ``AutoTokenizer.from_pretrained(..., local_files_only=True)``, never
-        downloaded, and is dropped when pickling;
+        ``template="chat"`` or ``"auto"`` uses. A local checkpoint directory, or
+        a Hugging Face Hub name (from the local cache, or downloaded once), is
+        loaded lazily with ``AutoTokenizer.from_pretrained`` and is dropped
+        when pickling;
         ``"gemma-pref:default"`` (:data:`~gemma_pref.demo_model.DEFAULT_MODEL`)
         is the default model's tokenizer; a loaded Hugging Face fast
         tokenizer is used as is. ``None`` counts

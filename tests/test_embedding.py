@@ -197,7 +197,7 @@ def test_several_text_columns_are_embedded_side_by_side(make_embedder, tiny_gemm
 
 def test_missing_model_path_is_named(tmp_path):
     missing = tmp_path / "no-such-model"
-    with pytest.raises(ModelNotFoundError, match="no-such-model.*never downloads"):
+    with pytest.raises(ModelNotFoundError, match="no-such-model.*does not exist"):
         GemmaEmbedder(missing).fit(["x"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
