@@ -304,11 +304,12 @@ def test_budget_shares_the_tokens_as_the_library_does(work, model_args, tiny_gem
         ),
         (
             ["embed", "--model", "no-such-dir", "-o", "e2.npy"],
-            "model_name_or_path='no-such-dir' does not exist",
+            "model_name_or_path='no-such-dir' is not in the local Hugging Face cache and "
+            "HF_HUB_OFFLINE=1 forbids downloading it",
         ),
         (
             ["embed", "--model", "google/gemma-2-9b", "-o", "e5.npy"],
-            "'google/gemma-2-9b' does not exist",
+            "'google/gemma-2-9b' is not in the local Hugging Face cache",
         ),
         (["embed", "--model", "empty-model", "-o", "e3.npy"], "has no config.json"),
         (
