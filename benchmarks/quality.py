@@ -126,11 +126,23 @@ def _logreg_cv() -> Any:
     A self-contained estimator (no wrapper around the pipeline), as a library
     default would be. Its inner 5-fold CV is stratified but not grouped by
     prompt (it sees features, not rows); with ``SwapABClassifier(augment=True)``
-    a row and its swapped twin can fall on both sides of an inner split.
+    a row and its swapped twin can fall on both sides of an inner split. (The
+    library's ``make_logreg_classifier()`` now searches C on prompt-grouped
+    folds; this configuration keeps the estimator that was measured.)
     """
-    from gemma_pref import make_logreg_classifier
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return make_logreg_classifier(Cs=C_GRID)
+    search = LogisticRegressionCV(
+        Cs=list(C_GRID),
+        cv=5,
+        scoring="neg_log_loss",
+        max_iter=5000,
+        l1_ratios=(0.0,),
+        use_legacy_attributes=False,
+    )
+    return make_pipeline(StandardScaler(), search)
 
 
 def _formatter(ctx: Context, budget: bool, layout: str = "joint") -> Any:

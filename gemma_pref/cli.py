@@ -145,17 +145,19 @@ def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[st
             "as LMArena's question_id): the submission needs one per row; pass "
             "--positional-ids to number the rows 0, 1, 2, ... in file order"
         )
+    from .io import check_unique_ids
+
+    try:
+        check_unique_ids(ids)  # before the long part, for every submission
+    except ValueError as exc:
+        raise CLIError(f"the test rows: {exc}") from None
     order = None
     sample = None
     if args.sample_submission is not None:
         sample = pd.read_csv(args.sample_submission)
         if "id" not in sample.columns:
             raise CLIError(f"sample submission {args.sample_submission!r} has no 'id' column")
-        position: dict[Any, int] = {}
-        for i, key in enumerate(ids):
-            if key in position:
-                raise CLIError(f"test id {key!r} appears twice; ids must be unique")
-            position[key] = i
+        position = {key: i for i, key in enumerate(ids)}
         if len(sample) and isinstance(ids[0], str) != isinstance(sample["id"].iloc[0], str):
             position = {str(k): i for k, i in position.items()}  # "123" and 123 alike
             sample["id"] = sample["id"].astype(str)

@@ -20,9 +20,11 @@ from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, report_missing
 
 __all__ = [
     "CLASS_NAMES",
+    "PROBA_TOLERANCE",
     "SUBMISSION_FORMATS",
     "WINNER_COLUMNS",
     "WINNER_VALUES",
+    "check_unique_ids",
     "labels_from_winner",
     "load_arena_csv",
     "read_csv_text",
@@ -61,8 +63,10 @@ def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
     ------
     ValueError
         When no label column is found (naming the columns that were), a row
-        is not one-hot, or a ``winner`` value is not one of those above
-        (naming the row, its ``id`` where there is one, and the value).
+        is not one-hot, a ``winner`` value is not one of those above (naming
+        the row, its ``id`` where there is one, and the value), or a frame
+        with both kinds of label columns has rows where they disagree
+        (naming them).
 
     Examples
     --------
@@ -87,7 +91,10 @@ def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
                 f"winner columns at row {_where(df, i)}: expected exactly one 1 among "
                 f"{', '.join(names)}, got {onehot.iloc[i].tolist()}"
             )
-        return np.argmax(values.astype(np.int64), axis=1).astype(np.int64)
+        y = np.argmax(values.astype(np.int64), axis=1).astype(np.int64)
+        if "winner" in columns:  # two label columns: they must say the same
+            _check_agree(df, y, _labels_from_winner_column(df), names)
+        return y
     if "winner" in columns:
         return _labels_from_winner_column(df)
     raise ValueError(
@@ -95,6 +102,25 @@ def labels_from_winner(df: pd.DataFrame) -> np.ndarray:
         "per row; winner_tie may be left out for a two-class task) or a 'winner' "
         f"column ({', '.join(map(repr, WINNER_VALUES))}); got columns "
         f"{list(map(str, df.columns))}."
+    )
+
+
+def _check_agree(
+    df: pd.DataFrame, onehot: np.ndarray, winner: np.ndarray, names: list[str]
+) -> None:
+    """Refuse rows whose one-hot columns and ``winner`` column disagree."""
+    bad = np.flatnonzero(onehot != winner)
+    if not len(bad):
+        return
+    shown = "; ".join(
+        f"row {_where(df, int(i))}: {CLASS_NAMES[onehot[i]]} by {', '.join(names)}, "
+        f"{df['winner'].iloc[int(i)]!r} by winner"
+        for i in bad[:3]
+    )
+    raise ValueError(
+        f"the label columns disagree in {len(bad)} of {len(df)} rows ({shown}"
+        f"{'; ...' if len(bad) > 3 else ''}): one-hot {', '.join(names)} and a 'winner' "
+        "column must give the same label; drop the column that is wrong."
     )
 
 
@@ -192,6 +218,30 @@ def read_csv_text(path: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
+#: How far a row of probabilities may sum from 1 (float rounding) in a submission.
+PROBA_TOLERANCE = 1e-6
+
+
+def check_unique_ids(ids: Sequence[Any]) -> None:
+    """Refuse repeated ids, naming the first and both of its positions.
+
+    Examples
+    --------
+    >>> check_unique_ids([1, 2, 1])
+    Traceback (most recent call last):
+    ...
+    ValueError: id 1 appears twice (rows 0 and 2): a submission needs one row per id
+    """
+    seen: dict[Any, int] = {}
+    for i, key in enumerate(ids):
+        if key in seen:
+            raise ValueError(
+                f"id {key!r} appears twice (rows {seen[key]} and {i}): a submission needs "
+                "one row per id"
+            )
+        seen[key] = i
+
+
 #: Submission formats: the columns of each competition's ``submission.csv``.
 SUBMISSION_FORMATS: dict[str, tuple[str, ...]] = {
     "lmsys": ("id", *WINNER_COLUMNS),
@@ -211,7 +261,8 @@ def write_submission(
 
     ``format="lmsys"`` (the 2024 "LMSYS - Chatbot Arena" competition, scored
     by log loss): ``id, winner_model_a, winner_model_b, winner_tie``, the
-    probabilities, rows renormalised to sum to 1. ``format="wsdm"`` (WSDM Cup
+    probabilities as given (each row must sum to 1 within
+    :data:`PROBA_TOLERANCE`; nothing is renormalised). ``format="wsdm"`` (WSDM Cup
     2025 - Multilingual Chatbot Arena, scored by accuracy): ``id, winner``,
     ``"model_a"`` or ``"model_b"``, whichever of the two is more probable (a
     tie probability is ignored; equal probabilities give ``"model_a"``). The
@@ -240,8 +291,10 @@ def write_submission(
     ------
     ValueError
         For an unknown format, a shape that does not match ``ids`` or
-        ``classes``, a row that is not a probability vector (naming its id),
-        or LMSYS probabilities from a model without the tie class.
+        ``classes``, a label named twice in ``classes``, a repeated id
+        (naming it and its rows), a row that is not a probability vector or
+        does not sum to 1 (naming its id), or LMSYS probabilities from a
+        model without the tie class.
 
     Examples
     --------
@@ -272,17 +325,30 @@ def write_submission(
             f"classes must name the label (0, 1 or 2) of each of the {proba.shape[1]} "
             f"columns of proba; got {list(labels)}"
         )
+    repeated = sorted({c for c in labels if labels.count(c) > 1})
+    if repeated:
+        raise ValueError(
+            f"classes names the label(s) {repeated} of more than one column of proba "
+            f"(got {list(labels)}): each column must be a class of its own"
+        )
     if len(ids) != proba.shape[0]:
         raise ValueError(f"ids has {len(ids)} entries but proba has {proba.shape[0]} rows")
+    check_unique_ids(ids)
     bad = ~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)
-    sums = proba.sum(axis=1)
-    bad |= sums <= 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"proba row {i} (id {ids[i]!r}) is not a probability vector: {proba[i].tolist()}"
         )
-    proba = proba / sums[:, None]
+    sums = proba.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > PROBA_TOLERANCE)
+    if len(off):
+        i = int(off[0])
+        raise ValueError(
+            f"proba row {i} (id {ids[i]!r}) sums to {float(sums[i])!r}, not 1 (tolerance "
+            f"{PROBA_TOLERANCE:g}; {len(off)} row(s) so): write probabilities of all the "
+            "model's classes, as predict_proba returns them; they are not renormalised"
+        )
     full = np.zeros((len(ids), 3))
     full[:, labels] = proba
     if format == "lmsys":

@@ -27,20 +27,29 @@ from ._base import fit_context
 from ._symmetric import class_swap
 from .schema import check_labels, swap_labels
 
-__all__ = ["DEFAULT_CS", "PairDifferenceClassifier", "make_logreg_classifier"]
+__all__ = [
+    "DEFAULT_CS",
+    "GroupsOrStratifiedKFold",
+    "PairDifferenceClassifier",
+    "accepts_groups",
+    "make_logreg_classifier",
+]
 
 
-def _lrcv_l2_params() -> dict[str, Any]:
-    """Plain L2 in LogisticRegressionCV, without the deprecation warnings of 1.8+."""
-    import sklearn
+def neg_log_loss_of_every_class(estimator: Any, X: Any, y: Any) -> float:
+    """``neg_log_loss`` in float64 over the classes of the model and of ``y``
+    (a class a fold's model never saw gets probability 1e-15): a search's
+    scorer that float32 features and folds without a class do not break."""
+    from sklearn.metrics import log_loss
 
-    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
-    if (major, minor) >= (1, 8):
-        return {"l1_ratios": (0.0,), "use_legacy_attributes": False}
-    return {}
-
-
-_LRCV_L2 = _lrcv_l2_params()
+    classes = np.asarray(estimator.classes_)
+    labels = np.union1d(classes, np.unique(y))
+    proba = np.full((len(y), len(labels)), 1e-15)
+    proba[:, np.searchsorted(labels, classes)] = np.asarray(
+        estimator.predict_proba(X), dtype=np.float64
+    )
+    proba /= proba.sum(axis=1, keepdims=True)
+    return -float(log_loss(y, proba, labels=labels))
 
 
 def _neg_log_loss_over(classes: np.ndarray) -> Any:
@@ -61,37 +70,101 @@ def _neg_log_loss_over(classes: np.ndarray) -> Any:
 DEFAULT_CS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 
 
+class GroupsOrStratifiedKFold:
+    """Stratified k-fold that keeps each group in one fold when groups are given.
+
+    The inner splitter of :func:`make_logreg_classifier`'s search:
+    ``StratifiedGroupKFold`` over ``groups`` (pass the prompt groups of the
+    rows, :func:`~gemma_pref.prompt_groups`, so that no prompt is on both
+    sides of a fold), plain ``StratifiedKFold`` without them.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0, 1] * 6)
+    >>> groups = np.repeat(np.arange(6), 2)
+    >>> folds = GroupsOrStratifiedKFold(3).split(np.zeros((12, 1)), y, groups)
+    >>> all(set(groups[a]).isdisjoint(groups[b]) for a, b in folds)
+    True
+    """
+
+    def __init__(self, n_splits: int = 5) -> None:
+        self.n_splits = n_splits
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        return self.n_splits
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+        if groups is None:
+            return StratifiedKFold(self.n_splits).split(X, y)
+        return StratifiedGroupKFold(self.n_splits).split(X, y, groups)
+
+    def __repr__(self) -> str:
+        return f"GroupsOrStratifiedKFold(n_splits={self.n_splits})"
+
+
 def make_logreg_classifier(C: float | None = None, *, Cs: Any = DEFAULT_CS) -> Any:
-    """``StandardScaler`` + multinomial ``LogisticRegression``, as one pipeline.
+    """``StandardScaler`` + multinomial ``LogisticRegression``; ``C`` fixed or searched.
 
     Parameters
     ----------
     C : float or None, default=None
         Inverse regularisation strength. ``None``: chosen among ``Cs`` at each
-        fit by ``LogisticRegressionCV`` (plain L2, 5 stratified folds, log
-        loss, the ``C`` with the best mean score, refit on all rows).
+        fit by 5-fold cross-validated log loss (the scaler fitted inside each
+        fold, the best ``C`` refitted on all rows): a ``GridSearchCV`` whose
+        folds keep each group in one fold when ``fit`` is given ``groups``
+        (the recipes' pipelines pass the rows' prompt groups), stratified
+        folds otherwise (:class:`GroupsOrStratifiedKFold`). The chosen ``C``
+        is ``best_params_["logisticregression__C"]``.
     Cs : sequence of float, default=DEFAULT_CS
         Candidates when ``C`` is ``None``.
 
     Returns
     -------
-    classifier : sklearn.pipeline.Pipeline
+    classifier : sklearn.pipeline.Pipeline or sklearn.model_selection.GridSearchCV
 
     Examples
     --------
     >>> make_logreg_classifier(0.01)[-1]
     LogisticRegression(C=0.01, max_iter=5000)
+    >>> make_logreg_classifier().cv
+    GroupsOrStratifiedKFold(n_splits=5)
     """
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if C is not None:
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
-    search = LogisticRegressionCV(
-        Cs=list(Cs), cv=5, scoring="neg_log_loss", max_iter=5000, **_LRCV_L2
+    return GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+        {"logisticregression__C": [float(c) for c in Cs]},
+        cv=GroupsOrStratifiedKFold(5),
+        scoring=neg_log_loss_of_every_class,
+        error_score="raise",
     )
-    return make_pipeline(StandardScaler(), search)
+
+
+def accepts_groups(estimator: Any) -> bool:
+    """Whether ``estimator.fit`` takes ``groups`` (a search passes them to its folds)."""
+    import inspect
+
+    from sklearn.model_selection._search import BaseSearchCV
+
+    if isinstance(estimator, BaseSearchCV):
+        return True
+    fit = getattr(estimator, "fit", None)
+    try:
+        return fit is not None and "groups" in inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -112,7 +185,8 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         multinomial ``LogisticRegression`` whose ``C`` is chosen among ``Cs``
         by ``cv``-fold cross-validated log loss (the scaler is fitted inside
         each fold; the ``C`` with the best mean score wins and is refitted on
-        all rows), each row kept in the same fold as its swapped copy. Frozen
+        all rows), each prompt group passed to ``fit`` in one fold (else each
+        row), always with its swapped copy. Frozen
         embeddings of a few thousand rows need strong regularisation, and how
         much depends on the data size: the search takes that choice away from
         the user.
@@ -187,7 +261,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         return X[:, :half] - X[:, half:]
 
     @fit_context(prefer_skip_nested_validation=False)  # estimator validates itself
-    def fit(self, X: Any, y: Any) -> PairDifferenceClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> PairDifferenceClassifier:
         """Fit on the differences and their negations (labels swapped).
 
         Parameters
@@ -196,6 +270,12 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             ``[e_a | e_b]`` per row.
         y : array-like of shape (n_rows,)
             0 (model_a wins), 1 (model_b wins), 2 (tie).
+        groups : array-like of shape (n_rows,) or None, default=None
+            The rows' prompt groups (:func:`~gemma_pref.prompt_groups` of the
+            arena rows): the search for ``C`` keeps each group in one fold,
+            so that a prompt never sits on both sides (the recipes' pipelines
+            pass them). ``None``: folds over rows, each row with its swapped
+            copy. A given ``estimator`` that takes ``groups`` gets them too.
 
         Returns
         -------
@@ -217,15 +297,39 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                 "PairDifferenceClassifier needs at least two classes in y and its "
                 f"swapped labels; got only {int(Y[0])} (2 = tie)."
             )
+        doubled = None
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (len(d),):
+                raise ValueError(
+                    f"groups has shape {groups.shape}; expected one group per row of X ({len(d)},)."
+                )
+            doubled = np.concatenate([groups, groups])  # a row and its swap: one group
         if self.estimator is not None:
-            self.estimator_ = clone(self.estimator).fit(D, Y)
+            estimator = clone(self.estimator)
+            if doubled is not None and accepts_groups(estimator):
+                self.estimator_ = estimator.fit(D, Y, groups=doubled)
+            else:
+                self.estimator_ = estimator.fit(D, Y)
             self.C_ = None
         else:
-            self.estimator_, self.C_ = self._search(D, Y, len(d))
+            self.estimator_, self.C_ = self._search(D, Y, len(d), doubled)
         self.classes_ = np.asarray(self.estimator_.classes_)
         return self
 
-    def _search(self, D: np.ndarray, Y: np.ndarray, n: int) -> tuple[Any, float]:
+    def _inner_folds(
+        self, D: np.ndarray, Y: np.ndarray, n: int, groups: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The search's folds over the doubled rows: by ``groups`` when given
+        (each prompt in one fold), else by row (a row with its swapped copy)."""
+        if groups is None:
+            groups = np.concatenate([np.arange(n), np.arange(n)])
+        n_splits = min(self.cv, len(np.unique(groups)))
+        return list(GroupKFold(n_splits=n_splits).split(D, Y, groups))
+
+    def _search(
+        self, D: np.ndarray, Y: np.ndarray, n: int, groups: np.ndarray | None = None
+    ) -> tuple[Any, float]:
         from sklearn.model_selection import GridSearchCV
 
         Cs = [float(c) for c in self.Cs]
@@ -234,9 +338,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                 f"The 'Cs' parameter of PairDifferenceClassifier must be positive "
                 f"floats; got {self.Cs!r}."
             )
-        # a row and its swapped copy always fall in the same fold
-        groups = np.concatenate([np.arange(n), np.arange(n)])
-        folds = list(GroupKFold(n_splits=min(self.cv, n)).split(D, Y, groups))
+        folds = self._inner_folds(D, Y, n, groups)
         base = make_logreg_classifier(Cs[0])
         step = base.steps[-1][0]
         search = GridSearchCV(

@@ -28,6 +28,7 @@ __all__ = [
     "CLASSIFIER_KINDS",
     "DEFAULT_CS",
     "PAIRWISE_DEFAULTS",
+    "PromptGroupedPipeline",
     "RECIPES",
     "RECIPE_LAYOUTS",
     "make_catboost_classifier",
@@ -437,6 +438,60 @@ def _blend(
     )
 
 
+class PromptGroupedPipeline(Pipeline):
+    """A ``Pipeline`` of arena rows whose final classifier gets their prompt groups.
+
+    ``fit(X, y)`` computes :func:`~gemma_pref.prompt_groups` of the raw rows
+    (read by the first step's ``cell_format`` when it is an
+    :class:`ArenaTextFormatter`) and passes them to the last step's ``fit``
+    as ``groups`` when it takes them (:class:`PairDifferenceClassifier`, the
+    search of :func:`make_logreg_classifier`), so that a ``C`` chosen inside
+    ``fit`` is chosen on folds that never split a prompt, as in
+    ``cross_val_score(pipe, df, y, cv=PromptGroupKFold(5))``, with no extra
+    argument. ``groups`` passed explicitly (``classifier__groups=...``) win.
+    Everything else is scikit-learn's ``Pipeline``; the recipes
+    ``"embedding"`` and ``"seed"`` build one.
+
+    Examples
+    --------
+    >>> from gemma_pref import make_preference_pipeline
+    >>> type(make_preference_pipeline("/models/gemma-2-9b", recipe="embedding")).__name__
+    'PromptGroupedPipeline'
+    """
+
+    def fit(self, X: Any, y: Any = None, **params: Any) -> PromptGroupedPipeline:
+        """Fit every step; the last one with the rows' prompt groups.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Arena rows.
+        y : array-like of shape (n_rows,)
+            Labels.
+        **params
+            As for ``Pipeline.fit``.
+
+        Returns
+        -------
+        self : PromptGroupedPipeline
+        """
+        super().fit(X, y, **self._with_groups(X, params))
+        return self
+
+    def _with_groups(self, X: Any, params: dict[str, Any]) -> dict[str, Any]:
+        from .model_selection import prompt_groups
+        from .pairwise import accepts_groups
+
+        name, last = self.steps[-1]
+        if f"{name}__groups" in params or last in (None, "passthrough"):
+            return params
+        if not accepts_groups(last):
+            return params
+        first = self.steps[0][1]
+        cell_format = first.cell_format if isinstance(first, ArenaTextFormatter) else "auto"
+        return {**params, f"{name}__groups": prompt_groups(X, cell_format=cell_format)}
+
+
 def _embedding_pipeline(
     model_name_or_path: Any,
     recipe: str,
@@ -461,7 +516,7 @@ def _embedding_pipeline(
         )
     if classifier is None:
         classifier = make_recipe_classifier(recipe)
-    return Pipeline(
+    return PromptGroupedPipeline(
         [
             ("formatter", formatter),
             ("embedder", GemmaEmbedder(model_name_or_path, **embedder_params)),

@@ -153,6 +153,7 @@ SAFE_TYPES: dict[str, SafeType] = {
         _read_auto_catboost,
     ),
     "sklearn.pipeline.Pipeline": SafeType("sklearn.pipeline", "Pipeline"),
+    "gemma_pref.PromptGroupedPipeline": SafeType("gemma_pref.pipeline", "PromptGroupedPipeline"),
     "sklearn.pipeline.FeatureUnion": SafeType("sklearn.pipeline", "FeatureUnion"),
     "sklearn.preprocessing.StandardScaler": SafeType("sklearn.preprocessing", "StandardScaler"),
     "sklearn.linear_model.LogisticRegression": SafeType(

@@ -524,8 +524,8 @@ def check_labels(y: Any) -> np.ndarray:
     Raises
     ------
     ValueError
-        When ``y`` is not 1-D, or a label is not 0, 1 or 2 (naming its
-        position).
+        When ``y`` is not 1-D, holds booleans, or a label is not 0, 1 or 2
+        (naming its position).
 
     Examples
     --------
@@ -533,6 +533,16 @@ def check_labels(y: Any) -> np.ndarray:
     array([0, 2, 1])
     """
     values = np.asarray(y)
+    # a list [True, 0] becomes an int array: look at the items themselves
+    items = values.ravel() if values.dtype in (bool, object) else y
+    if isinstance(items, (list, tuple, np.ndarray)) and any(
+        isinstance(v, (bool, np.bool_)) for v in items
+    ):
+        raise ValueError(
+            "y holds booleans; expected labels 0 (model_a wins), 1 (model_b wins), 2 "
+            "(tie): a boolean does not say which answer won. Map it to these labels "
+            "(e.g. y = np.where(a_won, 0, 1))."
+        )
     if values.ndim != 1:
         raise ValueError(
             f"y must be 1-D labels 0 (model_a wins), 1 (model_b wins), 2 (tie); got "

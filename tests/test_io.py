@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import gemma_pref as gp
 from gemma_pref import labels_from_winner, load_arena_csv, write_submission
 
 
@@ -62,13 +63,27 @@ def test_winner_value_outside_the_known_set_names_row_id_and_value(bad):
 
 def test_write_submission(tmp_path):
     path = write_submission(
-        ["x", "y"], np.array([[2.0, 1.0, 1.0], [0.2, 0.3, 0.5]]), tmp_path / "s.csv"
+        ["x", "y"], np.array([[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]]), tmp_path / "s.csv"
     )
     df = pd.read_csv(path)
     assert list(df.columns) == ["id", "winner_model_a", "winner_model_b", "winner_tie"]
-    np.testing.assert_allclose(df.iloc[:, 1:].sum(axis=1), 1.0)
-    assert df.iloc[0, 1] == 0.5
+    np.testing.assert_allclose(df.iloc[:, 1:].to_numpy(), [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]])
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_h_submissions_are_never_renormalised_nor_ambiguous(tmp_path):
+    """Case h of the input-trust issue: rows that do not sum to 1, duplicate
+    classes and duplicate ids are refused, naming what is wrong."""
+    out = tmp_path / "s.csv"
+    with pytest.raises(ValueError, match=r"proba row 0 \(id 'x'\) sums to 4\.0, not 1"):
+        write_submission(["x", "y"], [[2.0, 1.0, 1.0], [0.2, 0.3, 0.5]], out)
+    with pytest.raises(ValueError, match=r"classes names the label\(s\) \[0\] of more than one"):
+        write_submission(["x"], [[0.5, 0.5]], out, format="wsdm", classes=[0, 0])
+    with pytest.raises(ValueError, match=r"id 'x' appears twice \(rows 0 and 2\)"):
+        write_submission(["x", "y", "x"], [[0.2, 0.3, 0.5]] * 3, out)
+    assert not out.exists()
+    # float rounding within the tolerance is not an error
+    write_submission(["x"], [[0.2, 0.3, 0.5 + 1e-9]], out)
 
 
 @pytest.mark.parametrize(
@@ -149,3 +164,24 @@ def test_outputs_get_the_permissions_of_a_plain_open(tmp_path, arena):
     finally:
         os.umask(old)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
+def test_h_disagreeing_label_columns_and_booleans_are_refused(arena):
+    rows = arena.head(6).copy()
+    y = labels_from_winner(rows)
+    rows["winner"] = np.array(["model_a", "model_b", "tie"])[y]
+    np.testing.assert_array_equal(labels_from_winner(rows), y)  # they agree: fine
+    rows.loc[rows.index[4], "winner"] = "model_a" if y[4] != 0 else "model_b"
+    with pytest.raises(
+        ValueError,
+        match=r"the label columns disagree in 1 of 6 rows \(row 4 \(id "
+        + str(rows["id"].tolist()[4]),
+    ):
+        labels_from_winner(rows)
+    from gemma_pref.schema import check_labels
+
+    for bad in (np.array([True, False]), [True, 0], pd.Series([False, True])):
+        with pytest.raises(ValueError, match="y holds booleans"):
+            check_labels(bad)
+    with pytest.raises(ValueError, match="y holds booleans"):
+        gp.make_preference_pipeline(recipe="structure").fit(arena.head(20), np.arange(20) % 2 == 0)

@@ -206,3 +206,55 @@ def test_c_search_scales_inside_the_folds_and_takes_the_best_mean_score(seed):
     assert clf.C_ in Cs
     assert clf.C_ == ref.best_params_["logisticregression__C"]
     np.testing.assert_allclose(clf.estimator_.predict_proba(d), ref.predict_proba(d), atol=1e-10)
+
+
+def test_k_the_c_search_keeps_each_prompt_in_one_fold():
+    """Case k of the input-trust issue: with the rows' prompt groups, no group
+    is on both sides of an inner fold (a row's swapped copy stays with it);
+    without them, the folds are over rows as before."""
+    X, y = _hidden_quality(120, seed=3)
+    groups = np.arange(120) // 4  # 30 prompts of 4 rows each
+    clf = PairDifferenceClassifier(cv=5)
+    d = X[:, :6] - X[:, 6:]
+    D, Y = np.vstack([d, -d]), np.concatenate([y, gp.swap_labels(y)])
+    doubled = np.concatenate([groups, groups])
+    for train, test in clf._inner_folds(D, Y, 120, doubled):
+        assert set(doubled[train]).isdisjoint(doubled[test])
+    by_row = clf._inner_folds(D, Y, 120, None)
+    assert any(not set(doubled[a]).isdisjoint(doubled[b]) for a, b in by_row)
+    fitted = clf.fit(X, y, groups=groups)
+    assert fitted.C_ in gp.pairwise.DEFAULT_CS
+    with pytest.raises(ValueError, match=r"groups has shape \(3,\); expected one group per row"):
+        PairDifferenceClassifier().fit(X, y, groups=[1, 2, 3])
+
+
+@pytest.mark.parametrize("recipe", ["embedding", "seed"])
+def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena, recipe):
+    rows = arena.iloc[:48]
+    y = gp.labels_from_winner(rows)
+    classifier = None if recipe == "embedding" else gp.make_logreg_classifier()
+    pipe = gp.make_preference_pipeline(
+        tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
+        torch_dtype="float32", backend="torch", cache_dir=None,
+    )  # fmt: skip
+    assert type(pipe).__name__ == "PromptGroupedPipeline"
+    pipe.fit(rows, y)
+    E = pipe[:-1].transform(rows)
+    groups = gp.prompt_groups(rows)
+    if recipe == "embedding":
+        ref = PairDifferenceClassifier().fit(E, y, groups=groups)
+        assert pipe[-1].C_ == ref.C_
+    else:
+        ref = clone(classifier).fit(E, y, groups=groups)
+        assert pipe[-1].best_params_ == ref.best_params_
+    np.testing.assert_allclose(pipe.predict_proba(rows), ref.predict_proba(E), atol=1e-12)
+    # the same through cross_val_score and the swap wrapper
+    swap = gp.make_preference_pipeline(
+        tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
+        torch_dtype="float32", backend="torch", cache_dir=None, swap_augment=True,
+    )  # fmt: skip
+    # (sklearn's own neg_log_loss warns on the float32 rounding of a logistic
+    # regression of float32 embeddings: scored in float64 over every class)
+    scoring = gp.pairwise.neg_log_loss_of_every_class
+    scores = cross_val_score(swap, rows, y, cv=gp.PromptGroupKFold(3), scoring=scoring)
+    assert np.isfinite(scores).all()
