@@ -54,12 +54,51 @@ def _as_flags(message: str) -> str:
     return _PARAMETER.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
 
 
-def _check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
+#: What each kind of output is, for the messages of :func:`_check_output`.
+_KINDS = {
+    "joblib": "a pipeline file gemma-pref wrote",
+    "submission": "a submission gemma-pref wrote (its header is not a submission's)",
+    "cv": "a cv report gemma-pref wrote",
+    "npy": "a NumPy .npy file",
+    "png": "a PNG image",
+}
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files and folders the command reads."""
+    names = ("train", "test", "input", "pipeline", "sample_submission")
+    return [Path(v) for v in (getattr(args, n, None) for n in names) if v]
+
+
+def _not_an_input(path: Path, args: argparse.Namespace) -> None:
+    """Refuse an output that is one of the command's inputs, whatever the flags."""
+    target = path.resolve()
+    for source in _inputs(args):
+        if source.exists() and source.resolve() == target:
+            raise CLIError(
+                f"the output {str(path)!r} is the command's input {str(source)!r}: it is "
+                "never replaced; choose another output path"
+            )
+
+
+def _check_output(
+    path: str | os.PathLike[str], overwrite: bool, kind: str, args: argparse.Namespace
+) -> Path:
+    """The output ``path``: new, or with ``--overwrite`` the library's own
+    output of ``kind`` (never a file of the user's, never an input)."""
+    from ._ownership import is_own_output
+
     path = Path(path)
+    _not_an_input(path, args)
     if path.exists() and not overwrite:
         raise CLIError(f"{str(path)!r} already exists; pass --overwrite to replace it")
     if path.is_dir():
         raise CLIError(f"{str(path)!r} is a directory; expected a file path")
+    if path.exists() and not is_own_output(path, kind):
+        raise CLIError(
+            f"{str(path)!r} exists and is not {_KINDS[kind]}: --overwrite replaces only "
+            "what gemma-pref wrote; choose another output path"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CLIError(f"output directory {str(parent)!r} does not exist")
@@ -428,7 +467,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     import gemma_pref as gp
     from gemma_pref.evaluation import preference_scores
 
-    out = _check_output(args.output, args.overwrite)
+    out = _check_output(args.output, args.overwrite, "joblib", args)
     df, source = _read_rows(args, args.train, labels=True, what="training")
     y = gp.labels_from_winner(df)
     pipe = _build_pipeline(args)
@@ -436,7 +475,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pipe.fit(df, y)
     seconds = time.perf_counter() - start
-    gp.save(pipe, out)  # atomic; records the library versions
+    gp.save(pipe, out, overwrite=args.overwrite)  # atomic; records the library versions
     proba = pipe.predict_proba(df)
     train = preference_scores(y, proba, _classes(pipe, proba))
     _summary(
@@ -461,7 +500,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     if args.engine == "ray":
         return _predict_on_ray(args, pipeline_path)
-    out = _check_output(args.output or "submission.csv", args.overwrite)
+    out = _check_output(args.output or "submission.csv", args.overwrite, "submission", args)
     df, source = _read_rows(args, args.test, labels=False, what="test")
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
     _override_model_params(args, pipe)
@@ -484,13 +523,13 @@ def cmd_cv(args: argparse.Namespace) -> int:
     import gemma_pref as gp
     from gemma_pref.evaluation import cross_validate_preference, cv_splits
 
-    out = _check_output(args.output, args.overwrite)
+    out = _check_output(args.output, args.overwrite, "cv", args)
     stem = out.with_suffix("") if out.suffix == ".json" else out
     plots = (
         []
         if args.no_plots
         else [
-            _check_output(stem.with_name(stem.name + suffix), args.overwrite)
+            _check_output(stem.with_name(stem.name + suffix), args.overwrite, "png", args)
             for suffix in (".reliability.png", ".confusion.png")
         ]
     )
@@ -566,7 +605,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     )
     if args.engine == "ray":
         return _embed_on_ray(args, formatter)
-    out = _check_output(args.output or "embeddings.npy", args.overwrite)
+    out = _check_output(args.output or "embeddings.npy", args.overwrite, "npy", args)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
     df, source = _read_rows(args, args.input, labels=False, what="input")
@@ -606,14 +645,22 @@ def _ray_rows(args: argparse.Namespace, path: str | None) -> tuple[Any, str]:
     return rows, path
 
 
-def _ray_output(path: str, overwrite: bool) -> Path:
+def _ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
+    from .distributed import own_parquet_files
+
     out = Path(path)
     if out.suffix in {".npy", ".csv"}:
         raise CLIError(
             f"with --engine ray the output is a directory of Parquet shards, not {str(out)!r}"
         )
+    _not_an_input(out, args)
     if out.exists() and not overwrite:
         raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    if out.exists() and (not out.is_dir() or own_parquet_files(out) is None):
+        raise CLIError(
+            f"{str(out)!r} exists and is not an output gemma-pref wrote (no _SUCCESS of its "
+            "own): --overwrite replaces only what gemma-pref wrote; choose another output"
+        )
     return out
 
 
@@ -639,7 +686,7 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
 def _embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
     from gemma_pref import distributed
 
-    out = _ray_output(args.output or "embeddings", args.overwrite)
+    out = _ray_output(args.output or "embeddings", args.overwrite, args)
     embedder = _embedder(args)
     return _on_ray(
         args,
@@ -659,7 +706,7 @@ def _predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
     import gemma_pref as gp
     from gemma_pref import distributed
 
-    out = _ray_output(args.output or "predictions", args.overwrite)
+    out = _ray_output(args.output or "predictions", args.overwrite, args)
 
     def build(rows: Any) -> Any:  # once the first rows are read and checked
         pipe = gp.load(pipeline_path)  # warns when saved by other versions

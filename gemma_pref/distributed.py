@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ._ownership import foreign_files, refuse_replacing
 from .exceptions import ArenaFormatError, ModelNotFoundError
 from .schema import ARENA_COLUMNS, WINNER_COLUMNS, where
 
@@ -51,10 +52,12 @@ __all__ = [
     "CRASH_ONCE_ENV",
     "DEFAULT_BATCH_SIZE",
     "SUCCESS_FILE",
+    "PARQUET_FORMAT",
     "CheckpointMissingError",
     "actor_devices",
     "connect",
     "embed_dataset",
+    "own_parquet_files",
     "predict_dataset",
     "read_arena_dataset",
     "read_preferences_dataset",
@@ -628,6 +631,28 @@ def read_preferences_dataset(
     return out
 
 
+#: The ``format`` of the ``_SUCCESS`` manifest :func:`write_parquet` writes.
+PARQUET_FORMAT = "gemma-pref-parquet"
+
+
+def own_parquet_files(folder: Path) -> set[str] | None:
+    """The files a :func:`write_parquet` output says it holds (its ``_SUCCESS``
+    manifest), or ``None`` when ``folder`` is not one."""
+    try:
+        marker = json.loads((folder / SUCCESS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict):
+        return None
+    if marker.get("format") == PARQUET_FORMAT and isinstance(marker.get("files"), list):
+        return {SUCCESS_FILE, *map(str, marker["files"])}
+    if {"rows", "files", "path"} <= set(marker) and isinstance(marker["files"], int):
+        # an earlier release's marker: it counted its shards, all of them .parquet
+        shards = {p.name for p in folder.glob("*.parquet")}
+        return {SUCCESS_FILE, *shards} if len(shards) == marker["files"] else None
+    return None
+
+
 def write_parquet(
     dataset: Any, path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -645,27 +670,37 @@ def write_parquet(
         The output directory, on a filesystem every Ray node writes to (local
         for a single machine, shared storage for a cluster).
     overwrite : bool, default=False
-        Replace an existing output directory. Even then a directory holding
-        anything but Parquet shards and the marker is refused.
+        Replace an existing output directory, but only one this function
+        wrote: its ``_SUCCESS`` is the library's manifest and it holds nothing
+        but the files that manifest lists. A folder of your own Parquet files
+        (your input dataset, say), a folder with anything else in it, or a
+        file is never replaced.
 
     Returns
     -------
     summary : dict
-        ``rows``, ``files`` and ``path``, as written into the marker.
+        ``format``, ``rows``, ``files`` (the shard names), ``path`` and
+        ``written``, as written into the marker.
     """
     out = Path(path)
-    if out.exists():
+    if out.exists() or out.is_symlink():
         if not overwrite:
             raise FileExistsError(f"{str(out)!r} already exists; pass overwrite=True to replace it")
         if not out.is_dir():
             raise FileExistsError(f"{str(out)!r} is a file; expected an output directory")
-        foreign = sorted(
-            f.name for f in out.iterdir() if f.name != SUCCESS_FILE and f.suffix != ".parquet"
-        )
+        own = own_parquet_files(out)
+        if own is None:
+            raise refuse_replacing(
+                out,
+                "an output of gemma_pref.distributed.write_parquet",
+                f"no {SUCCESS_FILE} of its own",
+            )
+        foreign = foreign_files(out, own)
         if foreign:
-            raise FileExistsError(
-                f"{str(out)!r} holds files other than Parquet shards ({foreign[:5]}); "
-                "refusing to replace it"
+            raise refuse_replacing(
+                out,
+                "only what write_parquet wrote",
+                f"it also holds {foreign[:5]}{' ...' if len(foreign) > 5 else ''}",
             )
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
@@ -678,8 +713,9 @@ def write_parquet(
 
         shards = sorted(tmp.glob("*.parquet"))
         summary = {
+            "format": PARQUET_FORMAT,
             "rows": int(sum(pq.ParquetFile(f).metadata.num_rows for f in shards)),
-            "files": len(shards),
+            "files": [f.name for f in shards],
             "path": str(out),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

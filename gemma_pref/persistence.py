@@ -37,7 +37,12 @@ Which one to use
     parameters (a string template, a tokenizer given as a path), can be saved.
 
 Both formats are written to a temporary name and renamed into place, so an
-interrupted save never leaves a truncated file under the final name.
+interrupted save never leaves a truncated file under the final name, and both
+follow one rule for an existing path: refused unless ``overwrite=True``, and
+even then replaced only when it is the library's own output of that format (a
+joblib file with gemma-pref's envelope; a directory holding nothing but the
+files its ``save_safe`` manifest lists). A user's file, or a file a user put in
+a ``save_safe`` folder, is never replaced nor deleted.
 
 Examples
 --------
@@ -70,6 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_path
+from ._ownership import JOBLIB_FORMAT, is_own_joblib, refuse_replacing
 from ._versioning import environment_versions, versioned, warn_versions
 from .exceptions import VersionMismatchWarning
 from .safe import SAFE_TYPES, load_safe, save_safe
@@ -83,12 +89,14 @@ __all__ = [
     "save_safe",
 ]
 
-_JOBLIB_FORMAT = "gemma-pref-joblib"
+_JOBLIB_FORMAT = JOBLIB_FORMAT
 _FORMAT_VERSION = 1
 
 
 # -------------------------------------------------------------------- joblib
-def save(estimator: Any, path: str | os.PathLike[str], *, compress: int = 3) -> Path:
+def save(
+    estimator: Any, path: str | os.PathLike[str], *, compress: int = 3, overwrite: bool = False
+) -> Path:
     """Save an estimator with joblib, recording the library versions.
 
     Parameters
@@ -96,15 +104,25 @@ def save(estimator: Any, path: str | os.PathLike[str], *, compress: int = 3) -> 
     estimator : object
         Usually a fitted pipeline. Any picklable object works.
     path : str or os.PathLike
-        Output file (conventionally ``*.joblib``). Replaced atomically if it
-        exists.
+        Output file (conventionally ``*.joblib``).
     compress : int, default=3
         joblib compression level (0 to 9).
+    overwrite : bool, default=False
+        Replace an existing file, atomically, when it is one :func:`save`
+        wrote (its envelope is read without unpickling it). Any other file is
+        never replaced, as :func:`save_safe` never replaces what it did not
+        write.
 
     Returns
     -------
     path : pathlib.Path
         The file written.
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` exists and ``overwrite`` is False, or it is not a file
+        :func:`save` wrote.
 
     See Also
     --------
@@ -121,6 +139,16 @@ def save(estimator: Any, path: str | os.PathLike[str], *, compress: int = 3) -> 
     import joblib
 
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(
+                f"{str(path)!r} already exists; pass overwrite=True to replace it (only a "
+                "file gemma_pref.save wrote is replaced)"
+            )
+        if not is_own_joblib(path):
+            raise refuse_replacing(
+                path, "a file written by gemma_pref.save", "no gemma-pref envelope"
+            )
     envelope = versioned(_JOBLIB_FORMAT, _FORMAT_VERSION, estimator=estimator)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

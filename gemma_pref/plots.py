@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_path
 from .io import CLASS_NAMES
 
 __all__ = ["plot_confusion_matrix", "plot_reliability", "save_cv_plots"]
@@ -44,10 +45,8 @@ def _check(y: Any, proba: Any) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]
 
 def _save(fig: Any, path: str | os.PathLike[str] | None) -> None:
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
+        with atomic_path(Path(path)) as tmp:  # a unique temporary name, then a rename
+            fig.savefig(tmp, dpi=120, format="png")
 
 
 def plot_reliability(

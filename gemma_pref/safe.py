@@ -24,6 +24,7 @@ import inspect
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -33,15 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from ._ownership import foreign_files, refuse_replacing
 from ._versioning import STAMP, versioned, warn_versions
 from .exceptions import SafeFormatError
 
 __all__ = ["SAFE_TYPES", "SafeType", "load_safe", "save_safe"]
 
 _SAFE_FORMAT = "gemma-pref-safe"
-_FORMAT_VERSION = 2
-#: Versions :func:`load_safe` reads (1 stored a CatBoost file name as ``model_file``).
-_READABLE_VERSIONS = (1, 2)
+_FORMAT_VERSION = 3
+#: Versions :func:`load_safe` reads (1 stored a CatBoost file name as
+#: ``model_file``; 3 lists the directory's files in ``files``).
+_READABLE_VERSIONS = (1, 2, 3)
 _MANIFEST = "manifest.json"
 _ARRAYS = "arrays.npz"
 _TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -165,7 +168,7 @@ SAFE_TYPES: dict[str, SafeType] = {
 }
 
 
-def save_safe(estimator: Any, path: str | os.PathLike[str]) -> Path:
+def save_safe(estimator: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Save an estimator to a directory that loads without running pickle code.
 
     Parameters
@@ -176,8 +179,13 @@ def save_safe(estimator: Any, path: str | os.PathLike[str]) -> Path:
         ``ArenaStructureFeatures``, ``StandardScaler`` and
         ``LogisticRegression``), fitted or not.
     path : str or os.PathLike
-        Output directory. If it exists it must be an earlier ``save_safe``
-        output, which is replaced; any other existing path is refused.
+        Output directory, written whole under a temporary name and renamed.
+    overwrite : bool, default=False
+        Replace an existing directory when it is an earlier ``save_safe``
+        output holding nothing but the files its manifest lists; a directory
+        with anything else in it (a file of yours) or any other path is never
+        replaced, as :func:`~gemma_pref.persistence.save` never replaces a
+        file it did not write.
 
     Returns
     -------
@@ -192,7 +200,9 @@ def save_safe(estimator: Any, path: str | os.PathLike[str]) -> Path:
         parameter that is not JSON-able), with the suggestion to use
         :func:`save`.
     FileExistsError
-        When ``path`` exists and is not a ``save_safe`` directory.
+        When ``path`` exists and ``overwrite`` is False, or it is not a
+        ``save_safe`` directory, or it holds files its manifest does not list
+        (naming them).
 
     See Also
     --------
@@ -200,15 +210,29 @@ def save_safe(estimator: Any, path: str | os.PathLike[str]) -> Path:
     save : joblib, for any estimator, for trusted files.
     """
     path = Path(path)
-    if path.exists() and not _is_safe_dir(path):
-        raise FileExistsError(
-            f"{str(path)!r} exists and is not a directory written by "
-            "gemma_pref.save_safe; choose a new path (it is never overwritten)."
-        )
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(
+                f"{str(path)!r} already exists; pass overwrite=True to replace it (only a "
+                "directory gemma_pref.save_safe wrote is replaced)"
+            )
+        own = _own_files(path)
+        if own is None:
+            raise refuse_replacing(
+                path, "a directory written by gemma_pref.save_safe", "no save_safe manifest"
+            )
+        extra = foreign_files(path, own)
+        if extra:
+            raise refuse_replacing(
+                path,
+                "only what gemma_pref.save_safe wrote",
+                f"it also holds {extra[:5]}{' ...' if len(extra) > 5 else ''}, which "
+                "would be deleted",
+            )
     writer = _Writer()
-    manifest = versioned(
-        _SAFE_FORMAT, _FORMAT_VERSION, estimator=writer.encode(estimator, "estimator")
-    )
+    encoded = writer.encode(estimator, "estimator")
+    files = sorted([_MANIFEST, *([_ARRAYS] if writer.arrays else []), *writer.files])
+    manifest = versioned(_SAFE_FORMAT, _FORMAT_VERSION, estimator=encoded, files=files)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
@@ -312,12 +336,24 @@ def load_safe(path: str | os.PathLike[str]) -> Any:
 
 
 # ------------------------------------------------------------------ encoding
-def _is_safe_dir(path: Path) -> bool:
+_MODEL_FILE = re.compile(r"(?:catboost|adapter)-\d+\.(?:cbm|safetensors)")
+
+
+def _own_files(path: Path) -> set[str] | None:
+    """The files a ``save_safe`` directory's manifest says it wrote, or
+    ``None`` when ``path`` holds no ``save_safe`` manifest."""
     try:
-        manifest = json.loads((path / _MANIFEST).read_text(encoding="utf-8"))
+        text = (path / _MANIFEST).read_text(encoding="utf-8")
+        manifest = json.loads(text)
     except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("format") == _SAFE_FORMAT
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != _SAFE_FORMAT:
+        return None
+    listed = manifest.get("files")
+    if isinstance(listed, list) and all(isinstance(f, str) for f in listed):
+        return set(listed)
+    # versions 1 and 2 list nothing: the manifest, the arrays, the model files it names
+    return {_MANIFEST, _ARRAYS, *_MODEL_FILE.findall(text)}
 
 
 def _type_name(cls: type) -> str | None:

@@ -43,6 +43,9 @@ assert set(pipe.weights_) == {"structure", "embedding"}
 proba = pipe.predict_proba(df.tail(20))
 assert proba.shape == (20, 3) and np.allclose(proba.sum(axis=1), 1)
 gp.write_submission(df["id"].tail(20), proba, "submission.csv")
+df.head(120).to_parquet("train.parquet")  # Parquet reads on the base install (pyarrow)
 print("wheel OK:", gp.__version__, gp.__file__)
 PY
+"$work/env/bin/gemma-pref" -q cv --recipe structure --train train.parquet --format lmsys \
+    --folds 2 --no-plots -o cv.json
 "$work/env/bin/gemma-pref" --version

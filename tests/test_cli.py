@@ -604,3 +604,34 @@ def test_predict_overrides_the_model_step_of_a_wrapped_pipeline(work, tiny_gemma
     r = run(*common, "-o", "zero_batch.csv", "--batch-size", "0", cwd=work, home=work / "home")
     assert r.returncode == 1 and "'batch_size' parameter of GemmaEmbedder" in r.stderr
     assert not (work / "zero_batch.csv").exists()
+
+
+def test_g_overwrite_replaces_only_gemma_prefs_own_outputs(work, fitted, capsys):
+    """Case g: --overwrite never replaces a user's file or the command's input."""
+    from gemma_pref.cli import main
+
+    predict = ["-q", "predict", "--pipeline", "pipe.joblib", "--overwrite", "--test"]
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        train_before = (work / "train.csv").read_bytes()
+        # the output is the input: refused, whatever the flags
+        assert main([*predict, "train.csv", "-o", "train.csv"]) == 1
+        assert "is the command's input" in capsys.readouterr().err
+        # a user's CSV that is not a submission: refused even with --overwrite
+        (work / "notes.csv").write_text("name,score\nann,3\n")
+        assert main([*predict, "test.csv", "-o", "notes.csv"]) == 1
+        err = capsys.readouterr().err
+        assert "is not a submission gemma-pref wrote" in err, err
+        assert (work / "notes.csv").read_text() == "name,score\nann,3\n"
+        # its own submission is replaced
+        assert main([*predict, "test.csv", "-o", "sub-g.csv"]) == 0
+        assert main([*predict, "test.csv", "-o", "sub-g.csv"]) == 0
+        # a pipeline file: only one gemma_pref.save wrote
+        fit = ["-q", "fit", "--recipe", "structure", "--train", "train.csv", "--overwrite"]
+        assert main([*fit, "-o", "notes.csv"]) == 1
+        assert "is not a pipeline file gemma-pref wrote" in capsys.readouterr().err
+        assert main([*fit, "-o", "pipe-g.joblib"]) == 0 and main([*fit, "-o", "pipe-g.joblib"]) == 0
+        assert (work / "train.csv").read_bytes() == train_before
+    finally:
+        os.chdir(cwd)

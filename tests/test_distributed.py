@@ -215,14 +215,30 @@ def test_write_parquet_never_mixes_or_loses_outputs(tmp_path):
         write_parquet(ray.data.range(3), out)
     summary = write_parquet(ray.data.range(7, override_num_blocks=1), out, overwrite=True)
     assert summary["rows"] == 7 and pd.read_parquet(out)["id"].tolist() == list(range(7))
+    marker = json.loads((out / SUCCESS_FILE).read_text())
+    assert marker["format"] == "gemma-pref-parquet" and len(marker["files"]) >= 1
+    assert sorted(marker["files"]) == sorted(p.name for p in out.glob("*.parquet"))
     # a directory that is not ours is never replaced
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="notes.txt"):
+    with pytest.raises(FileExistsError, match="never replaced"):
         write_parquet(ray.data.range(3), mine, overwrite=True)
     assert (mine / "notes.txt").read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]
+    # case g: a user's dataset of Parquet files, even with a _SUCCESS of its own
+    data = tmp_path / "my-dataset"
+    data.mkdir()
+    pd.DataFrame({"id": [1, 2]}).to_parquet(data / "part-0.parquet")
+    (data / SUCCESS_FILE).write_text("")  # as Spark and Hadoop write it
+    before = (data / "part-0.parquet").read_bytes()
+    with pytest.raises(FileExistsError, match="no _SUCCESS of its own.*never replaced"):
+        write_parquet(ray.data.range(3), data, overwrite=True)
+    assert (data / "part-0.parquet").read_bytes() == before
+    # our own output with a file added to it is not replaced either
+    (out / "notes.txt").write_text("mine now")
+    with pytest.raises(FileExistsError, match=r"also holds \['notes.txt'\]"):
+        write_parquet(ray.data.range(3), out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "my-dataset", "out"]
 
 
 def test_read_arena_dataset_csv_and_parquet(csv_shards, tmp_path):

@@ -251,8 +251,10 @@ def test_safe_round_trip_of_a_custom_model(fitted_custom, split, tmp_path):
     assert list(loaded.estimator_[0].get_feature_names_out()) == list(
         fitted_custom.estimator_[0].get_feature_names_out()
     )
-    # saving again over our own output replaces it
-    save_safe(loaded, path)
+    # saving again over our own output replaces it, when asked to
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        save_safe(loaded, path)
+    save_safe(loaded, path, overwrite=True)
     np.testing.assert_array_equal(load_safe(path).predict_proba(test), before)
 
 
@@ -430,8 +432,8 @@ def test_save_safe_never_overwrites_other_paths(tmp_path):
     other = tmp_path / "my-data"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="never overwritten"):
-        save_safe(ArenaStructureFeatures(), other)
+    with pytest.raises(FileExistsError, match="no save_safe manifest.*never replaced"):
+        save_safe(ArenaStructureFeatures(), other, overwrite=True)
     assert (other / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="is a directory; gemma_pref.load reads a joblib file"):
         load(other)
@@ -444,3 +446,56 @@ def test_safe_types_are_all_importable():
         cls = getattr(importlib.import_module(kind.module), kind.attr)
         assert name.endswith(kind.attr) and isinstance(cls, type)
         assert kind.load_class() is cls
+
+
+def test_g_save_and_save_safe_replace_only_their_own_output(fitted_custom, split, tmp_path):
+    """Case g of the input-trust issue: one rule for both formats; a user's
+    file is never replaced, a file put into a save_safe folder never deleted."""
+    _, _, test = split
+    before = fitted_custom.predict_proba(test)
+    mine = tmp_path / "results.joblib"
+    mine.write_text("a user's own file")
+    for kwargs in ({}, {"overwrite": True}):
+        with pytest.raises(FileExistsError):
+            save(fitted_custom, mine, **kwargs)
+    assert mine.read_text() == "a user's own file"
+    # a joblib file that is not gemma-pref's envelope is not ours either
+    joblib.dump({"format": "something else", "x": 1}, tmp_path / "other.joblib", compress=3)
+    with pytest.raises(FileExistsError, match="no gemma-pref envelope"):
+        save(fitted_custom, tmp_path / "other.joblib", overwrite=True)
+    ours = save(fitted_custom, tmp_path / "ours.joblib")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        save(fitted_custom, ours)
+    for compress in (0, 3):
+        save(fitted_custom, ours, overwrite=True, compress=compress)
+        np.testing.assert_array_equal(load(ours).predict_proba(test), before)
+    # save_safe: the user's file in the folder stops the replacement and stays
+    folder = save_safe(fitted_custom, tmp_path / "model")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"] == ["arrays.npz", "manifest.json"]
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"also holds \['notes.txt'\].*never replaced"):
+        save_safe(fitted_custom, folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    np.testing.assert_array_equal(load_safe(folder).predict_proba(test), before)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_g_plots_write_through_a_name_of_their_own(tmp_path):
+    from gemma_pref.plots import plot_reliability
+
+    out = tmp_path / "cv.reliability.png"
+    fixed = tmp_path / ".cv.reliability.png.tmp"  # the old fixed temporary name
+    fixed.write_text("a user's file")
+    y = np.array([0, 1, 2, 0])
+    plot_reliability(y, np.full((4, 3), 1 / 3), out)
+    assert out.read_bytes().startswith(b"\x89PNG") and fixed.read_text() == "a user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fixed.name, out.name]
+
+
+def test_l_pyarrow_comes_with_the_base_install():
+    """Case l: Parquet is an advertised input, so pyarrow is a base dependency."""
+    from importlib.metadata import requires
+
+    base = [r for r in requires("gemma-pref") if "extra ==" not in r]
+    assert any(r.replace(" ", "").startswith("pyarrow>=") for r in base), base
