@@ -204,6 +204,10 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     C_ : float or None
         The ``C`` of the final fit: the candidate with the best mean
         cross-validated log loss (``None`` when ``estimator`` is given).
+    cv_log_loss_ : ndarray of shape (len(Cs),) or None
+        The mean cross-validated log loss of each candidate in ``Cs``, in
+        their order, on the folds of the search (``None`` when ``estimator``
+        is given).
     n_features_in_ : int
         Columns of ``X``: twice the embedding width.
     feature_names_in_ : ndarray of str
@@ -312,8 +316,9 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             else:
                 self.estimator_ = estimator.fit(D, Y)
             self.C_ = None
+            self.cv_log_loss_ = None
         else:
-            self.estimator_, self.C_ = self._search(D, Y, len(d), doubled)
+            self.estimator_, self.C_, self.cv_log_loss_ = self._search(D, Y, len(d), doubled)
         self.classes_ = np.asarray(self.estimator_.classes_)
         return self
 
@@ -329,7 +334,7 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
     def _search(
         self, D: np.ndarray, Y: np.ndarray, n: int, groups: np.ndarray | None = None
-    ) -> tuple[Any, float]:
+    ) -> tuple[Any, float, np.ndarray]:
         from sklearn.model_selection import GridSearchCV
 
         Cs = [float(c) for c in self.Cs]
@@ -349,7 +354,8 @@ class PairDifferenceClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             error_score="raise",
             refit=True,
         ).fit(D, Y)
-        return search.best_estimator_, float(search.best_params_[f"{step}__C"])
+        losses = -np.asarray(search.cv_results_["mean_test_score"], dtype=np.float64)
+        return search.best_estimator_, float(search.best_params_[f"{step}__C"]), losses
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of model_a wins, model_b wins, tie; swap-symmetric.

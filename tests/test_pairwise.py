@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -155,6 +156,7 @@ def test_estimator_contracts_on_even_width_data():
     assert {k for k in vars(clf) if k not in params} <= {
         "estimator_",
         "C_",
+        "cv_log_loss_",
         "classes_",
         "n_features_in_",
     }
@@ -214,47 +216,65 @@ def test_k_the_c_search_keeps_each_prompt_in_one_fold():
     without them, the folds are over rows as before."""
     X, y = _hidden_quality(120, seed=3)
     groups = np.arange(120) // 4  # 30 prompts of 4 rows each
-    clf = PairDifferenceClassifier(cv=5)
+    clf = PairDifferenceClassifier(Cs=(1e-2, 1.0), cv=5)
     d = X[:, :6] - X[:, 6:]
     D, Y = np.vstack([d, -d]), np.concatenate([y, gp.swap_labels(y)])
     doubled = np.concatenate([groups, groups])
     for train, test in clf._inner_folds(D, Y, 120, doubled):
         assert set(doubled[train]).isdisjoint(doubled[test])
     by_row = clf._inner_folds(D, Y, 120, None)
-    assert any(not set(doubled[a]).isdisjoint(doubled[b]) for a, b in by_row)
-    fitted = clf.fit(X, y, groups=groups)
-    assert fitted.C_ in gp.pairwise.DEFAULT_CS
+    assert any(not set(doubled[a]).isdisjoint(doubled[b]) for a, b in by_row)  # the leak
+    row = np.concatenate([np.arange(120), np.arange(120)])
+    assert all(set(row[a]).isdisjoint(row[b]) for a, b in by_row)  # a row with its swap
+    # fit searches on those folds: its scores are those of the grouped folds
+    grouped = clone(clf).fit(X, y, groups=groups)
+    assert grouped.cv_log_loss_.shape == (2,)
+    assert grouped.C_ == clf.Cs[int(np.argmin(grouped.cv_log_loss_))]
+    score = gp.pairwise.neg_log_loss_of_every_class
+    folds = clf._inner_folds(D, Y, 120, doubled)
+    expected = [
+        -cross_val_score(gp.make_logreg_classifier(C), D, Y, cv=folds, scoring=score).mean()
+        for C in clf.Cs
+    ]
+    np.testing.assert_allclose(grouped.cv_log_loss_, expected, rtol=1e-10)
+    assert not np.array_equal(grouped.cv_log_loss_, clone(clf).fit(X, y).cv_log_loss_)
     with pytest.raises(ValueError, match=r"groups has shape \(3,\); expected one group per row"):
         PairDifferenceClassifier().fit(X, y, groups=[1, 2, 3])
 
 
-@pytest.mark.parametrize("recipe", ["embedding", "seed"])
-def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena, recipe):
-    rows = arena.iloc[:48]
+def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena):
+    """Case k: the "embedding" and "seed" recipes choose C on folds of the raw
+    rows' prompt groups, with no extra argument to fit (alone or swap-wrapped)."""
+    every = pd.Series(gp.prompt_groups(arena))
+    asked_again = np.flatnonzero(every.map(every.value_counts()) > 1)  # 4 prompts, 11 rows
+    rows = arena.iloc[np.union1d(asked_again, np.arange(30))]
     y = gp.labels_from_winner(rows)
-    classifier = None if recipe == "embedding" else gp.make_logreg_classifier()
-    pipe = gp.make_preference_pipeline(
-        tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
-        torch_dtype="float32", backend="torch", cache_dir=None,
-    )  # fmt: skip
-    assert type(pipe).__name__ == "PromptGroupedPipeline"
-    pipe.fit(rows, y)
-    E = pipe[:-1].transform(rows)
     groups = gp.prompt_groups(rows)
-    if recipe == "embedding":
-        ref = PairDifferenceClassifier().fit(E, y, groups=groups)
-        assert pipe[-1].C_ == ref.C_
-    else:
-        ref = clone(classifier).fit(E, y, groups=groups)
-        assert pipe[-1].best_params_ == ref.best_params_
-    np.testing.assert_allclose(pipe.predict_proba(rows), ref.predict_proba(E), atol=1e-12)
-    # the same through cross_val_score and the swap wrapper
+    assert len(np.unique(groups)) < len(rows)  # some prompts were asked of several pairs
+    small = {"max_length": 32, "torch_dtype": "float32", "backend": "torch", "cache_dir": None}
+    for recipe, classifier, scores in [
+        ("embedding", PairDifferenceClassifier(Cs=(1e-4, 1e-2), cv=3),
+         lambda fitted: fitted.cv_log_loss_),
+        ("seed", gp.make_logreg_classifier(Cs=(1e-4, 1e-2)),
+         lambda fitted: fitted.cv_results_["mean_test_score"]),
+    ]:  # fmt: skip
+        pipe = gp.make_preference_pipeline(
+            tiny_gemma, recipe=recipe, classifier=classifier, **small
+        )
+        assert type(clone(pipe)).__name__ == "PromptGroupedPipeline"  # cross_val_score's clones
+        pipe.fit(rows, y)
+        E = pipe[:-1].transform(rows)
+        grouped = clone(classifier).fit(E, y, groups=groups)
+        by_row = clone(classifier).fit(E, y)
+        np.testing.assert_array_equal(scores(pipe[-1]), scores(grouped))
+        assert not np.array_equal(scores(grouped), scores(by_row))  # the test can tell
+    # SwapABClassifier passes the rows and their swapped copies: one prompt, one group
     swap = gp.make_preference_pipeline(
-        tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
-        torch_dtype="float32", backend="torch", cache_dir=None, swap_augment=True,
-    )  # fmt: skip
-    # (sklearn's own neg_log_loss warns on the float32 rounding of a logistic
-    # regression of float32 embeddings: scored in float64 over every class)
-    scoring = gp.pairwise.neg_log_loss_of_every_class
-    scores = cross_val_score(swap, rows, y, cv=gp.PromptGroupKFold(3), scoring=scoring)
-    assert np.isfinite(scores).all()
+        tiny_gemma, recipe="seed", classifier=classifier, swap_augment=True, **small
+    ).fit(rows, y)
+    both = pd.concat([rows, gp.swap_ab(rows)])
+    E = swap.estimator_[:-1].transform(both)
+    Y = np.concatenate([y, gp.swap_labels(y)])
+    ref = clone(classifier).fit(E, Y, groups=np.concatenate([groups, groups]))
+    np.testing.assert_array_equal(swap.estimator_[-1].cv_results_["mean_test_score"],
+                                  ref.cv_results_["mean_test_score"])  # fmt: skip

@@ -179,7 +179,7 @@ def test_load_warns_once_per_package_with_another_version(fitted, tmp_path):
     found = sorted((w.message.package, w.message.original_version) for w in record)
     assert found == [("gemma_pref", "0.0.1"), ("scikit-learn", "0.24.2")]
     assert "saved with gemma_pref 0.0.1 and is loaded with gemma_pref" in str(record[0].message)
-    assert type(loaded).__name__ == "Pipeline"
+    assert type(loaded) is type(fitted)  # a recipe's PromptGroupedPipeline stays one
 
 
 # ---------------------------------------------------------------- safe format
