@@ -196,6 +196,10 @@ def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[st
         sample = pd.read_csv(args.sample_submission)
         if "id" not in sample.columns:
             raise CLIError(f"sample submission {args.sample_submission!r} has no 'id' column")
+        try:
+            check_unique_ids(sample["id"].tolist())
+        except ValueError as exc:
+            raise CLIError(f"the sample submission {args.sample_submission!r}: {exc}") from None
         position = {key: i for i, key in enumerate(ids)}
         if len(sample) and isinstance(ids[0], str) != isinstance(sample["id"].iloc[0], str):
             position = {str(k): i for k, i in position.items()}  # "123" and 123 alike

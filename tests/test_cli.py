@@ -298,6 +298,24 @@ def test_budget_shares_the_tokens_as_the_library_does(work, model_args, tiny_gem
             ],
             "id 'nope' of the sample submission 'sample_bad.csv' is not in the test rows",
         ),
+        (  # case h: duplicate ids are refused before the pipeline predicts
+            ["predict", "--pipeline", "pipe.joblib", "--test", "test_dup.csv", "-o", "s8.csv"],
+            "the test rows: id 7 appears twice (rows 0 and 2): a submission needs one row per id",
+        ),
+        (
+            [
+                "predict",
+                "--pipeline",
+                "pipe.joblib",
+                "--test",
+                "test.csv",
+                "--sample-submission",
+                "sample_dup.csv",
+                "-o",
+                "s7.csv",
+            ],
+            "the sample submission 'sample_dup.csv': id 'x' appears twice (rows 0 and 1)",
+        ),
         (
             ["predict", "--pipeline", "nope.joblib", "-o", "s2.csv"],
             "pipeline file 'nope.joblib' not found",
@@ -344,6 +362,11 @@ def test_errors_print_one_line_and_write_nothing(work, tiny_gemma, fitted, args,
     pd.DataFrame({"question": ["q"], "answer": ["a"]}).to_csv(work / "other.csv", index=False)
     pd.DataFrame({"id": ["nope"], "winner": ["model_a"]}).to_csv(
         work / "sample_bad.csv", index=False
+    )
+    test = pd.read_csv(work / "test.csv").head(3)
+    test.assign(id=[7, 8, 7]).to_csv(work / "test_dup.csv", index=False)
+    pd.DataFrame({"id": ["x", "x"], "winner": ["model_a"] * 2}).to_csv(
+        work / "sample_dup.csv", index=False
     )
     args = [str(tiny_gemma) if a == "TINY" else a for a in args]
     before = set(os.listdir(work))
