@@ -650,6 +650,7 @@ def _ray_rows(args: argparse.Namespace, path: str | None) -> tuple[Any, str]:
 
 
 def _ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
+    from ._ownership import foreign_files
     from .distributed import own_parquet_files
 
     out = Path(path)
@@ -660,11 +661,20 @@ def _ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
     _not_an_input(out, args)
     if out.exists() and not overwrite:
         raise CLIError(f"{str(out)!r} already exists; pass --overwrite to replace it")
-    if out.exists() and (not out.is_dir() or own_parquet_files(out) is None):
-        raise CLIError(
-            f"{str(out)!r} exists and is not an output gemma-pref wrote (no _SUCCESS of its "
-            "own): --overwrite replaces only what gemma-pref wrote; choose another output"
-        )
+    if out.exists() or out.is_symlink():  # the rule of write_parquet, before any work
+        own = own_parquet_files(out) if out.is_dir() else None
+        if own is None:
+            raise CLIError(
+                f"{str(out)!r} exists and is not an output gemma-pref wrote (no _SUCCESS of "
+                "its own): --overwrite replaces only what gemma-pref wrote; choose another output"
+            )
+        extra = foreign_files(out, own)
+        if extra:
+            raise CLIError(
+                f"{str(out)!r} holds files gemma-pref did not write ({', '.join(extra[:5])}"
+                f"{', ...' if len(extra) > 5 else ''}): --overwrite never deletes them; move "
+                "them away or choose another output"
+            )
     return out
 
 
@@ -682,7 +692,7 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
         what,
         written["rows"],
         seconds,
-        f"; wrote {written['files']} Parquet shard(s) and {distributed.SUCCESS_FILE} to {out}",
+        f"; wrote {len(written['files'])} Parquet shard(s) and {distributed.SUCCESS_FILE} to {out}",
     )
     return 0
 

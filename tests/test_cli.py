@@ -655,6 +655,18 @@ def test_g_overwrite_replaces_only_gemma_prefs_own_outputs(work, fitted, capsys)
         assert main([*fit, "-o", "notes.csv"]) == 1
         assert "is not a pipeline file gemma-pref wrote" in capsys.readouterr().err
         assert main([*fit, "-o", "pipe-g.joblib"]) == 0 and main([*fit, "-o", "pipe-g.joblib"]) == 0
+        # a cv report and its plots: its own are replaced, a user's JSON or image is not
+        cv = ["-q", "cv", "--recipe", "structure", "--train", "train.csv", "--folds", "2"]
+        assert main([*cv, "-o", "cv-g.json", "--overwrite"]) == 0
+        assert main([*cv, "-o", "cv-g.json", "--overwrite"]) == 0
+        (work / "settings.json").write_text('{"lr": 0.1}')
+        assert main([*cv, "-o", "settings.json", "--overwrite", "--no-plots"]) == 1
+        assert "is not a cv report gemma-pref wrote" in capsys.readouterr().err
+        (work / "cv-g.reliability.png").write_text("a user's notes")
+        assert main([*cv, "-o", "cv-g.json", "--overwrite"]) == 1
+        assert "'cv-g.reliability.png' exists and is not a PNG image" in capsys.readouterr().err
+        assert (work / "settings.json").read_text() == '{"lr": 0.1}'
+        assert (work / "cv-g.reliability.png").read_text() == "a user's notes"
         assert (work / "train.csv").read_bytes() == train_before
     finally:
         os.chdir(cwd)

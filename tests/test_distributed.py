@@ -336,15 +336,22 @@ def test_cli_embed_and_predict_on_ray(tiny_gemma, arena, csv_shards, tmp_path, c
     )
     frame = pd.read_parquet(out)
     assert sorted(frame["id"]) == sorted(test["id"]) and (out / SUCCESS_FILE).is_file()
-    assert "wrote" in capsys.readouterr().out
+    shards = len(json.loads((out / SUCCESS_FILE).read_text())["files"])
+    assert f"wrote {shards} Parquet shard(s) and {SUCCESS_FILE}" in capsys.readouterr().out
     # a rerun without --overwrite is refused and leaves the output as it was
     before = sorted(p.name for p in out.iterdir())
-    assert (
-        main(["-q", "embed", "--input", str(folder), "--engine", "ray", "-o", str(out), *model])
-        == 1
-    )
+    embed = ["-q", "embed", "--input", str(folder), "--engine", "ray", *model]
+    assert main([*embed, "-o", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+    # case g: with --overwrite, a file of the user's in it is refused before any work
+    (out / "notes.txt").write_text("keep me")
+    assert main([*embed, "-o", str(out), "--overwrite"]) == 1
+    assert "holds files gemma-pref did not write (notes.txt)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "notes.txt"])
+    # ... and so is the input folder itself
+    assert main([*embed, "-o", str(folder), "--overwrite"]) == 1
+    assert "is the command's input" in capsys.readouterr().err
 
     pipe_file = tmp_path / "pipe.joblib"
     train = tmp_path / "train.csv"
