@@ -17,6 +17,7 @@ from gemma_pref import ArenaTextFormatter, labels_from_winner, make_preference_p
 from gemma_pref.augmentation import SwapABClassifier, swap_ab, swap_labels
 from gemma_pref.features import ArenaStructureFeatures
 from gemma_pref.model_selection import PromptGroupKFold
+from gemma_pref.pipeline import make_recipe_formatter
 
 SWAP = [1, 0, 2]
 
@@ -192,6 +193,8 @@ def test_around_the_gemma_pipeline_swapped_texts_are_embedded_once(tiny_gemma, a
         max_length=64,
         torch_dtype="float32",
         classifier=make_pipeline(StandardScaler(), LogisticRegression(C=0.01)),
+        # the token budget: no answer is truncated away (TruncationWarning)
+        formatter=make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True),
     )
     clf = SwapABClassifier(pipe).fit(df, y)
     n_texts = len(

@@ -14,15 +14,20 @@ from gemma_pref import (
     make_catboost_classifier,
     make_preference_pipeline,
 )
+from gemma_pref.pipeline import make_recipe_formatter
 
 
 def _pipe(path, recipe="embedding", **kw):
+    # the pair texts under the token budget: none loses its answer to truncation
+    # (which GemmaEmbedder reports with a TruncationWarning)
+    formatter = make_recipe_formatter(recipe, path, max_length=96, budget=recipe == "embedding")
     return make_preference_pipeline(
         path,
         recipe=recipe,
         max_length=96,
         torch_dtype="float32",
         classifier=make_catboost_classifier(iterations=30),
+        formatter=formatter,
         **kw,
     )
 
@@ -164,6 +169,7 @@ def test_pipeline_with_logistic_regression(tiny_gemma, arena):
         max_length=64,
         torch_dtype="float32",
         classifier=LogisticRegression(max_iter=200),
+        formatter=make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True),
     )
     proba = pipe.fit(df, labels_from_winner(df)).predict_proba(df)
     assert proba.shape == (60, 3)

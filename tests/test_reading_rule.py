@@ -228,7 +228,8 @@ def test_i_columns_are_checked_by_name_and_every_answer_pair_swaps(make_embedder
     texts = gp.ArenaTextFormatter(layout="pair").set_output(transform="pandas")
     pairs = texts.fit_transform(arena.head(4))
     assert pairs.columns.tolist() == ["text_a", "text_b"]
-    embedder = make_embedder().fit(pairs)
+    # 512 tokens: no row's two texts are cut to the same prompt prefix (TruncationWarning)
+    embedder = make_embedder(max_length=512).fit(pairs)
     with pytest.raises(ValueError, match=re.escape("the text columns ['text_b', 'text_a']")):
         embedder.transform(pairs[["text_b", "text_a"]])
     with pytest.raises(ValueError, match=re.escape("the text columns ['a', 'b']")):
