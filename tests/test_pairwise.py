@@ -240,9 +240,13 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena, recipe):
     rows = arena.iloc[:48]
     y = gp.labels_from_winner(rows)
     classifier = None if recipe == "embedding" else gp.make_logreg_classifier()
+    # pair texts under the token budget: no answer truncated away (TruncationWarning)
+    formatter = make_recipe_formatter(
+        recipe, tiny_gemma, max_length=48, budget=recipe == "embedding"
+    )
     pipe = gp.make_preference_pipeline(
         tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
-        torch_dtype="float32", backend="torch", cache_dir=None,
+        torch_dtype="float32", backend="torch", cache_dir=None, formatter=formatter,
     )  # fmt: skip
     assert type(pipe).__name__ == "PromptGroupedPipeline"
     pipe.fit(rows, y)
@@ -259,6 +263,7 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena, recipe):
     swap = gp.make_preference_pipeline(
         tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
         torch_dtype="float32", backend="torch", cache_dir=None, swap_augment=True,
+        formatter=formatter,
     )  # fmt: skip
     # (sklearn's own neg_log_loss warns on the float32 rounding of a logistic
     # regression of float32 embeddings: scored in float64 over every class)
