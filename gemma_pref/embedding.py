@@ -203,19 +203,21 @@ class _PairCheck:
             self.flags[r] = flags
             _PAIR_CHECKS[key] = flags
 
-    def warn(self, labels: list[Any], stacklevel: int = 3) -> None:
-        """Issue :class:`TruncationWarning` when a row is concerned."""
+    def warn(self, labels: list[Any] | None, stacklevel: int = 3) -> None:
+        """Issue :class:`TruncationWarning` when a row is concerned; ``labels``:
+        the input's index, ``None`` for positions."""
         concerned = np.flatnonzero(self.flags.any(axis=1))
         if not len(concerned):
             return
         identical, lost_a, lost_b = (int(n) for n in self.flags.sum(axis=0))
-        shown = [labels[i] for i in concerned[:5]]
-        more = ", ..." if len(concerned) > 5 else ""
+        shown = [int(i) if labels is None else labels[i] for i in concerned[:5]]
+        listed = ", ".join(map(repr, shown)) + (", ..." if len(concerned) > 5 else "")
+        where = f"rows {listed}" if labels is not None else f"at positions {listed}"
         length = self.max_length
         message = (
             f"GemmaEmbedder keeps the first max_length={length} tokens of each text: in "
-            f"{len(concerned)} of {len(self.rows)} rows of two texts (rows "
-            f"{', '.join(map(repr, shown))}{more}) a text kept only the part it shares "
+            f"{len(concerned)} of {len(self.rows)} rows of two texts ({where}) a text "
+            "kept only the part it shares "
             f"with the other, so its answer lost all its tokens (answer A in {lost_a} "
             f"rows, answer B in {lost_b}) and in {identical} rows the two texts became "
             "the same tokens although they differ: the model cannot tell their answers "
@@ -586,12 +588,7 @@ default="auto"
             check = _PairCheck(texts, self._tokenizer_fingerprint(), int(self.max_length))
         out = self._embed_texts(texts, devices, check)
         if check is not None:
-            labels = (
-                X.index.tolist()
-                if isinstance(X, (pd.DataFrame, pd.Series))
-                else list(range(len(check.rows)))
-            )
-            check.warn(labels)
+            check.warn(X.index.tolist() if isinstance(X, (pd.DataFrame, pd.Series)) else None)
         return out.reshape(len(texts) // n_columns, n_columns * out.shape[1])
 
     def _tokenizer_fingerprint(self) -> str:

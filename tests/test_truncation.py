@@ -73,7 +73,10 @@ def test_j_identical_pair_texts_are_reported_and_the_budget_avoids_them(
 
     # the vectors now come from the cache; a fresh embedder says it all the same
     # (positions name the rows of an array)
-    with pytest.warns(TruncationWarning, match=f"in {n} of {len(rows)} rows") as again:
+    positions = ", ".join(str(i) for i in np.flatnonzero(expected))
+    with pytest.warns(
+        TruncationWarning, match=f"in {n} of .* texts \\(at positions {positions}\\)"
+    ) as again:
         again_X = make_embedder(max_length=MAX_LENGTH).transform(pairs.to_numpy())
     np.testing.assert_array_equal(again_X, X)
     assert again[0].message.rows == [int(i) for i in np.flatnonzero(expected)]
