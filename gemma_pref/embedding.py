@@ -203,9 +203,10 @@ class _PairCheck:
             self.flags[r] = flags
             _PAIR_CHECKS[key] = flags
 
-    def warn(self, labels: list[Any] | None, stacklevel: int = 3) -> None:
+    def warn(self, labels: list[Any] | None) -> None:
         """Issue :class:`TruncationWarning` when a row is concerned; ``labels``:
-        the input's index, ``None`` for positions."""
+        the input's index, ``None`` for positions. The warning names the
+        caller's line (the first frame outside gemma_pref and scikit-learn)."""
         concerned = np.flatnonzero(self.flags.any(axis=1))
         if not len(concerned):
             return
@@ -234,8 +235,25 @@ class _PairCheck:
                 n_rows=len(self.rows),
                 max_length=length,
             ),
-            stacklevel=stacklevel,
+            stacklevel=_caller_stacklevel(),
         )
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by this function's caller
+    name the first frame outside gemma_pref and scikit-learn: the user's line
+    that called ``fit``, ``transform`` or ``cross_val_score``, not a wrapper."""
+    import sys
+
+    import sklearn
+
+    roots = tuple(
+        os.path.dirname(os.path.abspath(path)) + os.sep for path in (__file__, sklearn.__file__)
+    )
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _check_torch_dtype(value: Any) -> None:
