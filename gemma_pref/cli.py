@@ -381,7 +381,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
             args.recipe,
             model,
             max_length=args.max_length,
-            budget=args.budget or None,
+            budget=args.budget,
             turns=args.turns,
         ),
         swap_augment=args.swap_augment,
@@ -879,12 +879,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--budget",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="count the --max-length tokens with the model's tokenizer while "
         "formatting and give the prompt and each answer their shares of them, so "
-        "that a long prompt does not crowd the answers out (without it, a text "
-        "longer than --max-length keeps its first tokens; --recipe finetune always "
-        "budgets)",
+        "that a long prompt does not crowd the answers out (--no-budget: a text "
+        "longer than --max-length keeps its first tokens; default: on for --recipe "
+        "pairwise and finetune, off for embedding and seed)",
     )
     g.add_argument(
         "--recipe",

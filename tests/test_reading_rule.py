@@ -338,7 +338,7 @@ def test_every_answer_reaches_the_text_verbatim_or_the_read_names_it(
 
 
 def test_the_command_line_reads_the_corpus_verbatim(tiny_gemma, tmp_path, capsys):
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
 
     frame = wsdm_frame(LOOKALIKES[:12], LOOKALIKES[11:])
     path = _write(frame, "csv", tmp_path / "rows.csv")
@@ -350,7 +350,10 @@ def test_the_command_line_reads_the_corpus_verbatim(tiny_gemma, tmp_path, capsys
     assert "ambiguous text cells" in err and "--format wsdm or --cell-format text" in err, err
     with pytest.warns(MissingCellsWarning, match=r"response_b: 1; row 11 \(id 'q11'\)"):
         assert main([*embed, "--no-cache", "--format", "wsdm"]) == 0
-    pairs = gp.ArenaTextFormatter(layout="pair", cell_format="text").fit_transform(frame)
+    # the pairwise recipe's texts: each answer with its share of the 48 tokens
+    pairs = make_recipe_formatter(
+        "pairwise", tiny_gemma, max_length=48, cell_format="text"
+    ).fit_transform(frame)
     embedder = gp.GemmaEmbedder(
         tiny_gemma,
         **{**PAIRWISE_DEFAULTS, "max_length": 48, "torch_dtype": "float32", "backend": "torch"},

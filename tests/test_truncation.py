@@ -133,3 +133,30 @@ def test_j_truncation_report_of_pair_texts(rows, tokenizer, tiny_gemma):
     lost_b = (joint["response_b_chars"] > 0) & (joint["response_b_kept_chars"] == 0)
     np.testing.assert_array_equal(joint["response_b_lost"], lost_b)
     assert lost_b.sum() >= len(rows) - 1  # 32 tokens never reach B (one row's B is empty)
+
+
+def test_j_the_default_recipe_budgets_and_the_blend_names_rows_by_their_index(
+    arena, tokenizer, tiny_gemma
+):
+    from gemma_pref.pipeline import make_recipe_formatter
+
+    frame = arena.iloc[:60].set_axis([f"id-{i}" for i in range(60)])
+    y = gp.labels_from_winner(frame)
+    settings = dict(max_length=MAX_LENGTH, torch_dtype="float32", backend="torch", cache_dir=None)
+    plain = make_recipe_formatter("pairwise", tiny_gemma, budget=False)
+    expected = _same_kept_tokens(tokenizer, plain.fit_transform(frame))
+    named = [label for label, hit in zip(frame.index, expected) if hit][:5]
+    assert 5 < expected.sum() < len(frame)
+
+    blend = gp.make_preference_pipeline(tiny_gemma, formatter=plain, **settings)
+    with pytest.warns(TruncationWarning, match=f"in {expected.sum()} of 60 rows") as record:
+        blend.fit(frame, y)
+    (w,) = record
+    assert w.message.rows == named  # the frame's index, through the blend's formatter
+    assert w.filename == __file__  # the line that called fit, not a wrapper inside
+
+    # the pairwise recipe's own formatter shares the tokens: nothing to report
+    # (filterwarnings=error), and its budget follows the embedder's max_length
+    default = gp.make_preference_pipeline(tiny_gemma, **settings)
+    assert default.formatter.max_tokens == MAX_LENGTH
+    default.fit(frame, y)
