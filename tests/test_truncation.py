@@ -140,7 +140,7 @@ def test_j_the_default_recipe_budgets_and_the_blend_names_rows_by_their_index(
 ):
     from gemma_pref.pipeline import make_recipe_formatter
 
-    frame = arena.iloc[:60].set_axis([f"id-{i}" for i in range(60)])
+    frame = arena.iloc[:36].set_axis([f"id-{i}" for i in range(36)])
     y = gp.labels_from_winner(frame)
     settings = dict(max_length=MAX_LENGTH, torch_dtype="float32", backend="torch", cache_dir=None)
     plain = make_recipe_formatter("pairwise", tiny_gemma, budget=False)
@@ -148,8 +148,10 @@ def test_j_the_default_recipe_budgets_and_the_blend_names_rows_by_their_index(
     named = [label for label, hit in zip(frame.index, expected) if hit][:5]
     assert 5 < expected.sum() < len(frame)
 
+    small = dict(Cs=(1e-3, 1e-1), weights=(0.5, 1.0))  # a short search inside fit
     blend = gp.make_preference_pipeline(tiny_gemma, formatter=plain, **settings)
-    with pytest.warns(TruncationWarning, match=f"in {expected.sum()} of 60 rows") as record:
+    blend.set_params(**small)
+    with pytest.warns(TruncationWarning, match=f"in {expected.sum()} of 36 rows") as record:
         blend.fit(frame, y)
     (w,) = record
     assert w.message.rows == named  # the frame's index, through the blend's formatter
@@ -157,6 +159,6 @@ def test_j_the_default_recipe_budgets_and_the_blend_names_rows_by_their_index(
 
     # the pairwise recipe's own formatter shares the tokens: nothing to report
     # (filterwarnings=error), and its budget follows the embedder's max_length
-    default = gp.make_preference_pipeline(tiny_gemma, **settings)
+    default = gp.make_preference_pipeline(tiny_gemma, **settings).set_params(**small)
     assert default.formatter.max_tokens == MAX_LENGTH
     default.fit(frame, y)
