@@ -293,7 +293,8 @@ def _blend_structure(structure: Any = "auto") -> Any:
 
 
 def _blend(ctx: Context, layer: Any = None, **params: Any) -> Any:
-    """The default recipe: PreferenceBlendClassifier with a GemmaEmbedder."""
+    """The default recipe's model: PreferenceBlendClassifier with a GemmaEmbedder
+    (the pair texts without a token budget unless ``formatter`` is given)."""
     import gemma_pref as gp
 
     embedder = gp.GemmaEmbedder(ctx.model, **ctx.embedder_params(layer))
@@ -336,9 +337,11 @@ def _layer_configs() -> list[Config]:
             ),
             Config(
                 f"blend-{tag}",
-                "default recipe: PreferenceBlendClassifier(GemmaEmbedder(layer="
-                f"{layer!r})): structure model + pair-embedding model, each C and the "
-                "product-of-experts exponents chosen by prompt-grouped 5-fold CV inside fit",
+                "the default recipe's model without its token budget: "
+                f"PreferenceBlendClassifier(GemmaEmbedder(layer={layer!r})): structure "
+                "model + pair-embedding model, each C and the product-of-experts exponents "
+                "chosen by prompt-grouped 5-fold CV inside fit; each pair text cut at "
+                "max_length",
                 lambda ctx, layer=layer: _blend(ctx, layer),
                 ("pair",),
                 layer=layer,
@@ -360,7 +363,8 @@ def _layer_configs() -> list[Config]:
                 f"blend-budget-{tag}",
                 f"blend-{tag} with ArenaTextFormatter(layout='pair', max_tokens=max_length, "
                 "tokenizer=model): the prompt and the answer each keep their share of "
-                "max_length, so the answer survives a long prompt",
+                "max_length, so the answer survives a long prompt (the default recipe's "
+                "formatting)",
                 lambda ctx, layer=LAYERS[tag]: _blend(
                     ctx, layer, formatter=_formatter(ctx, True, layout="pair")
                 ),

@@ -24,6 +24,7 @@ from .exceptions import (
     MissingCellsWarning,
     ModelNotFoundError,
     SafeFormatError,
+    TruncationWarning,
     VersionMismatchWarning,
 )
 from .features import ArenaStructureFeatures
@@ -66,6 +67,7 @@ __all__ = [
     "PromptGroupKFold",
     "SafeFormatError",
     "SwapABClassifier",
+    "TruncationWarning",
     "VersionMismatchWarning",
     "__version__",
     "clear_memory_cache",

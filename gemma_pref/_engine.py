@@ -254,13 +254,16 @@ class Runtime:
         progress: Any = None,
         on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None,
         what: str = "Embedding",
+        ids: Sequence[list[int]] | None = None,
     ) -> np.ndarray:
         """Run ``head`` over ``texts``; a float32 array, rows in input order.
 
         ``on_batch(rows, vectors)`` is called after each forward pass (from
         the device's thread) with the indices into ``texts`` and their
         vectors, so that callers can cache finished work before a later batch
-        fails.
+        fails. ``ids``: the texts' token ids when the caller already has
+        them (:meth:`tokenize` at ``max_length``), so that no text is
+        tokenized twice.
         """
         if self.exported_head is not None:
             if head != self.exported_head:
@@ -268,13 +271,16 @@ class Runtime:
                     f"these replicas were exported with {self.exported_head!r}; got {head!r}"
                 )
             head = _run_exported
-        ids = self.tokenize(texts, max_length)
+        if ids is None:
+            ids = self.tokenize(texts, max_length)
+        elif len(ids) != len(texts):
+            raise ValueError(f"got {len(ids)} token id lists for {len(texts)} texts")
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         pad_to = max_length if padding == "max_length" else None
         batches = plan_batches(
             lengths, batch_size=batch_size, max_tokens=max_tokens_per_batch, pad_to=pad_to
         )
-        job = _Job(ids, lengths, pad_to, head, [None] * len(self.devices))
+        job = _Job(list(ids), lengths, pad_to, head, [None] * len(self.devices))
         out: list[np.ndarray | None] = [None]
         lock = threading.Lock()
 

@@ -18,6 +18,7 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -267,8 +268,15 @@ class PreferenceBlendClassifier(
             design = np.asarray(self.structure_.transform(X), dtype=np.float64)
             index, sign = self.structure_.swap_map()
             return design, SwapMap(np.asarray(index), np.asarray(sign, dtype=np.float64))
+        return _pair_design(self.embedder_.transform(self._texts(X)), self.tie_features)
+
+    def _texts(self, X: pd.DataFrame) -> Any:
+        """The texts of rows ``X``, indexed like ``X`` (so that the embedder's
+        :class:`~gemma_pref.TruncationWarning` names the rows by their labels)."""
         texts = self.formatter_.transform(X)
-        return _pair_design(self.embedder_.transform(texts), self.tie_features)
+        if isinstance(texts, np.ndarray) and texts.ndim == 2 and len(texts) == len(X):
+            return pd.DataFrame(texts, index=X.index)  # columns 0, 1: no names to check
+        return texts
 
     # ------------------------------------------------------------- fit
     @fit_context(prefer_skip_nested_validation=False)  # the parts validate themselves
@@ -330,7 +338,7 @@ class PreferenceBlendClassifier(
                     f"layout={formatter.layout!r}."
                 )
             self.formatter_ = clone(formatter).fit(X)
-            texts = self.formatter_.transform(X)
+            texts = self._texts(X)
             self.embedder_ = clone(self.embedder).fit(texts)
             designs["embedding"] = _pair_design(self.embedder_.transform(texts), self.tie_features)
 

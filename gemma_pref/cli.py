@@ -10,13 +10,14 @@ leaves a half-written file, and an existing file is only replaced when
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +385,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
             args.recipe,
             model,
             max_length=args.max_length,
-            budget=args.budget or None,
+            budget=args.budget,
             turns=args.turns,
         ),
         swap_augment=args.swap_augment,
@@ -523,6 +524,55 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _truncation_warned_once(what: str) -> Iterator[None]:
+    """Show the ``TruncationWarning`` of the embedding calls inside once, at the end.
+
+    A cross-validation embeds each fold's training rows and its held-out rows:
+    each call warns about its own rows, which would repeat the same advice
+    twice a fold. The first is shown, saying how many calls warned.
+    """
+    import warnings
+
+    from .exceptions import TruncationWarning
+
+    said: list[tuple[Any, str, int]] = []
+    show = warnings.showwarning
+
+    def collect(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, TruncationWarning):
+            said.append((message, filename, lineno))
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        # every call counted, unless a filter of the user's says otherwise
+        warnings.filterwarnings("always", category=TruncationWarning, append=True)
+        warnings.showwarning = collect
+        yield
+    if not said:
+        return
+    first, filename, lineno = said[0]
+    if len(said) > 1:
+        first = TruncationWarning(
+            f"{first} (Said by {len(said)} embedding calls of this {what}, one for each "
+            "fold's training rows and one for its held-out rows, about their own rows; "
+            "this is the first.)",
+            counts=first.counts,
+            rows=first.rows,
+            n_rows=first.n_rows,
+            max_length=first.max_length,
+        )
+    warnings.warn_explicit(first, TruncationWarning, filename, lineno)
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     import gemma_pref as gp
     from gemma_pref.evaluation import cross_validate_preference, cv_splits
@@ -552,15 +602,16 @@ def cmd_cv(args: argparse.Namespace) -> int:
     def on_fold(fold: Any, model: Any) -> None:
         _out(f"  fold {fold.fold}: log loss {fold.log_loss:.4f}, accuracy {fold.accuracy:.3f}")
 
-    result = cross_validate_preference(
-        pipe,
-        df,
-        y,
-        splits=splits,
-        grouped=grouped,
-        on_fold=on_fold,
-        show_progress_bar=logging.getLogger("gemma_pref").isEnabledFor(logging.INFO),
-    )
+    with _truncation_warned_once("cross-validation"):
+        result = cross_validate_preference(
+            pipe,
+            df,
+            y,
+            splits=splits,
+            grouped=grouped,
+            on_fold=on_fold,
+            show_progress_bar=logging.getLogger("gemma_pref").isEnabledFor(logging.INFO),
+        )
     report = {
         **result.to_dict(ddof=0),
         "source": source,
@@ -842,12 +893,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--budget",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="count the --max-length tokens with the model's tokenizer while "
         "formatting and give the prompt and each answer their shares of them, so "
-        "that a long prompt does not crowd the answers out (without it, a text "
-        "longer than --max-length keeps its first tokens; --recipe finetune always "
-        "budgets)",
+        "that a long prompt does not crowd the answers out (--no-budget: a text "
+        "longer than --max-length keeps its first tokens; default: on for --recipe "
+        "pairwise and finetune, off for embedding and seed)",
     )
     g.add_argument(
         "--recipe",

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import warnings
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -19,7 +22,8 @@ from sklearn.utils._param_validation import (
 
 from . import _loading
 from ._base import CheckpointMixin, StatelessTransformerMixin, VersionedPickleMixin, fit_context
-from .cache import EmbeddingCache, check_cache_dir
+from .cache import EmbeddingCache, check_cache_dir, settings_fingerprint
+from .exceptions import TruncationWarning
 from .pooling import POOLING_MODES
 from .schema import check_texts
 
@@ -124,6 +128,134 @@ def _layer_plan(
     return layers, (None if run >= n_layers else run)
 
 
+#: The truncation check of rows of two texts (see :class:`_PairCheck`): a
+#: digest of the tokenizer, ``max_length`` and the two texts to (identical
+#: texts, answer A lost, answer B lost). Each row is tokenized for it once per
+#: process, not once per fold of a cross-validation; at most
+#: ``_PAIR_CHECKS_MAX`` rows (then it starts over), three booleans each.
+_PAIR_CHECKS: dict[str, tuple[bool, bool, bool]] = {}
+_PAIR_CHECKS_MAX = 200_000
+
+
+def _pair_flags(
+    text_a: str, text_b: str, a: Sequence[int], b: Sequence[int], max_length: int
+) -> tuple[bool, bool, bool]:
+    """(identical, answer A lost, answer B lost) of one row's two texts and
+    their token ids kept at ``max_length``.
+
+    A text lost its answer when it was cut (it fills ``max_length``) and its
+    kept tokens do not reach past the prefix it shares with the other text's
+    tokens: only the common part (the prompt) survived. Texts that are equal
+    as written are neither (the answers are the same).
+    """
+    if text_a == text_b:
+        return False, False, False
+    a, b = list(a), list(b)
+
+    def lost(x: list[int], y: list[int]) -> bool:
+        return len(x) >= max_length and x == y[: len(x)]
+
+    return a == b, lost(a, b), lost(b, a)
+
+
+class _PairCheck:
+    """Which rows of two texts right truncation at ``max_length`` leaves
+    identical, or without an answer; warns (:class:`TruncationWarning`).
+
+    Rows seen before (same tokenizer and ``max_length``) are answered from
+    :data:`_PAIR_CHECKS`; the others need their texts' token ids, which the
+    embedder computes once for the forward pass and the check together
+    (:attr:`texts` are the texts to tokenize).
+    """
+
+    def __init__(self, texts: list[str], prefix: str, max_length: int) -> None:
+        self.max_length = max_length
+        self.rows = [(texts[i], texts[i + 1]) for i in range(0, len(texts), 2)]
+        self.flags = np.zeros((len(self.rows), 3), dtype=bool)
+        self.keys: dict[int, str] = {}
+        for r, (a, b) in enumerate(self.rows):
+            if a == b:
+                continue  # the same answer twice: nothing was lost
+            h = hashlib.blake2b(digest_size=20)
+            for part in (prefix, a, b):
+                data = part.encode("utf-8", "surrogatepass")
+                h.update(len(data).to_bytes(8, "little"))
+                h.update(data)
+            key = h.hexdigest()
+            hit = _PAIR_CHECKS.get(key)
+            if hit is None:
+                self.keys[r] = key
+            else:
+                self.flags[r] = hit
+        self.texts = list(dict.fromkeys(t for r in self.keys for t in self.rows[r]))
+
+    def finish(self, ids_of: dict[str, list[int]], tokenize: Callable[[list[str]], list]) -> None:
+        """Check the rows not seen before: ``ids_of`` holds token ids already
+        computed, ``tokenize(texts)`` gives the others'."""
+        todo = [t for t in self.texts if t not in ids_of]
+        if todo:
+            ids_of.update(zip(todo, tokenize(todo)))
+        if len(_PAIR_CHECKS) + len(self.keys) > _PAIR_CHECKS_MAX:
+            _PAIR_CHECKS.clear()
+        for r, key in self.keys.items():
+            a, b = self.rows[r]
+            flags = _pair_flags(a, b, ids_of[a], ids_of[b], self.max_length)
+            self.flags[r] = flags
+            _PAIR_CHECKS[key] = flags
+
+    def warn(self, labels: list[Any] | None) -> None:
+        """Issue :class:`TruncationWarning` when a row is concerned; ``labels``:
+        the input's index, ``None`` for positions. The warning names the
+        caller's line (the first frame outside gemma_pref and scikit-learn)."""
+        concerned = np.flatnonzero(self.flags.any(axis=1))
+        if not len(concerned):
+            return
+        identical, lost_a, lost_b = (int(n) for n in self.flags.sum(axis=0))
+        shown = [int(i) if labels is None else labels[i] for i in concerned[:5]]
+        listed = ", ".join(map(repr, shown)) + (", ..." if len(concerned) > 5 else "")
+        where = f"rows {listed}" if labels is not None else f"at positions {listed}"
+        length = self.max_length
+        message = (
+            f"GemmaEmbedder keeps the first max_length={length} tokens of each text: in "
+            f"{len(concerned)} of {len(self.rows)} rows of two texts ({where}) a text "
+            "kept only the part it shares "
+            f"with the other, so its answer lost all its tokens (answer A in {lost_a} "
+            f"rows, answer B in {lost_b}) and in {identical} rows the two texts became "
+            "the same tokens although they differ: the model cannot tell their answers "
+            "apart. Give the prompt and each answer their shares of the tokens with the "
+            "token budget: make_recipe_formatter(budget=True), the command line's "
+            f"--budget, or ArenaTextFormatter(layout='pair', max_tokens={length}, "
+            "tokenizer=<the embedder's model>); or raise max_length."
+        )
+        warnings.warn(
+            TruncationWarning(
+                message,
+                counts={"identical": identical, "answer_a_lost": lost_a, "answer_b_lost": lost_b},
+                rows=shown,
+                n_rows=len(self.rows),
+                max_length=length,
+            ),
+            stacklevel=_caller_stacklevel(),
+        )
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by this function's caller
+    name the first frame outside gemma_pref and scikit-learn: the user's line
+    that called ``fit``, ``transform`` or ``cross_val_score``, not a wrapper."""
+    import sys
+
+    import sklearn
+
+    roots = tuple(
+        os.path.dirname(os.path.abspath(path)) + os.sep for path in (__file__, sklearn.__file__)
+    )
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _check_torch_dtype(value: Any) -> None:
     # sklearn's constraint language has no "instance of a lazily imported type"
     is_dtype = type(value).__module__ == "torch" and type(value).__name__ == "dtype"
@@ -171,6 +303,9 @@ class GemmaEmbedder(
         model's fingerprint, so the embedding cache keeps revisions apart.
     max_length : int, default=1024
         Tokens kept per text (right truncation), special tokens included.
+        With two texts per row, rows whose texts the truncation leaves
+        without their answers are reported
+        (:class:`~gemma_pref.exceptions.TruncationWarning`).
     batch_size : int, default=8
         Most texts per forward pass.
     max_tokens_per_batch : int or None, default=None
@@ -430,6 +565,17 @@ default="auto"
         -------
         embeddings : ndarray of shape (n_rows, n_columns * hidden_size), dtype=float32
             One vector per text, in input order.
+
+        Warns
+        -----
+        TruncationWarning
+            With two texts per row, when the truncation at ``max_length``
+            leaves a text only the part it shares with the other (its answer
+            lost all its tokens; both texts are then the same tokens): once
+            per call, counting those rows and naming the first (the index of
+            ``X``, else positions), whether the vectors come from the cache or
+            the model. The token budget of
+            :class:`~gemma_pref.ArenaTextFormatter` avoids it.
         """
         devices = self._check_params()
         texts, n_columns, names = check_texts(X)
@@ -455,10 +601,46 @@ default="auto"
                 "get_feature_names_out() follow the fitted shape. Pass texts of "
                 "that shape, or fit again."
             )
-        out = self._embed_texts(texts, devices)
+        check = None
+        if n_columns == 2:  # the pair layout: answer A's text, answer B's
+            check = _PairCheck(texts, self._tokenizer_fingerprint(), int(self.max_length))
+        out = self._embed_texts(texts, devices, check)
+        if check is not None:
+            check.warn(X.index.tolist() if isinstance(X, (pd.DataFrame, pd.Series)) else None)
         return out.reshape(len(texts) // n_columns, n_columns * out.shape[1])
 
-    def _embed_texts(self, texts: list[str], devices: list[str]) -> np.ndarray:
+    def _tokenizer_fingerprint(self) -> str:
+        """What the token ids of a text depend on: the tokenizer and ``max_length``."""
+        model_dir = self._model_dir()
+        return settings_fingerprint(
+            {
+                "model": _loading.model_fingerprint(model_dir),
+                "tokenizer_kwargs": self.tokenizer_kwargs,
+                "max_length": int(self.max_length),
+            }
+        )
+
+    def _tokenizer(self) -> Any:
+        """The model's tokenizer without its weights (shared in the process),
+        for texts whose vectors all come from the cache."""
+        model_dir = self._model_dir()
+        if self.tokenizer_kwargs is None:
+            from .budget import load_tokenizer_param
+
+            try:  # the one a token budget of this model counts with
+                return load_tokenizer_param(model_dir, owner="GemmaEmbedder")
+            except ValueError:
+                pass  # not a fast tokenizer: loaded on its own below
+        key = (str(model_dir), repr(self.tokenizer_kwargs))
+        cached = getattr(self, "_lazy_tokenizer", None)
+        if cached is None or cached[0] != key:
+            cached = (key, _loading.load_tokenizer(model_dir, self.tokenizer_kwargs))
+            self._lazy_tokenizer = cached
+        return cached[1]
+
+    def _embed_texts(
+        self, texts: list[str], devices: list[str], check: _PairCheck | None = None
+    ) -> np.ndarray:
         backend, dtype, _ = _loading.resolve_backend(
             self.backend, devices, self.torch_dtype, self.quantization, self._model_type(devices)
         )
@@ -470,9 +652,14 @@ default="auto"
             quantization=self.quantization,
         )
 
+        # token ids computed for the forward pass serve the truncation check
+        ids_of: dict[str, list[int]] = {}
+
         def compute(missing: list[str], on_batch: Any) -> np.ndarray:
             show = self._show_progress()
             runtime = self._runtime(devices, progress=show)
+            todo = list(dict.fromkeys([*missing, *(check.texts if check else ())]))
+            ids_of.update(zip(todo, runtime.tokenize(todo, self.max_length)))
             from tqdm.auto import tqdm
 
             with tqdm(total=len(missing), unit="text", desc="Embedding", disable=not show) as bar:
@@ -485,9 +672,15 @@ default="auto"
                     padding=self.padding,
                     progress=bar,
                     on_batch=on_batch,
+                    ids=[ids_of[t] for t in missing],
                 )
 
-        return cache.embed(texts, self._hidden_size, compute)
+        out = cache.embed(texts, self._hidden_size, compute)
+        if check is not None:
+            from ._engine import tokenize
+
+            check.finish(ids_of, lambda todo: tokenize(self._tokenizer(), todo, self.max_length))
+        return out
 
     def _head(self) -> Any:
         from ._engine import pooling_head

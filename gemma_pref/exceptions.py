@@ -15,6 +15,7 @@ Hierarchy::
     Warning
     └── UserWarning
         ├── MissingCellsWarning       text cells missing in the input, read as empty
+        ├── TruncationWarning         truncation left a row's two texts identical
         └── VersionMismatchWarning    unpickled under other package versions
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "MissingCellsWarning",
     "ModelNotFoundError",
     "SafeFormatError",
+    "TruncationWarning",
     "VersionMismatchWarning",
 ]
 
@@ -114,6 +116,52 @@ class MissingCellsWarning(UserWarning):
         super().__init__(message)
         self.counts = counts
         self.rows = rows
+
+
+class TruncationWarning(UserWarning):
+    """Issued when right truncation leaves a row's two texts without their answers.
+
+    :class:`~gemma_pref.GemmaEmbedder` keeps the first ``max_length`` tokens
+    of each text. With two texts per row (``ArenaTextFormatter(layout="pair")``:
+    the prompt with answer A, the prompt with answer B), a long prompt can
+    fill all of them: the kept tokens of a text no longer reach past the
+    prefix it shares with the other text, so its answer lost all its tokens,
+    and the two texts become the same tokens although they differ. The model
+    then sees one text twice and the row's vectors cannot tell the answers
+    apart. The message counts such rows, names the first ones and the
+    remedies: the token budget (``make_recipe_formatter(budget=True)``, the
+    command line's ``--budget``, ``ArenaTextFormatter(max_tokens=...,
+    tokenizer=...)``), which gives the prompt and each answer their shares of
+    the tokens, or a larger ``max_length``.
+
+    Attributes
+    ----------
+    counts : dict of str to int
+        Rows per case: ``"identical"`` (both texts keep the same tokens),
+        ``"answer_a_lost"`` and ``"answer_b_lost"`` (that text kept only the
+        part it shares with the other).
+    rows : list
+        Labels of the first rows concerned (the input's index, else positions).
+    n_rows : int
+        Rows in the input.
+    max_length : int
+        Tokens kept per text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        counts: dict[str, int],
+        rows: list[Any],
+        n_rows: int,
+        max_length: int,
+    ) -> None:
+        super().__init__(message)
+        self.counts = counts
+        self.rows = rows
+        self.n_rows = n_rows
+        self.max_length = max_length
 
 
 class VersionMismatchWarning(UserWarning):

@@ -195,8 +195,12 @@ def make_recipe_formatter(
     (the default model's when ``None``), so that a long prompt does not crowd
     the answers out of the tokens the model keeps: the prompt and each answer
     keep their shares of the text. ``None`` (default) is ``True`` for
-    ``"finetune"`` and ``False`` for the others, where the texts are cut at
-    ``max_length`` tokens from their end by the embedder.
+    ``"pairwise"`` (it scores better, docs/quality.md) and ``"finetune"``, and
+    ``False`` for ``"embedding"`` and ``"seed"``, whose texts are cut at
+    ``max_length`` tokens from their end by the embedder (a long prompt can
+    then leave both texts of a row the same tokens, which
+    :class:`GemmaEmbedder` reports with a
+    :class:`~gemma_pref.TruncationWarning`).
 
     With a ``model_name_or_path``, the texts use the checkpoint's own chat
     template when it has one that is not Gemma's (``template="auto"``: Qwen,
@@ -206,7 +210,10 @@ def make_recipe_formatter(
     Examples
     --------
     >>> make_recipe_formatter("pairwise", turns="all")
-    ArenaTextFormatter(layout='pair', turns='all')
+    ArenaTextFormatter(layout='pair', max_tokens=256,
+                       tokenizer='gemma-pref:default', turns='all')
+    >>> make_recipe_formatter("pairwise", budget=False)
+    ArenaTextFormatter(layout='pair')
     >>> make_recipe_formatter("finetune", "/models/gemma-2-9b", max_length=2048)
     ArenaTextFormatter(max_tokens=2048, template='auto',
                        tokenizer='/models/gemma-2-9b')
@@ -221,7 +228,7 @@ def make_recipe_formatter(
             "text formatter."
         )
     if budget is None:
-        budget = recipe == "finetune"
+        budget = recipe in ("pairwise", "finetune")
     elif not isinstance(budget, bool):
         raise TypeError(
             f"The 'budget' parameter of make_recipe_formatter must be True, False or "
@@ -264,7 +271,10 @@ def make_preference_pipeline(
     - ``"pairwise"`` (default, the best measured with a frozen model, see the
       quality page of the docs): :class:`~gemma_pref.PreferenceBlendClassifier`
       with a :class:`GemmaEmbedder`. It embeds the prompt with answer A and the
-      prompt with answer B (``ArenaTextFormatter(layout="pair")``), classifies
+      prompt with answer B (``ArenaTextFormatter(layout="pair")`` under a
+      token budget of the embedder's ``max_length``, counted with the model's
+      tokenizer: the prompt and the answer each keep their share, so a long
+      prompt cannot leave both texts the same tokens), classifies
       the difference of the two vectors, classifies the answers' structure
       (:class:`~gemma_pref.ArenaStructureFeatures`), and blends both, each
       model's ``C`` and the blend weight chosen by prompt-grouped
@@ -302,7 +312,11 @@ def make_preference_pipeline(
         Replaces the recipe's formatter (for example to set ``turns="all"`` or
         a token budget). An :class:`ArenaTextFormatter` feeding one text per
         answer (``"pairwise"``, or :class:`PairDifferenceClassifier`) must have
-        ``layout="pair"``; any other layout raises ``ValueError``.
+        ``layout="pair"``; any other layout raises ``ValueError``. ``None``:
+        the recipe's (:func:`make_recipe_formatter`); for ``"pairwise"`` a
+        token budget of the embedder's ``max_length``, set when the model is
+        built: after ``set_params(embedder__max_length=n)`` set
+        ``formatter__max_tokens=n`` too.
     swap_augment : bool, default=False
         Wrap the model in :class:`~gemma_pref.SwapABClassifier`: train on
         every row and its A/B-swapped twin, and average each prediction with
@@ -431,7 +445,7 @@ def _blend(
     return PreferenceBlendClassifier(
         embedder,
         formatter=(
-            make_recipe_formatter("pairwise", model_name_or_path)
+            make_recipe_formatter("pairwise", model_name_or_path, max_length=embedder.max_length)
             if formatter is None
             else formatter
         ),

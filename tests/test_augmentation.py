@@ -17,6 +17,7 @@ from gemma_pref import ArenaTextFormatter, labels_from_winner, make_preference_p
 from gemma_pref.augmentation import SwapABClassifier, swap_ab, swap_labels
 from gemma_pref.features import ArenaStructureFeatures
 from gemma_pref.model_selection import PromptGroupKFold
+from gemma_pref.pipeline import make_recipe_formatter
 
 SWAP = [1, 0, 2]
 
@@ -192,13 +193,13 @@ def test_around_the_gemma_pipeline_swapped_texts_are_embedded_once(tiny_gemma, a
         max_length=64,
         torch_dtype="float32",
         classifier=make_pipeline(StandardScaler(), LogisticRegression(C=0.01)),
+        # the token budget: no answer is truncated away (TruncationWarning)
+        formatter=make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True),
     )
     clf = SwapABClassifier(pipe).fit(df, y)
-    n_texts = len(
-        set(ArenaTextFormatter().fit_transform(df))
-        | set(ArenaTextFormatter().fit_transform(swap_ab(df)))
-    )
-    assert sum(rows) == n_texts > 40  # originals and swapped copies
+    # one text per answer: a swapped copy has the same two texts, embedded once
+    n_texts = len(set(pipe["formatter"].fit_transform(df).ravel()))
+    assert sum(rows) == n_texts > 40
     proba = clf.predict_proba(df)
     assert sum(rows) == n_texts  # test-time swaps hit the cache
     np.testing.assert_array_equal(clf.predict_proba(swap_ab(df)), proba[:, SWAP])

@@ -137,6 +137,8 @@ def test_cv_prints_and_writes_json(work, model_args):
     assert 0 < report["log_loss"] < 5 and 0 <= report["accuracy"] <= 1
     assert f"cv log loss {report['log_loss']:.4f}" in r.stdout
     assert r.stdout.count("fold ") >= 3
+    # the pairwise recipe's token budget: no text loses its answer to truncation
+    assert "TruncationWarning" not in r.stderr
     # the closing line says what the embeddings ran on (float32 asked for: ONNX
     # Runtime on any CPU where the onnx extra is installed)
     from gemma_pref import _onnx
@@ -146,6 +148,27 @@ def test_cv_prints_and_writes_json(work, model_args):
     for name in ("cv.reliability.png", "cv.confusion.png"):
         assert (work / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["plots"] == ["cv.reliability.png", "cv.confusion.png"]
+
+
+def test_j_cv_says_once_that_truncation_left_pair_texts_the_same(work, tiny_gemma):
+    # --no-budget at 32 tokens: long prompts leave both texts of a row the same
+    # tokens in every fold's training rows and held-out rows; said once, at the end
+    r = run(
+        "cv", "--train", "train.csv", "--folds", "2", "--model", tiny_gemma,
+        "--max-length", "32", "--dtype", "float32", "--no-budget", "--no-plots",
+        "-o", "cv_trunc.json", "--no-cache", cwd=work, home=work / "home",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("TruncationWarning") == 1, r.stderr
+    message = r.stderr[r.stderr.index("TruncationWarning: ") :]
+    assert re.match(
+        r"TruncationWarning: GemmaEmbedder keeps the first max_length=32 tokens of each "
+        r"text: in \d+ of 45 rows of two texts \(rows \d+, ",  # fold 0's training rows
+        message,
+    ), message
+    assert "the command line's --budget" in message
+    calls = re.search(r"\(Said by (\d+) embedding calls of this cross-validation", message)
+    assert calls and 2 <= int(calls.group(1)) <= 4, message
 
 
 def test_cv_seed_recipe_with_catboost(work, model_args):
@@ -218,7 +241,8 @@ def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
     )
     assert r.returncode == 0, r.stderr
     rows = gp.load_arena_sample()
-    texts = make_recipe_formatter("pairwise").fit_transform(rows)
+    # the pairwise recipe's texts: each part with its share of the 64 tokens
+    texts = make_recipe_formatter("pairwise", str(tiny_gemma), max_length=64).fit_transform(rows)
     expected = gp.GemmaEmbedder(
         tiny_gemma, max_length=64, torch_dtype="float32", layer=layer
     ).fit_transform(texts)

@@ -10,6 +10,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 import gemma_pref as gp
 from gemma_pref import model_steps, set_model_params
+from gemma_pref.pipeline import make_recipe_formatter
 
 EMBEDDER_DEFAULTS = {"max_length": 32}
 
@@ -56,7 +57,11 @@ def test_fitted_wrappers_give_template_and_fitted_copy_once_each(make_embedder, 
     found = model_steps(blend)
     assert len(found) == 3 and len({id(s) for s in found}) == 3
     assert found[-1] is blend.estimator_.embedder_
-    pipe = gp.make_preference_pipeline(path, recipe="embedding", swap_augment=True, **settings)
+    # the pair texts under the token budget: no answer truncated away (TruncationWarning)
+    budget = make_recipe_formatter("embedding", path, max_length=32, budget=True)
+    pipe = gp.make_preference_pipeline(
+        path, recipe="embedding", swap_augment=True, formatter=budget, **settings
+    )
     pipe.fit(rows, y)
     steps = model_steps(pipe)
     assert len(steps) == 2 and steps[0] is not steps[1]  # estimator, estimator_

@@ -13,6 +13,7 @@ from sklearn.model_selection import cross_val_score
 
 import gemma_pref as gp
 from gemma_pref import PairDifferenceClassifier
+from gemma_pref.pipeline import make_recipe_formatter
 
 
 def _hidden_quality(n, width=6, seed=0, noise=0.5):
@@ -110,7 +111,10 @@ def test_embedding_recipe_is_the_pair_difference_pipeline(tiny_gemma):
 def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
     y = gp.labels_from_winner(arena)
     train, test = arena.iloc[:240], arena.iloc[240:270]
-    pipe = gp.make_preference_pipeline(tiny_gemma, recipe="embedding", max_length=64)
+    budget = make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True)
+    pipe = gp.make_preference_pipeline(
+        tiny_gemma, recipe="embedding", max_length=64, formatter=budget
+    )
     pipe.fit(train, y[:240])
     proba = pipe.predict_proba(test)
     assert proba.shape == (30, 3)
@@ -131,7 +135,10 @@ def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
 def test_pairwise_cross_val_score(tiny_gemma, arena):
     y = gp.labels_from_winner(arena)
     rows = arena.iloc[:150]
-    pipe = gp.make_preference_pipeline(tiny_gemma, recipe="embedding", max_length=48)
+    budget = make_recipe_formatter("embedding", tiny_gemma, max_length=48, budget=True)
+    pipe = gp.make_preference_pipeline(
+        tiny_gemma, recipe="embedding", max_length=48, formatter=budget
+    )
     pipe.set_params(classifier__Cs=(1e-3, 1e-1), classifier__cv=3)
     scores = cross_val_score(
         clone(pipe), rows, y[:150], cv=gp.PromptGroupKFold(3), scoring="neg_log_loss"
@@ -258,8 +265,10 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena):
         ("seed", gp.make_logreg_classifier(Cs=(1e-4, 1e-2)),
          lambda fitted: fitted.cv_results_["mean_test_score"]),
     ]:  # fmt: skip
+        # pair texts under the token budget: no answer truncated away (TruncationWarning)
+        formatter = make_recipe_formatter(recipe, tiny_gemma, max_length=32, budget=True)
         pipe = gp.make_preference_pipeline(
-            tiny_gemma, recipe=recipe, classifier=classifier, **small
+            tiny_gemma, recipe=recipe, classifier=classifier, formatter=formatter, **small
         )
         assert type(clone(pipe)).__name__ == "PromptGroupedPipeline"  # cross_val_score's clones
         pipe.fit(rows, y)

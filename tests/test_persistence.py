@@ -28,6 +28,7 @@ from gemma_pref import (
 )
 from gemma_pref.exceptions import SafeFormatError, VersionMismatchWarning
 from gemma_pref.persistence import SAFE_TYPES, load, load_safe, save, save_safe
+from gemma_pref.pipeline import make_recipe_formatter
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,14 @@ def fitted(tiny_gemma, split):
         max_length=96,
         torch_dtype="float32",
         classifier=make_catboost_classifier(iterations=30),
+        formatter=_budget(tiny_gemma),
     )
     return pipe.fit(train, y)
+
+
+def _budget(path):
+    """The pair texts under a 96-token budget: no answer is truncated away."""
+    return make_recipe_formatter("embedding", path, max_length=96, budget=True)
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +230,11 @@ def test_safe_round_trip_of_the_default_blend(tiny_gemma, split, tmp_path):
 def test_safe_round_trip_of_the_embedding_pipeline(tiny_gemma, split, tmp_path):
     train, y, test = split
     pipe = make_preference_pipeline(
-        tiny_gemma, recipe="embedding", max_length=96, torch_dtype="float32"
+        tiny_gemma,
+        recipe="embedding",
+        max_length=96,
+        torch_dtype="float32",
+        formatter=_budget(tiny_gemma),
     )
     pipe.fit(train, y)
     before = pipe.predict_proba(test)

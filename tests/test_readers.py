@@ -340,11 +340,13 @@ def test_two_class_every_recipe(arena, tiny_gemma):
     ).fit(small, y)
     assert isinstance(pairwise, gp.PreferenceBlendClassifier)
     assert pairwise.predict_proba(small).shape == (40, 2)
-    from gemma_pref.pipeline import make_recipe_classifier
+    from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
 
+    # the pair texts under the token budget: no answer truncated away (TruncationWarning)
+    budget = make_recipe_formatter("embedding", tiny_gemma, max_length=32, budget=True)
     for recipe, extra in (
         ("seed", {}),
-        ("embedding", {"swap_augment": True}),
+        ("embedding", {"swap_augment": True, "formatter": budget}),
         ("structure", {}),
     ):
         classifier = make_recipe_classifier(recipe, iterations=20) if recipe == "seed" else None

@@ -228,7 +228,8 @@ def test_i_columns_are_checked_by_name_and_every_answer_pair_swaps(make_embedder
     texts = gp.ArenaTextFormatter(layout="pair").set_output(transform="pandas")
     pairs = texts.fit_transform(arena.head(4))
     assert pairs.columns.tolist() == ["text_a", "text_b"]
-    embedder = make_embedder().fit(pairs)
+    # 512 tokens: no row's two texts are cut to the same prompt prefix (TruncationWarning)
+    embedder = make_embedder(max_length=512).fit(pairs)
     with pytest.raises(ValueError, match=re.escape("the text columns ['text_b', 'text_a']")):
         embedder.transform(pairs[["text_b", "text_a"]])
     with pytest.raises(ValueError, match=re.escape("the text columns ['a', 'b']")):
@@ -337,7 +338,7 @@ def test_every_answer_reaches_the_text_verbatim_or_the_read_names_it(
 
 
 def test_the_command_line_reads_the_corpus_verbatim(tiny_gemma, tmp_path, capsys):
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
+    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
 
     frame = wsdm_frame(LOOKALIKES[:12], LOOKALIKES[11:])
     path = _write(frame, "csv", tmp_path / "rows.csv")
@@ -349,7 +350,10 @@ def test_the_command_line_reads_the_corpus_verbatim(tiny_gemma, tmp_path, capsys
     assert "ambiguous text cells" in err and "--format wsdm or --cell-format text" in err, err
     with pytest.warns(MissingCellsWarning, match=r"response_b: 1; row 11 \(id 'q11'\)"):
         assert main([*embed, "--no-cache", "--format", "wsdm"]) == 0
-    pairs = gp.ArenaTextFormatter(layout="pair", cell_format="text").fit_transform(frame)
+    # the pairwise recipe's texts: each answer with its share of the 48 tokens
+    pairs = make_recipe_formatter(
+        "pairwise", tiny_gemma, max_length=48, cell_format="text"
+    ).fit_transform(frame)
     embedder = gp.GemmaEmbedder(
         tiny_gemma,
         **{**PAIRWISE_DEFAULTS, "max_length": 48, "torch_dtype": "float32", "backend": "torch"},
