@@ -235,7 +235,7 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena, recipe):
     classifier = None if recipe == "embedding" else gp.make_logreg_classifier()
     pipe = gp.make_preference_pipeline(
         tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
-        torch_dtype="float32", backend="torch", cache_dir=None,
+        dtype="float32", backend="torch", cache_dir=None,
     )  # fmt: skip
     assert type(pipe).__name__ == "PromptGroupedPipeline"
     pipe.fit(rows, y)
@@ -251,7 +251,7 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena, recipe):
     # the same through cross_val_score and the swap wrapper
     swap = gp.make_preference_pipeline(
         tiny_gemma, recipe=recipe, classifier=classifier, max_length=48,
-        torch_dtype="float32", backend="torch", cache_dir=None, swap_augment=True,
+        dtype="float32", backend="torch", cache_dir=None, swap_augment=True,
     )  # fmt: skip
     # (sklearn's own neg_log_loss warns on the float32 rounding of a logistic
     # regression of float32 embeddings: scored in float64 over every class)
