@@ -94,11 +94,11 @@ def _embedder(config: str, model: str | None, max_length: int) -> Any:
         "show_progress_bar": False,
     }
     if config in ("torch-float32", "torch-int8-dynamic"):
-        params.update(backend="torch", torch_dtype="float32")
+        params.update(backend="torch", dtype="float32")
     elif config == "torch-bfloat16":
-        params.update(backend="torch", torch_dtype="bfloat16")
+        params.update(backend="torch", dtype="bfloat16")
     elif config == "bnb-8bit":
-        params.update(backend="torch", torch_dtype="float32", quantization="8bit")
+        params.update(backend="torch", dtype="float32", quantization="8bit")
     else:  # the ONNX graph, as gemma-pref exports it
         params.update(backend="onnxruntime")
     return gp.GemmaEmbedder(model, **params)

@@ -60,7 +60,7 @@ def main() -> None:
     frame = pd.DataFrame({"id": np.arange(len(texts)), "text": texts})
     params = {
         "max_length": args.max_length,
-        "torch_dtype": "float32",
+        "dtype": "float32",
         "devices": "cpu",
         "cache_dir": None,
         "memory_cache": False,

@@ -12,7 +12,7 @@ All three run in one process, on the same checkpoint and the same formatted rows
 (b) ``sentence-transformers``: the peer a user would pick instead, a ``Transformer``
     module on the same checkpoint plus mean ``Pooling``, in bfloat16 (its best dtype
     on this CPU), default batch size 32 (it sorts by length too).
-(c) ``gemma-pref``: ``GemmaEmbedder`` with its defaults (``torch_dtype="auto"``,
+(c) ``gemma-pref``: ``GemmaEmbedder`` with its defaults (``dtype="auto"``,
     batch size 8, length-sorted dynamic padding, masked mean).
 
 Reported per method: rows/s, real tokens/s, padding efficiency (real tokens /
@@ -264,7 +264,7 @@ def main(argv=None):
         args.model,
         max_length=args.max_length,
         devices=args.device,
-        torch_dtype="float32",
+        dtype="float32",
         backend="torch",
         memory_cache=False,
     ).transform(texts[:n_ref])

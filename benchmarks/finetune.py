@@ -186,7 +186,7 @@ def gpu_one(args: argparse.Namespace) -> dict:
         args.checkpoint,
         max_length=args.max_length,
         quantization=quantization,
-        torch_dtype=args.dtype,  # "auto": the library's choice (float16 on a T4)
+        dtype=args.dtype,  # "auto": the library's choice (float16 on a T4)
         devices=args.device,
         batch_size=args.batch_size,
         gradient_accumulation_steps=1,
@@ -324,7 +324,7 @@ def main(argv=None) -> None:
         "--dtype",
         default="auto",
         choices=["auto", "bfloat16", "float16", "float32"],
-        help="with --gpu: torch_dtype (default: auto, the library's choice for the GPU; "
+        help="with --gpu: dtype (default: auto, the library's choice for the GPU; "
         "float16 trains with loss scaling)",
     )
     p.add_argument("--gpu-child", action="store_true", help=argparse.SUPPRESS)

@@ -197,7 +197,7 @@ def run_one(args: argparse.Namespace) -> dict:
         max_tokens_per_batch=args.max_tokens_per_batch,
         devices=devices,
         quantization=None if args.quantization == "none" else args.quantization,
-        torch_dtype=args.dtype,  # "auto": what the library picks on this GPU
+        dtype=args.dtype,  # "auto": what the library picks on this GPU
         backend="torch",
         memory_cache=False,
         model_kwargs={"attn_implementation": args.attn},

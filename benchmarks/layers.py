@@ -3,7 +3,7 @@
 One process, one checkpoint (default: Gemma 3 270M, 18 decoder layers), the
 same pair texts (``ArenaTextFormatter(layout="pair")``: the prompt with each
 answer, two texts per row of the bundled sample) at the same ``max_length``,
-the embedder's defaults otherwise (``torch_dtype="auto"``, ``backend="auto"``,
+the embedder's defaults otherwise (``dtype="auto"``, ``backend="auto"``,
 batch size 8, length-sorted dynamic padding). For each ``layer`` it records
 the model load, the parameters the loaded replica holds (the truncated stack
 never builds the dropped layers), and the embedding time of every text, the

@@ -38,6 +38,7 @@ from sklearn.base import _fit_context
 from ._versioning import check_state, stamp_state
 
 __all__ = [
+    "DTYPE_NAMES",
     "LAZY_PREFIX",
     "ArenaRowsTransformerMixin",
     "CheckpointMixin",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The ``dtype`` strings the model estimators take (or a ``torch.dtype``).
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 
 #: Attributes with this prefix hold state loaded on first use, never pickled.
 LAZY_PREFIX = "_lazy_"
@@ -159,7 +163,8 @@ class CheckpointMixin:
     tokenizer_kwargs: Any
     show_progress_bar: Any
     backend: Any
-    torch_dtype: Any
+    dtype: Any
+    torch_dtype: Any  # deprecated: ``dtype``
     quantization: Any
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -167,10 +172,48 @@ class CheckpointMixin:
         # path, on the checkpoint's default revision
         state.setdefault("backend", "auto")
         state.setdefault("revision", None)
+        if "dtype" not in state:  # pickled before ``torch_dtype`` became ``dtype``
+            state["dtype"] = state.get("torch_dtype") or "auto"
+            state["torch_dtype"] = None
         super().__setstate__(state)  # type: ignore[misc]
 
     def _check_params(self) -> list[str]:
         raise NotImplementedError
+
+    def _dtype_value(self) -> Any:
+        """The compute dtype asked for: ``dtype``, or the deprecated
+        ``torch_dtype`` when given (see :meth:`_check_dtype_params`)."""
+        old = getattr(self, "torch_dtype", None)
+        return self.dtype if old is None else old
+
+    def _check_dtype_params(self) -> Any:
+        """Validate ``dtype`` (and warn about ``torch_dtype``); return the value."""
+        import warnings
+
+        from sklearn.utils._param_validation import InvalidParameterError
+
+        owner = type(self).__name__
+        old = getattr(self, "torch_dtype", None)
+        if old is not None:
+            if not (isinstance(self.dtype, str) and self.dtype == "auto") and self.dtype != old:
+                raise InvalidParameterError(
+                    f"{owner} got dtype={self.dtype!r} and torch_dtype={old!r}; pass dtype "
+                    "only (torch_dtype is its deprecated name)."
+                )
+            warnings.warn(
+                f"The 'torch_dtype' parameter of {owner} is deprecated and will be removed; "
+                f"pass dtype={old!r} instead (transformers 5 calls it dtype too).",
+                FutureWarning,
+                stacklevel=4,
+            )
+        value = self._dtype_value()
+        is_dtype = type(value).__module__ == "torch" and type(value).__name__ == "dtype"
+        if not is_dtype and not (isinstance(value, str) and value in DTYPE_NAMES):
+            raise InvalidParameterError(
+                f"The 'dtype' parameter of {owner} must be a str among "
+                f"{set(DTYPE_NAMES)} or a torch.dtype. Got {value!r} instead."
+            )
+        return value
 
     def _head(self) -> Any:
         """The head the replicas compute (see :mod:`gemma_pref._engine`)."""
@@ -196,7 +239,7 @@ class CheckpointMixin:
         backend, dtype, why = _loading.resolve_backend(
             self.backend,
             devices,
-            self.torch_dtype,
+            self._dtype_value(),
             self.quantization,
             model_type=self._model_type(devices),
         )
@@ -297,7 +340,7 @@ class CheckpointMixin:
         backend, dtype, why = resolve_backend(
             self.backend,
             devices,
-            self.torch_dtype,
+            self._dtype_value(),
             self.quantization,
             model_type=self._model_type(devices),
         )

@@ -324,7 +324,7 @@ class Runtime:
                     f"{width} tokens (batches were already halved down to one "
                     "text). Lower max_length (or max_tokens_per_batch), load the "
                     "model with quantization='4bit' or '8bit', use "
-                    "torch_dtype='bfloat16', or free memory on this device."
+                    "dtype='bfloat16', or free memory on this device."
                 ) from exc
         # Retry outside the except block: the exception's traceback holds the
         # failed batch's activations, which must be freed before the retry.

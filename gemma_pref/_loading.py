@@ -432,7 +432,7 @@ def device_facts(device: str) -> DeviceFacts:
 def auto_dtype(
     facts: DeviceFacts, model_type: str | None = None, quantization: str | None = None
 ) -> tuple[str, str]:
-    """What ``torch_dtype="auto"`` computes in: ``(dtype name, why)``.
+    """What ``dtype="auto"`` computes in: ``(dtype name, why)``.
 
     A pure function of the device's facts, the checkpoint's ``model_type``
     and the quantization:
@@ -476,12 +476,12 @@ def nonfinite_advice(dtype_name: str, facts: DeviceFacts) -> str:
         where = "this GPU" if facts.kind == "cuda" else "this device"
         return (
             f"float16 overflows on some models (Gemma 3 among them) and {where} has no "
-            "bfloat16: use torch_dtype='float32' (with quantization='4bit' or '8bit' "
+            "bfloat16: use dtype='float32' (with quantization='4bit' or '8bit' "
             "to fit the weights)"
         )
     if dtype_name == "float16":
-        return "float16 overflows on some models: use torch_dtype='bfloat16' or 'float32'"
-    return "use torch_dtype='float32'"
+        return "float16 overflows on some models: use dtype='bfloat16' or 'float32'"
+    return "use dtype='float32'"
 
 
 def model_type_of(model_dir: Path) -> str | None:
@@ -499,7 +499,7 @@ def resolve_dtype(
     quantization: str | None = None,
     model_type: str | None = None,
 ) -> Any:
-    """Resolve the ``torch_dtype`` parameter to a ``torch.dtype`` for ``device``.
+    """Resolve the ``dtype`` parameter to a ``torch.dtype`` for ``device``.
 
     ``"auto"`` is :func:`auto_dtype` of the device's facts, the checkpoint's
     ``model_type`` (``None``: not known to overflow) and the quantization.
@@ -541,9 +541,9 @@ def resolve_backend(
 
     ``"auto"`` picks ONNX Runtime when every device is a CPU, the weights are
     not quantized, the compute dtype resolves to float32 (a CPU without
-    native bf16, or ``torch_dtype="float32"``) and the ``onnx`` extra is
+    native bf16, or ``dtype="float32"``) and the ``onnx`` extra is
     installed; else PyTorch. ``"onnxruntime"`` asked for explicitly computes
-    in float32 (``torch_dtype="auto"`` resolves to it) and raises where it
+    in float32 (``dtype="auto"`` resolves to it) and raises where it
     cannot run.
     """
     import torch
@@ -563,7 +563,7 @@ def resolve_backend(
         dtype = torch.float32 if torch_dtype == "auto" else resolve_dtype(torch_dtype, "cpu")
         if dtype != torch.float32:
             raise ValueError(
-                f"backend='onnxruntime' computes in float32; got torch_dtype={torch_dtype!r}."
+                f"backend='onnxruntime' computes in float32; got dtype={torch_dtype!r}."
             )
         if not onnx_available():
             raise ImportError(

@@ -146,7 +146,7 @@ def train_lora_classifier(
     from transformers import get_linear_schedule_with_warmup
 
     dtype = _loading.resolve_dtype(
-        est.torch_dtype, device, est.quantization, _loading.model_type_of(model_dir)
+        est._dtype_value(), device, est.quantization, _loading.model_type_of(model_dir)
     )
     tokenizer = _loading.load_tokenizer(model_dir, est.tokenizer_kwargs)
     pad_id = pad_token_id(tokenizer)

@@ -289,7 +289,7 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
         "max_tokens_per_batch": args.max_tokens_per_batch,
         "devices": devices,
         "quantization": args.quantization,
-        "torch_dtype": args.dtype,
+        "dtype": args.dtype,
         "backend": args.backend,
         "cache_dir": cache_dir,
     }
@@ -429,7 +429,7 @@ def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
     if args.quantization is not None:
         params["quantization"] = None if args.quantization == "none" else args.quantization
     if args.dtype is not None:
-        params["torch_dtype"] = args.dtype
+        params["dtype"] = args.dtype
     if args.backend is not None:
         params["backend"] = args.backend
     if not params and args.batch_size is None:

@@ -32,9 +32,6 @@ __all__ = ["GemmaEmbedder"]
 logger = logging.getLogger(__name__)
 
 
-_DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
-
-
 def _is_index_or_fraction(v: Any) -> bool:
     if isinstance(v, bool) or not isinstance(v, Real):
         return False
@@ -256,16 +253,6 @@ def _caller_stacklevel() -> int:
     return level
 
 
-def _check_torch_dtype(value: Any) -> None:
-    # sklearn's constraint language has no "instance of a lazily imported type"
-    is_dtype = type(value).__module__ == "torch" and type(value).__name__ == "dtype"
-    if not is_dtype and not (isinstance(value, str) and value in _DTYPE_NAMES):
-        raise InvalidParameterError(
-            "The 'torch_dtype' parameter of GemmaEmbedder must be a str among "
-            f"{set(_DTYPE_NAMES)} or a torch.dtype. Got {value!r} instead."
-        )
-
-
 class GemmaEmbedder(
     CheckpointMixin,
     StatelessTransformerMixin,
@@ -322,9 +309,10 @@ class GemmaEmbedder(
         bitsandbytes' default FP4, which moves vectors further from float32),
         ``"8bit"`` is LLM.int8. Works on CUDA and, with bitsandbytes >= 0.49,
         on CPU.
-    torch_dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
+    dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
 default="auto"
-        Weights and compute dtype (the compute dtype when quantized).
+        Weights and compute dtype (the compute dtype when quantized), as
+        transformers 5's ``from_pretrained(dtype=...)``.
         ``"auto"``: bfloat16 on GPUs that support it, else float16; bfloat16 on
         CPUs with native bf16 instructions (about 2x float32), else float32.
     backend : {"auto", "torch", "onnxruntime"}, default="auto"
@@ -336,7 +324,7 @@ default="auto"
         faster than PyTorch's float32 on the AVX2 CPUs measured; CPU devices
         only, no quantization; needs ``pip install "gemma-pref[onnx]"``.
         ``"auto"``: ONNX Runtime where the computation is float32 on CPUs
-        (CPUs without native bf16 under ``torch_dtype="auto"``) and it is
+        (CPUs without native bf16 under ``dtype="auto"``) and it is
         installed, else PyTorch. :meth:`compute_path` tells the choice without
         loading anything; it is logged once at INFO when the model loads, and
         the embedding cache keeps the backends' vectors apart.
@@ -392,6 +380,9 @@ default="auto"
         ``{"attn_implementation": "eager"}``; Gemma-2 has no "sdpa" path).
     tokenizer_kwargs : dict or None, default=None
         Extra keyword arguments for ``AutoTokenizer.from_pretrained``.
+    torch_dtype : str, torch.dtype or None, default=None
+        Deprecated: the transformers 4 name of ``dtype``, still taken with a
+        ``FutureWarning``.
 
     Attributes
     ----------
@@ -423,7 +414,7 @@ default="auto"
     >>> from gemma_pref import GemmaEmbedder
     >>> from gemma_pref.testing import make_tiny_gemma
     >>> path = make_tiny_gemma(tempfile.mkdtemp())   # a tiny random Gemma-2
-    >>> emb = GemmaEmbedder(path, max_length=64, torch_dtype="float32")
+    >>> emb = GemmaEmbedder(path, max_length=64, dtype="float32")
     >>> X = emb.fit_transform(["Hello there", "A longer second text."])
     >>> X.shape, X.dtype
     ((2, 64), dtype('float32'))
@@ -433,7 +424,7 @@ default="auto"
     A middle layer runs only the decoder layers it needs (the tiny model has
     two; layer 1 runs one):
 
-    >>> mid = GemmaEmbedder(path, max_length=64, torch_dtype="float32", layer=1)
+    >>> mid = GemmaEmbedder(path, max_length=64, dtype="float32", layer=1)
     >>> mid.fit_transform(["Hello there"]).shape, mid.compute_path()["decoder_layers"]
     ((1, 64), 1)
     """
@@ -446,7 +437,8 @@ default="auto"
         "max_tokens_per_batch": [Interval(Integral, 1, None, closed="left"), None],
         "devices": [str, list, tuple],
         "quantization": [StrOptions({"4bit", "8bit"}), None],
-        "torch_dtype": "no_validation",  # see _check_torch_dtype
+        "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
+        "torch_dtype": "no_validation",
         "layer": "no_validation",  # see _check_layer and _layer_plan
         "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
         "pooling": [StrOptions(set(POOLING_MODES))],
@@ -468,7 +460,7 @@ default="auto"
         max_tokens_per_batch: int | None = None,
         devices: str | list[str] = "auto",
         quantization: str | None = None,
-        torch_dtype: Any = "auto",
+        dtype: Any = "auto",
         backend: str = "auto",
         layer: int | range | list[int] | tuple[int, ...] = -1,
         pooling: str = "mean",
@@ -478,6 +470,7 @@ default="auto"
         show_progress_bar: bool | None = None,
         model_kwargs: dict | None = None,
         tokenizer_kwargs: dict | None = None,
+        torch_dtype: Any = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.revision = revision
@@ -486,7 +479,7 @@ default="auto"
         self.max_tokens_per_batch = max_tokens_per_batch
         self.devices = devices
         self.quantization = quantization
-        self.torch_dtype = torch_dtype
+        self.dtype = dtype
         self.backend = backend
         self.layer = layer
         self.pooling = pooling
@@ -496,6 +489,7 @@ default="auto"
         self.show_progress_bar = show_progress_bar
         self.model_kwargs = model_kwargs
         self.tokenizer_kwargs = tokenizer_kwargs
+        self.torch_dtype = torch_dtype
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # pickles of versions without the parameter pooled the last layer
@@ -506,7 +500,7 @@ default="auto"
     def _check_params(self) -> list[str]:
         """Validate the parameters; return the resolved device list."""
         self._validate_params()
-        _check_torch_dtype(self.torch_dtype)
+        self._check_dtype_params()
         _check_layer(self.layer)
         if self.cache_dir is not None:
             check_cache_dir(self.cache_dir)
@@ -642,7 +636,7 @@ default="auto"
         self, texts: list[str], devices: list[str], check: _PairCheck | None = None
     ) -> np.ndarray:
         backend, dtype, _ = _loading.resolve_backend(
-            self.backend, devices, self.torch_dtype, self.quantization, self._model_type(devices)
+            self.backend, devices, self._dtype_value(), self.quantization, self._model_type(devices)
         )
         cache = EmbeddingCache.for_model(
             self._model_dir(),

@@ -37,8 +37,6 @@ __all__ = ["GemmaPreferenceClassifier"]
 
 logger = logging.getLogger(__name__)
 
-_DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
-
 
 def _peft() -> Any:
     try:
@@ -120,7 +118,7 @@ class GemmaPreferenceClassifier(
         LLM.int8. The model goes through peft's
         ``prepare_model_for_kbit_training`` first. bitsandbytes >= 0.49 also
         runs both on CPU.
-    torch_dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
+    dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
 default="auto"
         Weights (compute, when quantized) dtype. ``"auto"``: bfloat16 on GPUs
         that have it, float16 on the others (T4), except for architectures
@@ -136,7 +134,7 @@ default="auto"
         float32; CPU devices, no quantization, ``pip install
         "gemma-pref[onnx]"``. ``"auto"``: ONNX Runtime where predictions run
         in float32 on CPUs (CPUs without native bf16 under
-        ``torch_dtype="auto"``) and it is installed, else PyTorch. The choice
+        ``dtype="auto"``) and it is installed, else PyTorch. The choice
         is logged once at INFO when the replicas load.
     devices : "auto", str or list of str, default="auto"
         ``fit`` trains on the first device; ``predict_proba`` runs one replica
@@ -157,6 +155,9 @@ default="auto"
     model_kwargs, tokenizer_kwargs : dict or None, default=None
         Extra keyword arguments for ``from_pretrained`` (e.g.
         ``{"attn_implementation": "eager"}``).
+    torch_dtype : str, torch.dtype or None, default=None
+        Deprecated: the transformers 4 name of ``dtype``, still taken with a
+        ``FutureWarning``.
 
     Attributes
     ----------
@@ -198,7 +199,7 @@ default="auto"
     >>> from gemma_pref.testing import make_tiny_gemma
     >>> path = make_tiny_gemma(tempfile.mkdtemp())     # a tiny random Gemma-2
     >>> clf = GemmaPreferenceClassifier(path, max_length=32, lora_r=4,
-    ...                                 random_state=0, torch_dtype="float32")
+    ...                                 random_state=0, dtype="float32")
     >>> clf = clf.fit(["A wins: ...", "B wins: ...", "tie: ..."] * 4, [0, 1, 2] * 4)
     >>> clf.predict_proba(["A wins: ..."]).shape
     (1, 3)
@@ -221,7 +222,8 @@ default="auto"
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "quantization": [StrOptions({"4bit", "8bit"}), None],
-        "torch_dtype": "no_validation",  # see _check_params
+        "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
+        "torch_dtype": "no_validation",
         "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
         "devices": [str, list, tuple],
         "gradient_checkpointing": ["boolean"],
@@ -251,7 +253,7 @@ default="auto"
         weight_decay: float = 0.0,
         max_grad_norm: float | None = 1.0,
         quantization: str | None = None,
-        torch_dtype: Any = "auto",
+        dtype: Any = "auto",
         backend: str = "auto",
         devices: str | list[str] = "auto",
         gradient_checkpointing: bool = True,
@@ -260,6 +262,7 @@ default="auto"
         show_progress_bar: bool | None = None,
         model_kwargs: dict | None = None,
         tokenizer_kwargs: dict | None = None,
+        torch_dtype: Any = None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.revision = revision
@@ -277,7 +280,7 @@ default="auto"
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
         self.quantization = quantization
-        self.torch_dtype = torch_dtype
+        self.dtype = dtype
         self.backend = backend
         self.devices = devices
         self.gradient_checkpointing = gradient_checkpointing
@@ -286,6 +289,7 @@ default="auto"
         self.show_progress_bar = show_progress_bar
         self.model_kwargs = model_kwargs
         self.tokenizer_kwargs = tokenizer_kwargs
+        self.torch_dtype = torch_dtype
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> list[str]:
@@ -293,13 +297,7 @@ default="auto"
         from sklearn.utils._param_validation import InvalidParameterError
 
         self._validate_params()
-        value = self.torch_dtype
-        is_dtype = type(value).__module__ == "torch" and type(value).__name__ == "dtype"
-        if not is_dtype and not (isinstance(value, str) and value in _DTYPE_NAMES):
-            raise InvalidParameterError(
-                "The 'torch_dtype' parameter of GemmaPreferenceClassifier must be a "
-                f"str among {set(_DTYPE_NAMES)} or a torch.dtype. Got {value!r} instead."
-            )
+        self._check_dtype_params()
         if not isinstance(self.target_modules, str) and not all(
             isinstance(m, str) for m in self.target_modules
         ):

@@ -133,7 +133,7 @@ def set_model_params(estimator: Any, **params: Any) -> Any:
         them, or a model itself.
     **params
         Parameters of the models, e.g. ``devices=["cuda:0", "cuda:1"]``,
-        ``quantization="8bit"``, ``torch_dtype="float16"``, ``backend``.
+        ``quantization="8bit"``, ``dtype="float16"``, ``backend``.
 
     Returns
     -------

@@ -623,6 +623,9 @@ class _Reader:
         if unknown:
             raise self._error(where, f"unknown parameters {sorted(unknown)}")
         params = {k: self.decode(v, f"{where}.{k}") for k, v in raw_params.items()}
+        if "dtype" in allowed and "dtype" not in params and params.get("torch_dtype") is not None:
+            # written before torch_dtype became dtype: read as the new name
+            params["dtype"] = params.pop("torch_dtype")
         try:
             est = cls(**params)
         except (TypeError, ValueError) as exc:

@@ -72,7 +72,7 @@ def make_embedder(tiny_gemma, request):
 
     defaults = {
         "max_length": 64,
-        "torch_dtype": "float32",
+        "dtype": "float32",
         "backend": "torch",
         **getattr(request.module, "EMBEDDER_DEFAULTS", {}),
     }

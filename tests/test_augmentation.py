@@ -191,7 +191,7 @@ def test_around_the_gemma_pipeline_swapped_texts_are_embedded_once(tiny_gemma, a
         tiny_gemma,
         recipe="embedding",
         max_length=64,
-        torch_dtype="float32",
+        dtype="float32",
         classifier=make_pipeline(StandardScaler(), LogisticRegression(C=0.01)),
         # the token budget: no answer is truncated away (TruncationWarning)
         formatter=make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True),

@@ -162,7 +162,7 @@ def test_default_recipe_end_to_end_on_a_tiny_gemma(tiny_gemma, arena, tmp_path):
 
     y = labels_from_winner(arena)
     train, test = arena.iloc[:200], arena.iloc[200:230]
-    model = gp.make_preference_pipeline(tiny_gemma, max_length=48, torch_dtype="float32")
+    model = gp.make_preference_pipeline(tiny_gemma, max_length=48, dtype="float32")
     model.set_params(Cs=(1e-3, 1e-1))
     model.fit(train, y[:200])
     assert set(model.weights_) == {"structure", "embedding"}

@@ -42,7 +42,7 @@ def test_cache_key_covers_settings(make_embedder, tiny_gemma, forward_rows):
         make_embedder(**change).transform(texts)
         assert sum(forward_rows) > n, change
         n = sum(forward_rows)
-    GemmaEmbedder(tiny_gemma, max_length=96, torch_dtype="bfloat16").transform(texts)
+    GemmaEmbedder(tiny_gemma, max_length=96, dtype="bfloat16").transform(texts)
     assert sum(forward_rows) > n
 
 
@@ -195,7 +195,7 @@ def test_disk_cache_key_covers_every_setting(
         ("pooling", {"pooling": "last"}),
         ("max_length", {"max_length": 7}),
         ("padding", {"padding": "max_length"}),
-        ("dtype", {"torch_dtype": "bfloat16"}),
+        ("dtype", {"dtype": "bfloat16"}),
         ("quantization", {"quantization": "8bit", "devices": "cpu"}),
         ("model path", {"model": copy}),
         ("text", {"texts": ["alpha beta!", "gamma delta epsilon!"]}),
@@ -263,7 +263,7 @@ from gemma_pref import GemmaEmbedder
 
 model, cache, texts_file, ready, me, out = sys.argv[1:]
 texts = json.loads(Path(texts_file).read_text())
-emb = GemmaEmbedder(model, max_length=64, torch_dtype="float32", devices="cpu", backend="torch",
+emb = GemmaEmbedder(model, max_length=64, dtype="float32", devices="cpu", backend="torch",
                     batch_size=2, memory_cache=False, cache_dir=cache)
 emb.transform([f"warm-up of writer {me}"])  # load before the start line
 Path(ready, me).touch()

@@ -244,7 +244,7 @@ def test_embed_layer_is_the_librarys(work, model_args, tiny_gemma, flag, layer):
     # the pairwise recipe's texts: each part with its share of the 64 tokens
     texts = make_recipe_formatter("pairwise", str(tiny_gemma), max_length=64).fit_transform(rows)
     expected = gp.GemmaEmbedder(
-        tiny_gemma, max_length=64, torch_dtype="float32", layer=layer
+        tiny_gemma, max_length=64, dtype="float32", layer=layer
     ).fit_transform(texts)
     np.testing.assert_allclose(np.load(work / out), expected, rtol=1e-3, atol=1e-4)
     # the closing line names the hidden states pooled, and what ran
@@ -269,7 +269,7 @@ def test_budget_shares_the_tokens_as_the_library_does(work, model_args, tiny_gem
     formatter = make_recipe_formatter("pairwise", tiny_gemma, max_length=32, budget=True)
     texts = formatter.fit_transform(rows)
     embedder = gp.GemmaEmbedder(
-        tiny_gemma, max_length=32, torch_dtype="float32", layer=PAIRWISE_DEFAULTS["layer"]
+        tiny_gemma, max_length=32, dtype="float32", layer=PAIRWISE_DEFAULTS["layer"]
     )
     np.testing.assert_allclose(
         np.load(work / "emb_budget.npy"), embedder.fit_transform(texts), rtol=1e-3, atol=1e-4

@@ -102,7 +102,7 @@ def csv_shards(arena, tmp_path_factory):
 @pytest.mark.parametrize("recipe", ["pairwise", "finetune"])
 def test_predict_dataset_equals_the_pipeline(tiny_gemma, arena, csv_shards, tmp_path, recipe):
     folder, test = csv_shards
-    params = {"max_length": 48, "torch_dtype": "float32", "devices": "cpu"}
+    params = {"max_length": 48, "dtype": "float32", "devices": "cpu"}
     if recipe == "finetune":
         params.update(lora_r=4, random_state=0)
     pipe = gp.make_preference_pipeline(tiny_gemma, recipe=recipe, **params)
@@ -138,7 +138,7 @@ def test_devices_resolve_against_what_the_actor_sees(make_embedder, tiny_gemma, 
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
     pipe = gp.make_preference_pipeline(
-        tiny_gemma, max_length=48, torch_dtype="float32", devices="cpu", swap_augment=True
+        tiny_gemma, max_length=48, dtype="float32", devices="cpu", swap_augment=True
     )
     train = arena.iloc[:40]
     pipe.fit(train, gp.labels_from_winner(train))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
+import gemma_pref as gp
 from gemma_pref import DeviceWorkerError, GemmaEmbedder, ModelNotFoundError
 
 EMBEDDER_DEFAULTS = {"max_length": 128, "memory_cache": False}
@@ -225,8 +226,8 @@ def test_missing_model_path_is_named(tmp_path):
             "The 'max_length' parameter of GemmaEmbedder must be an int in the range",
         ),
         (
-            {"torch_dtype": "fp8"},
-            "The 'torch_dtype' parameter of GemmaEmbedder must be .*Got 'fp8' instead",
+            {"dtype": "fp8"},
+            "The 'dtype' parameter of GemmaEmbedder must be .*Got 'fp8' instead",
         ),
         ({"padding": "left"}, "The 'padding' parameter"),
     ],
@@ -248,7 +249,7 @@ def test_torch_dtype_object_and_bf16(make_embedder, tiny_gemma, arena_texts):
 
     texts = list(arena_texts[:16])
     ref = make_embedder().transform(texts)
-    bf16 = make_embedder(torch_dtype=torch.bfloat16).transform(texts)
+    bf16 = make_embedder(dtype=torch.bfloat16).transform(texts)
     cos = (ref * bf16).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(bf16, axis=1)
     assert cos.min() > 0.99
     assert np.abs(ref - bf16).max() > 0  # really ran in bf16
@@ -505,3 +506,37 @@ def test_layer_clone_and_pickle(make_embedder, deep_gemmas, layer_texts):
     unpickled = pickle.loads(pickle.dumps(old))
     assert unpickled.layer == -1
     np.testing.assert_array_equal(unpickled.transform(layer_texts), default)
+
+
+def test_dtype_is_the_parameter_and_torch_dtype_still_works_with_a_warning(
+    make_embedder, tiny_gemma, arena_texts, tmp_path
+):
+    texts = list(arena_texts[:3])
+    new = GemmaEmbedder(tiny_gemma, max_length=48, dtype="float32", backend="torch")
+    old = GemmaEmbedder(tiny_gemma, max_length=48, torch_dtype="float32", backend="torch")
+    with pytest.warns(
+        FutureWarning, match="'torch_dtype' parameter of GemmaEmbedder is deprecated"
+    ):
+        vectors = old.fit_transform(texts)
+    np.testing.assert_array_equal(vectors, new.fit_transform(texts))
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    both = GemmaEmbedder(tiny_gemma, dtype="bfloat16", torch_dtype="float32")
+    with pytest.raises(InvalidParameterError, match="pass dtype only"):
+        both.fit(texts)
+    # a pickle of an earlier release held torch_dtype: it loads as dtype, quietly
+    state = new.__getstate__()
+    state["torch_dtype"] = state.pop("dtype")
+    earlier = GemmaEmbedder.__new__(GemmaEmbedder)
+    earlier.__setstate__(state)
+    assert earlier.dtype == "float32" and earlier.torch_dtype is None
+    np.testing.assert_array_equal(earlier.transform(texts), vectors)
+    # and so does a save_safe directory of an earlier release
+    import json
+
+    folder = gp.save_safe(new, tmp_path / "emb")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    params = manifest["estimator"]["params"]
+    params["torch_dtype"] = params.pop("dtype")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert gp.load_safe(folder).dtype == "float32"

@@ -52,7 +52,7 @@ def rows(arena):
 
 
 def _embedder(path, **params):
-    defaults = {"max_length": 48, "torch_dtype": "float32", "backend": "torch", "devices": "cpu"}
+    defaults = {"max_length": 48, "dtype": "float32", "backend": "torch", "devices": "cpu"}
     return gp.GemmaEmbedder(path, **{**defaults, **params})
 
 
@@ -149,7 +149,7 @@ def test_lora_classifier_trains(checkpoints, family, dtype):
         num_epochs=1,
         batch_size=8,
         gradient_accumulation_steps=1,
-        torch_dtype=dtype,
+        dtype=dtype,
         random_state=0,
         devices="cpu",
     ).fit(X, y)
@@ -162,7 +162,7 @@ def test_lora_classifier_trains(checkpoints, family, dtype):
 def test_default_recipe_end_to_end_and_persistence(checkpoints, rows, family, tmp_path):
     path = checkpoints[family]
     pipe = gp.make_preference_pipeline(
-        str(path), max_length=48, torch_dtype="float32", backend="torch", cache_dir=None
+        str(path), max_length=48, dtype="float32", backend="torch", cache_dir=None
     )
     y = gp.labels_from_winner(rows)
     proba = pipe.fit(rows, y).predict_proba(rows)

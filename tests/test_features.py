@@ -225,7 +225,7 @@ def test_feature_union_with_gemma_embeddings(tiny_gemma, arena):
             ("formatter", ArenaTextFormatter()),
             (
                 "embedder",
-                GemmaEmbedder(tiny_gemma, max_length=64, torch_dtype="float32"),
+                GemmaEmbedder(tiny_gemma, max_length=64, dtype="float32"),
             ),
         ]
     )

@@ -39,7 +39,7 @@ def _clf(path, **params):
         "num_epochs": 3,
         "batch_size": 8,
         "gradient_accumulation_steps": 1,
-        "torch_dtype": "float32",
+        "dtype": "float32",
         "random_state": 0,
         "devices": "cpu",
     }
@@ -185,8 +185,8 @@ def test_clone_and_params_store_only(tiny_gemma):
         ),
         ({"learning_rate": -1.0}, "'learning_rate' parameter"),
         (
-            {"torch_dtype": "float8"},
-            "'torch_dtype' parameter of GemmaPreferenceClassifier must be a str among",
+            {"dtype": "float8"},
+            "'dtype' parameter of GemmaPreferenceClassifier must be a str among",
         ),
         (
             {"devices": ["tpu"]},
@@ -235,7 +235,7 @@ def test_float16_training_keeps_trainable_weights_in_float32_with_loss_scaling(
     handle = register_optimizer_step_pre_hook(record)
     try:
         with caplog.at_level(logging.INFO, logger="gemma_pref"):
-            clf = _clf(tiny_gemma, torch_dtype="float16").fit(X, y)
+            clf = _clf(tiny_gemma, dtype="float16").fit(X, y)
     finally:
         handle.remove()
     assert dtypes == {torch.float32}
@@ -268,7 +268,7 @@ def test_quantized_training_on_cpu(tiny_gemma, task, quantization):
     import bitsandbytes as bnb
 
     (X, y), (Xt, yt) = task
-    clf = _clf(tiny_gemma, quantization=quantization, torch_dtype="auto", num_epochs=3)
+    clf = _clf(tiny_gemma, quantization=quantization, dtype="auto", num_epochs=3)
     clf.fit(X, y)
     model = clf.load()[0]
     layer = model.base_model.model.model.layers[0].self_attn.q_proj.base_layer
@@ -281,7 +281,7 @@ def test_quantized_training_on_cpu(tiny_gemma, task, quantization):
 @pytest.mark.parametrize("torch_dtype", ["auto", "float16"])  # float16: the T4 path anywhere
 def test_cuda_training_mixed_precision(tiny_gemma, task, torch_dtype):
     (X, y), (Xt, yt) = task
-    clf = _clf(tiny_gemma, torch_dtype=torch_dtype, devices="cuda:0").fit(X, y)
+    clf = _clf(tiny_gemma, dtype=torch_dtype, devices="cuda:0").fit(X, y)
     assert (clf.predict(Xt) == yt).mean() >= 0.9
     assert all(math.isfinite(v) for v in clf.loss_curve_)
 
@@ -296,7 +296,7 @@ def test_finetune_recipe_on_the_bundled_sample(tiny_gemma, arena):
         recipe="finetune",
         max_length=64,
         lora_r=4,
-        torch_dtype="float32",
+        dtype="float32",
         devices="cpu",
         random_state=0,
     )
@@ -322,7 +322,7 @@ def test_finetune_recipe_on_the_bundled_sample(tiny_gemma, arena):
         swap_augment=True,
         max_length=64,
         lora_r=4,
-        torch_dtype="float32",
+        dtype="float32",
         devices="cpu",
         random_state=0,
         num_epochs=1,

@@ -48,10 +48,10 @@ def test_cpu_choice_follows_native_bf16():
 
 def test_nonfinite_advice_names_only_what_the_device_runs():
     on_t4 = nonfinite_advice("float16", T4)
-    assert "torch_dtype='float32'" in on_t4 and "bfloat16" in on_t4  # "has no bfloat16"
-    assert "torch_dtype='bfloat16'" not in on_t4
-    assert "torch_dtype='bfloat16'" in nonfinite_advice("float16", A100)
-    assert "torch_dtype='float32'" in nonfinite_advice("bfloat16", A100)
+    assert "dtype='float32'" in on_t4 and "bfloat16" in on_t4  # "has no bfloat16"
+    assert "dtype='bfloat16'" not in on_t4
+    assert "dtype='bfloat16'" in nonfinite_advice("float16", A100)
+    assert "dtype='float32'" in nonfinite_advice("bfloat16", A100)
     assert "even in float32" in nonfinite_advice("float32", T4)
 
 

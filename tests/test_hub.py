@@ -39,7 +39,7 @@ def cached(hub_cache, monkeypatch):
 
 
 def _embedder(name, **params):
-    defaults = {"max_length": 32, "torch_dtype": "float32", "backend": "torch", "devices": "cpu"}
+    defaults = {"max_length": 32, "dtype": "float32", "backend": "torch", "devices": "cpu"}
     return gp.GemmaEmbedder(name, **{**defaults, **params})
 
 
@@ -86,7 +86,7 @@ def test_the_recipes_and_the_command_line_take_hub_names(cached, arena, tmp_path
 
     rows = arena.iloc[:30]
     pipe = gp.make_preference_pipeline(
-        "org/tiny-qwen", revision=OLD, max_length=32, torch_dtype="float32", cache_dir=None
+        "org/tiny-qwen", revision=OLD, max_length=32, dtype="float32", cache_dir=None
     )
     pipe.fit(rows, gp.labels_from_winner(rows))
     assert pipe.embedder_.revision == OLD

@@ -49,7 +49,7 @@ def test_finds_the_model_in_pipelines_and_wrappers(make_embedder, tiny_gemma):
 
 def test_fitted_wrappers_give_template_and_fitted_copy_once_each(make_embedder, arena):
     rows, y = arena.iloc[:24], gp.labels_from_winner(arena.iloc[:24])
-    settings = dict(max_length=32, torch_dtype="float32", backend="torch", devices="cpu")
+    settings = dict(max_length=32, dtype="float32", backend="torch", devices="cpu")
     path = make_embedder().model_name_or_path
     # the default recipe in SwapAB: the template's embedder, the fitted blend's
     # embedder parameter and its fitted embedder_, each once
@@ -82,8 +82,8 @@ def test_a_new_meta_estimator_is_searched_through_params_and_fitted_attributes(
     meta.fit(list(arena_texts[:12]), [0, 1, 2] * 4)
     steps = model_steps(meta)
     assert steps == [meta.embedder, meta.embedder_]
-    set_model_params(meta, torch_dtype="bfloat16")
-    assert meta.embedder.torch_dtype == meta.embedder_.torch_dtype == "bfloat16"
+    set_model_params(meta, dtype="bfloat16")
+    assert meta.embedder.dtype == meta.embedder_.dtype == "bfloat16"
     assert np.isfinite(meta.predict_proba(list(arena_texts[:3]))).all()
 
 

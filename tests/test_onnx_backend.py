@@ -103,7 +103,7 @@ def test_export_is_checked_once_and_reused(make_embedder, texts, caplog, tmp_pat
 
 def test_auto_follows_the_cpu(make_embedder):
     native_bf16 = _loading.cpu_supports_bf16()
-    path = make_embedder(backend="auto", torch_dtype="auto", devices="cpu").compute_path()
+    path = make_embedder(backend="auto", dtype="auto", devices="cpu").compute_path()
     if native_bf16:
         assert path == {
             "backend": "torch",
@@ -116,24 +116,24 @@ def test_auto_follows_the_cpu(make_embedder):
     else:
         assert path["backend"] == "onnxruntime" and path["dtype"] == "float32"
     # float32 asked for: ONNX Runtime on any CPU
-    path = make_embedder(backend="auto", torch_dtype="float32", devices="cpu").compute_path()
+    path = make_embedder(backend="auto", dtype="float32", devices="cpu").compute_path()
     assert (path["backend"], path["dtype"]) == ("onnxruntime", "float32")
     # quantized weights and other dtypes stay on PyTorch
     path = make_embedder(backend="auto", quantization="8bit", devices="cpu").compute_path()
     assert path["backend"] == "torch"
-    path = make_embedder(backend="auto", torch_dtype="bfloat16", devices="cpu").compute_path()
+    path = make_embedder(backend="auto", dtype="bfloat16", devices="cpu").compute_path()
     assert (path["backend"], path["dtype"]) == ("torch", "bfloat16")
-    # asked for explicitly, under torch_dtype="auto": float32 on any CPU
-    path = make_embedder(backend="onnxruntime", torch_dtype="auto", devices="cpu").compute_path()
+    # asked for explicitly, under dtype="auto": float32 on any CPU
+    path = make_embedder(backend="onnxruntime", dtype="auto", devices="cpu").compute_path()
     assert (path["backend"], path["dtype"]) == ("onnxruntime", "float32")
 
 
 def test_auto_gives_the_vectors_of_pytorch_in_its_dtype(make_embedder, texts):
     """Whichever path auto takes on this CPU, it matches PyTorch in that dtype."""
-    auto = make_embedder(backend="auto", torch_dtype="auto")
+    auto = make_embedder(backend="auto", dtype="auto")
     path = auto.compute_path()
     got = auto.fit_transform(texts[:6])
-    ref = make_embedder(backend="torch", torch_dtype=path["dtype"]).fit_transform(texts[:6])
+    ref = make_embedder(backend="torch", dtype=path["dtype"]).fit_transform(texts[:6])
     assert _cosines(got, ref).min() >= 0.9999
 
 
@@ -154,7 +154,7 @@ def test_cache_keeps_the_backends_apart(make_embedder, texts, tmp_path):
     ("params", "message"),
     [
         ({"quantization": "8bit"}, "quantization='8bit'"),
-        ({"torch_dtype": "bfloat16"}, "torch_dtype='bfloat16'"),
+        ({"dtype": "bfloat16"}, "dtype='bfloat16'"),
     ],
 )
 def test_onnxruntime_refuses_what_it_cannot_run(make_embedder, texts, params, message):
@@ -216,7 +216,7 @@ def test_fine_tuned_classifier_predicts_the_same_on_onnxruntime(tiny_gemma, tmp_
         learning_rate=2e-3,
         batch_size=8,
         gradient_accumulation_steps=1,
-        torch_dtype="float32",
+        dtype="float32",
         random_state=0,
         devices="cpu",
         backend="torch",

@@ -258,7 +258,7 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena):
     y = gp.labels_from_winner(rows)
     groups = gp.prompt_groups(rows)
     assert len(np.unique(groups)) < len(rows)  # some prompts were asked of several pairs
-    small = {"max_length": 32, "torch_dtype": "float32", "backend": "torch", "cache_dir": None}
+    small = {"max_length": 32, "dtype": "float32", "backend": "torch", "cache_dir": None}
     for recipe, classifier, scores in [
         ("embedding", PairDifferenceClassifier(Cs=(1e-4, 1e-2), cv=3),
          lambda fitted: fitted.cv_log_loss_),

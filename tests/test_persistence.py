@@ -45,7 +45,7 @@ def fitted(tiny_gemma, split):
         tiny_gemma,
         recipe="embedding",
         max_length=96,
-        torch_dtype="float32",
+        dtype="float32",
         classifier=make_catboost_classifier(iterations=30),
         formatter=_budget(tiny_gemma),
     )
@@ -67,7 +67,7 @@ def fitted_custom(tiny_gemma, split):
                 "text",
                 make_pipeline(
                     ArenaTextFormatter(turns="all", max_tokens=48, tokenizer=str(tiny_gemma)),
-                    GemmaEmbedder(tiny_gemma, max_length=48, torch_dtype="float32"),
+                    GemmaEmbedder(tiny_gemma, max_length=48, dtype="float32"),
                 ),
             ),
             ("structure", ArenaStructureFeatures()),
@@ -211,7 +211,7 @@ def test_safe_round_trip_of_the_preference_pipeline(fitted, split, tmp_path):
 
 def test_safe_round_trip_of_the_default_blend(tiny_gemma, split, tmp_path):
     train, y, test = split
-    model = make_preference_pipeline(tiny_gemma, max_length=96, torch_dtype="float32")
+    model = make_preference_pipeline(tiny_gemma, max_length=96, dtype="float32")
     model.set_params(Cs=(1e-3, 1e-1), weights=(0.0, 0.5, 1.0))
     model.fit(train, y)
     before = model.predict_proba(test)
@@ -233,7 +233,7 @@ def test_safe_round_trip_of_the_embedding_pipeline(tiny_gemma, split, tmp_path):
         tiny_gemma,
         recipe="embedding",
         max_length=96,
-        torch_dtype="float32",
+        dtype="float32",
         formatter=_budget(tiny_gemma),
     )
     pipe.fit(train, y)

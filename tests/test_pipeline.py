@@ -25,7 +25,7 @@ def _pipe(path, recipe="embedding", **kw):
         path,
         recipe=recipe,
         max_length=96,
-        torch_dtype="float32",
+        dtype="float32",
         classifier=make_catboost_classifier(iterations=30),
         formatter=formatter,
         **kw,
@@ -171,7 +171,7 @@ def test_pipeline_with_logistic_regression(tiny_gemma, arena):
         tiny_gemma,
         recipe="embedding",
         max_length=64,
-        torch_dtype="float32",
+        dtype="float32",
         classifier=LogisticRegression(max_iter=200),
         formatter=make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True),
     )

@@ -306,7 +306,7 @@ def embedder(tiny_gemma):
         tiny_gemma,
         max_length=32,
         batch_size=8,
-        torch_dtype="float32",
+        dtype="float32",
         memory_cache=False,
         devices="cpu",
     )

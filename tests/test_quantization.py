@@ -17,7 +17,7 @@ def _cos(a, b):
 @pytest.mark.parametrize("quantization", ["4bit", "8bit"])
 def test_quantized_load_and_embed(tiny_gemma, arena_texts, quantization):
     texts = list(arena_texts[:24])
-    ref = GemmaEmbedder(tiny_gemma, max_length=128, torch_dtype="float32").transform(texts)
+    ref = GemmaEmbedder(tiny_gemma, max_length=128, dtype="float32").transform(texts)
     emb = GemmaEmbedder(tiny_gemma, max_length=128, quantization=quantization, devices="cpu")
     X = emb.transform(texts)
     assert X.shape == ref.shape and X.dtype == np.float32 and np.isfinite(X).all()

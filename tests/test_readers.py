@@ -336,7 +336,7 @@ def test_two_class_every_recipe(arena, tiny_gemma):
     small = wsdm.head(40)
     y = gp.labels_from_winner(small)
     pairwise = gp.make_preference_pipeline(
-        tiny_gemma, max_length=32, torch_dtype="float32", backend="torch", cache_dir=None
+        tiny_gemma, max_length=32, dtype="float32", backend="torch", cache_dir=None
     ).fit(small, y)
     assert isinstance(pairwise, gp.PreferenceBlendClassifier)
     assert pairwise.predict_proba(small).shape == (40, 2)
@@ -350,7 +350,7 @@ def test_two_class_every_recipe(arena, tiny_gemma):
         ("structure", {}),
     ):
         classifier = make_recipe_classifier(recipe, iterations=20) if recipe == "seed" else None
-        settings = dict(max_length=32, torch_dtype="float32", backend="torch", cache_dir=None)
+        settings = dict(max_length=32, dtype="float32", backend="torch", cache_dir=None)
         model = gp.make_preference_pipeline(
             None if recipe == "structure" else tiny_gemma,
             recipe=recipe,
@@ -364,7 +364,7 @@ def test_two_class_every_recipe(arena, tiny_gemma):
         tiny_gemma,
         recipe="finetune",
         max_length=32,
-        torch_dtype="float32",
+        dtype="float32",
         lora_r=4,
         batch_size=8,
         random_state=0,

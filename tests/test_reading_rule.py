@@ -356,6 +356,6 @@ def test_the_command_line_reads_the_corpus_verbatim(tiny_gemma, tmp_path, capsys
     ).fit_transform(frame)
     embedder = gp.GemmaEmbedder(
         tiny_gemma,
-        **{**PAIRWISE_DEFAULTS, "max_length": 48, "torch_dtype": "float32", "backend": "torch"},
+        **{**PAIRWISE_DEFAULTS, "max_length": 48, "dtype": "float32", "backend": "torch"},
     )
     np.testing.assert_allclose(np.load(out), embedder.fit(pairs).transform(pairs), atol=1e-5)

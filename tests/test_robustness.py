@@ -275,7 +275,7 @@ def test_real_cuda_oom_backs_off_and_matches(tiny_gemma, arena_texts, caplog):
         "max_length": 2048,
         "devices": "cuda:0",
         "memory_cache": False,
-        "torch_dtype": "float32",
+        "dtype": "float32",
         "model_kwargs": {"attn_implementation": "eager"},
     }
     ref = GemmaEmbedder(tiny_gemma, batch_size=1, **common).transform(long_texts)
@@ -395,8 +395,8 @@ _BAD_PARAMS = [
     ),
     (
         lambda p: GemmaEmbedder(p),
-        {"torch_dtype": "fp8"},
-        r"'torch_dtype' parameter of GemmaEmbedder must be a str among \{.*'bfloat16'.*\} or a torch.dtype\. Got 'fp8'",
+        {"dtype": "fp8"},
+        r"'dtype' parameter of GemmaEmbedder must be a str among \{.*'bfloat16'.*\} or a torch.dtype\. Got 'fp8'",
     ),
     (
         lambda p: GemmaEmbedder(p),
@@ -438,7 +438,7 @@ def test_pipeline_set_params_fails_at_fit_naming_the_step_parameter(tiny_gemma, 
         tiny_gemma,
         recipe="embedding",
         max_length=32,
-        torch_dtype="float32",
+        dtype="float32",
         classifier=LogisticRegression(),
     )
     pipe.set_params(embedder__pooling="max2", formatter__turns="every")

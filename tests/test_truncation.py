@@ -142,7 +142,7 @@ def test_j_the_default_recipe_budgets_and_the_blend_names_rows_by_their_index(
 
     frame = arena.iloc[:36].set_axis([f"id-{i}" for i in range(36)])
     y = gp.labels_from_winner(frame)
-    settings = dict(max_length=MAX_LENGTH, torch_dtype="float32", backend="torch", cache_dir=None)
+    settings = dict(max_length=MAX_LENGTH, dtype="float32", backend="torch", cache_dir=None)
     plain = make_recipe_formatter("pairwise", tiny_gemma, budget=False)
     expected = _same_kept_tokens(tokenizer, plain.fit_transform(frame))
     named = [label for label, hit in zip(frame.index, expected) if hit][:5]
