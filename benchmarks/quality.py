@@ -90,12 +90,15 @@ class Context:
     cache_dir: str
     #: the hidden state of the configurations that do not name one
     layer: Any = -1
+    #: GemmaEmbedder parameters of the run (--dtype, --backend, --quantization)
+    embedder: dict[str, Any] = field(default_factory=dict)
 
     def embedder_params(self, layer: Any = None) -> dict[str, Any]:
         return {
             "max_length": self.max_length,
             "cache_dir": self.cache_dir,
             "layer": self.layer if layer is None else layer,
+            **self.embedder,
         }
 
 
@@ -734,7 +737,9 @@ def warm_text_sets(
         emb = gp.GemmaEmbedder(ctx.model, **ctx.embedder_params(layer))
         emb.fit_transform(texts)
         t2 = time.perf_counter()
-        decoder_layers = emb.compute_path().get("decoder_layers")
+        path = emb.compute_path()
+        decoder_layers = path.get("decoder_layers")
+        runtime = getattr(emb, "_lazy_runtime", None)
         emb.free()
         out[f"{name}@layer={_layer_tag(layer)}"] = {
             "layer": _layer_tag(layer),
@@ -743,6 +748,11 @@ def warm_text_sets(
             "distinct_texts": int(len(set(np.ravel(texts)))),
             "format_s": t1 - t0,
             "embed_s": t2 - t1,
+            "compute": (
+                runtime[1].description
+                if runtime
+                else f"{path['backend']} {path['dtype']} (read from the cache)"
+            ),
         }
         log(
             f"text set {name} at layer {_layer_tag(layer)}: {len(texts)} texts formatted "
@@ -844,7 +854,14 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
         f"CV: PromptGroupKFold(n_splits={s['folds']}, shuffle=True, random_state=0). "
         f"Model: {report['model']['name']} (hidden size {report['model']['hidden_size']}), "
         f"max_length {s['max_length']}, layer {s.get('layer', '-1')} (where a "
-        "configuration names none).",
+        "configuration names none)"
+        + (
+            f"; GemmaEmbedder({', '.join(f'{k}={v!r}' for k, v in s['embedder'].items())})"
+            if s.get("embedder")
+            else ""
+        )
+        + ("; 8-bit weights quantized as on a CPU without VNNI (7-bit)" if s.get("no_vnni") else "")
+        + ".",
         "",
         f"Runs: {', '.join(r['started'] for r in report['runs'])} on "
         f"{report['machine'].get('cpu_label', report['machine']['cpu'])} "
@@ -903,7 +920,8 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
             lines.append(
                 f"- {k}: {v['texts']} texts ({v['distinct_texts']} distinct), formatted "
                 f"in {v['format_s']:.1f} s, embedded in {v['embed_s']:.1f} s"
-                f" ({v.get('decoder_layers') or 'all'} decoder layers run)"
+                f" ({v.get('decoder_layers') or 'all'} decoder layers run"
+                + (f"; {v['compute']})" if v.get("compute") else ")")
             )
     tmp = out_dir / f".{name}.md.tmp"
     tmp.write_text("\n".join(lines) + "\n")
@@ -964,6 +982,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the configurations already in <name>.json (same "
         "settings) and run only the others",
     )
+    p.add_argument(
+        "--dtype", default=None, help="GemmaEmbedder dtype (default: the library's, 'auto')"
+    )
+    p.add_argument(
+        "--backend", default=None, help="GemmaEmbedder backend (default: the library's, 'auto')"
+    )
+    p.add_argument(
+        "--quantization",
+        default=None,
+        choices=["8bit", "4bit"],
+        help="GemmaEmbedder quantization (8bit on CPU: ONNX Runtime int8 weights)",
+    )
+    p.add_argument(
+        "--no-vnni",
+        action="store_true",
+        help="quantize as on a CPU without VNNI (7-bit weights, reduce_range) whatever "
+        "this CPU has: the arithmetic of 8-bit weights on AVX2-only CPUs",
+    )
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     p.add_argument(
         "--report-only",
@@ -1009,7 +1045,18 @@ def main(argv: list[str] | None = None) -> int:
         if "-" in args.layer.lstrip("-")
         else int(args.layer)
     )
-    ctx = Context(args.model, model_dir, args.max_length, args.cache_dir, layer)
+    embedder = {
+        k: v
+        for k, v in {
+            "dtype": args.dtype,
+            "backend": args.backend,
+            "quantization": args.quantization,
+        }.items()
+        if v is not None
+    }
+    if args.no_vnni:
+        _loading.cpu_has_vnni = lambda: False  # the vectors' cache key follows
+    ctx = Context(args.model, model_dir, args.max_length, args.cache_dir, layer, embedder)
     df = gp.load_arena_sample()
     y = gp.labels_from_winner(df)
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
@@ -1021,6 +1068,8 @@ def main(argv: list[str] | None = None) -> int:
         "folds": args.folds,
         "model": args.model,
         "cache_dir": args.cache_dir,
+        **({"embedder": embedder} if embedder else {}),
+        **({"no_vnni": True} if args.no_vnni else {}),
     }
     report: dict[str, Any] = {
         "runs": [

@@ -166,6 +166,9 @@ class CheckpointMixin:
     dtype: Any
     torch_dtype: Any  # deprecated: ``dtype``
     quantization: Any
+    #: whether 8-bit weights on CPUs may run as ONNX Runtime's int8 graph
+    #: (the embedder's); else they are bitsandbytes' on PyTorch
+    _onnx_int8: bool = True
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # pickles of versions without the parameters ran PyTorch's default
@@ -242,6 +245,7 @@ class CheckpointMixin:
             self._dtype_value(),
             self.quantization,
             model_type=self._model_type(devices),
+            onnx_int8=self._onnx_int8,
         )
         head = self._head()
         exported = backend != "torch"
@@ -343,6 +347,7 @@ class CheckpointMixin:
             self._dtype_value(),
             self.quantization,
             model_type=self._model_type(devices),
+            onnx_int8=self._onnx_int8,
         )
         return {
             "backend": backend,

@@ -205,6 +205,9 @@ class Runtime:
         model is exported to ONNX once under ``export_root`` (checked against
         PyTorch up to ``max_length`` tokens) and each replica is an ONNX
         Runtime session of that graph; :meth:`run` then runs ``head`` only.
+        With ``quantization="8bit"`` among ``load_kwargs`` the sessions run
+        that graph's 8-bit quantization (made once beside it, see
+        :func:`gemma_pref._loading.int8_settings`).
         """
         tokenizer = _loading.load_tokenizer(model_dir, tokenizer_kwargs)
         if backend == "torch":
@@ -219,6 +222,11 @@ class Runtime:
             raise ValueError("backend='onnxruntime' needs the head to export and export_root")
         from . import _onnx
 
+        # the float32 graph is exported from the float32 model; 8-bit weights
+        # are ONNX Runtime's quantization of that graph
+        quantization = load_kwargs.get("quantization")
+        if "quantization" in load_kwargs:
+            load_kwargs = {**load_kwargs, "quantization": None}
         path = _onnx.exported_model(
             Path(export_root),
             fingerprint=_loading.model_fingerprint(model_dir, include_path=False),
@@ -231,9 +239,28 @@ class Runtime:
                 pad_token_id(tokenizer),
             ),
         )
+        weights = "float32"
+        if quantization == "8bit":
+            settings = _loading.int8_settings()
+            path = _onnx.quantized_model(
+                path,
+                settings,
+                max_length=max_length,
+                pad_id=pad_token_id(tokenizer),
+                vocab_size=len(tokenizer),
+            )
+            weights = (
+                "int8 weights (dynamic, per channel"
+                + (", 7-bit: no VNNI on this CPU" if settings["reduce_range"] else ", VNNI")
+                + "), float32 activations"
+            )
+        elif quantization is not None:
+            raise ValueError(
+                f"backend='onnxruntime' runs float32 or 8-bit weights; got {quantization!r}"
+            )
         replicas = _onnx.replicas(path, devices)
         description = (
-            f"onnxruntime {_onnx.version()} float32, {replicas[0].threads} "
+            f"onnxruntime {_onnx.version()} {weights}, {replicas[0].threads} "
             f"thread{'s' if replicas[0].threads != 1 else ''} per replica"
         )
         return cls(tokenizer, replicas, devices, dtype, description, exported_head=head)

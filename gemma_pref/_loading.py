@@ -394,6 +394,46 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of this CPU (``/proc/cpuinfo``; empty where
+    that is not readable, as on macOS and Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+#: CPU flags of the 8-bit dot-product instructions (VNNI) that ONNX Runtime's
+#: int8 kernels use; without them the u8 x s8 products are summed in pairs
+#: into 16 bits and can saturate unless the weights use 7 bits.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has 8-bit dot-product instructions (AVX-512 VNNI,
+    AVX-VNNI or AMX-INT8)."""
+    return bool(cpu_flags() & VNNI_FLAGS)
+
+
+def int8_settings() -> dict[str, Any]:
+    """How the 8-bit ONNX Runtime path quantizes an export on this CPU:
+    ONNX Runtime's dynamic quantization of the MatMul weights to int8, one
+    scale per output channel; ``reduce_range`` (7-bit weights) on CPUs
+    without VNNI, as ONNX Runtime advises for per-channel weights there.
+    The vectors depend on these settings: they are part of the cache keys."""
+    return {
+        "method": "dynamic",
+        "op_types": ["MatMul"],
+        "weight_type": "int8",
+        "per_channel": True,
+        "reduce_range": not cpu_has_vnni(),
+    }
+
+
 #: ``model_type`` values (config.json) whose activations overflow float16 and
 #: whose modelling code in transformers 5.24 does not clamp them: Gemma 3
 #: (``modeling_gemma3.py`` has no clamp; transformers issue #36822).
@@ -536,15 +576,20 @@ def resolve_backend(
     torch_dtype: Any,
     quantization: str | None,
     model_type: str | None = None,
+    onnx_int8: bool = True,
 ) -> tuple[str, Any, str]:
     """Resolve the ``backend`` parameter: ``(backend, dtype, why)``.
 
-    ``"auto"`` picks ONNX Runtime when every device is a CPU, the weights are
-    not quantized, the compute dtype resolves to float32 (a CPU without
-    native bf16, or ``dtype="float32"``) and the ``onnx`` extra is
-    installed; else PyTorch. ``"onnxruntime"`` asked for explicitly computes
-    in float32 (``dtype="auto"`` resolves to it) and raises where it
-    cannot run.
+    ``"auto"`` picks ONNX Runtime when every device is a CPU, the compute
+    dtype resolves to float32 (a CPU without native bf16, or
+    ``dtype="float32"``) and the ``onnx`` extra is installed; with
+    ``quantization="8bit"`` on CPUs it picks ONNX Runtime's int8 weights
+    (float32 activations) where the extra is installed, else bitsandbytes;
+    ``"4bit"`` is always bitsandbytes (PyTorch). ``"onnxruntime"`` asked for
+    explicitly computes in float32 (``dtype="auto"`` resolves to it), with
+    float32 or 8-bit weights, and raises where it cannot run.
+    ``onnx_int8=False`` (the fine-tuned classifier, trained on bitsandbytes'
+    weights): 8-bit weights are bitsandbytes' on PyTorch only.
     """
     import torch
 
@@ -555,10 +600,11 @@ def resolve_backend(
                 f"backend='onnxruntime' runs on CPU devices only; got devices={devices}. "
                 "Use backend='torch' (or 'auto') on GPUs."
             )
-        if quantization is not None:
+        if quantization not in ((None, "8bit") if onnx_int8 else (None,)):
             raise ValueError(
-                f"backend='onnxruntime' runs float32 weights; got quantization={quantization!r}. "
-                "Use backend='torch' with bitsandbytes quantization."
+                f"backend='onnxruntime' runs float32{' or 8-bit' if onnx_int8 else ''} "
+                f"weights; got quantization={quantization!r}. Use backend='torch' with "
+                "bitsandbytes for these weights."
             )
         dtype = torch.float32 if torch_dtype == "auto" else resolve_dtype(torch_dtype, "cpu")
         if dtype != torch.float32:
@@ -570,12 +616,22 @@ def resolve_backend(
                 "backend='onnxruntime' needs onnxruntime and onnx: pip install 'gemma-pref[onnx]'"
             )
         return "onnxruntime", dtype, "asked for"
+    if backend == "auto" and cpu and quantization == "8bit" and onnx_int8:
+        dtype = torch.float32 if torch_dtype == "auto" else resolve_dtype(torch_dtype, "cpu")
+        if dtype == torch.float32 and onnx_available():
+            return "onnxruntime", dtype, "8-bit weights on CPU: ONNX Runtime int8"
     dtype = resolve_dtype(torch_dtype, devices[0], quantization, model_type)
     if backend == "torch":
         return "torch", dtype, "asked for"
     if not cpu:
         return "torch", dtype, "GPU"
     if quantization is not None:
+        if quantization == "8bit" and dtype == torch.float32 and onnx_int8:
+            return (
+                "torch",
+                dtype,
+                "8bit weights (bitsandbytes); pip install 'gemma-pref[onnx]' for ONNX Runtime int8",
+            )
         return "torch", dtype, f"{quantization} weights (bitsandbytes)"
     if dtype != torch.float32:
         if torch_dtype == "auto":

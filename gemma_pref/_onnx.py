@@ -28,6 +28,7 @@ a cosine of 1.0 (float32 rounding).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ __all__ = [
     "available",
     "export_dir",
     "exported_model",
+    "folder_size",
+    "quantized_model",
     "replicas",
     "version",
 ]
@@ -257,8 +260,15 @@ def exported_model(
         model = load_torch_model()
         checked = _export(model, head, tmp, max_length=max_length, pad_id=pad_id)
         del model
-        meta = {**key, **checked, "onnxruntime": version(), "torch": torch.__version__}
+        meta = {
+            **key,
+            **checked,
+            "onnxruntime": version(),
+            "torch": torch.__version__,
+            "bytes": folder_size(tmp),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        logger.info("Exported %s to ONNX: %s on disk in %s", head, _human(meta["bytes"]), folder)
         os.chmod(tmp, 0o755)
         if _checked_up_to(folder) >= int(max_length):
             # another process finished the same export first: use that one
@@ -288,3 +298,116 @@ def replicas(path: Path, devices: Sequence[str]) -> list[OnnxReplica]:
     """One session per CPU replica; the process's torch threads are shared among them."""
     threads = max(1, torch.get_num_threads() // max(1, len(devices)))
     return [OnnxReplica(path, threads) for _ in devices]
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes of the files under ``folder``."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.2f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} bytes"  # pragma: no cover
+
+
+class _DropOnnxRuntimeRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "onnxruntime" not in record.pathname
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs each tensor it leaves alone, and advice,
+    on the root logger: those records are dropped while it runs."""
+    root = logging.getLogger()
+    drop = _DropOnnxRuntimeRecords()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+#: The lowest cosine between the int8 graph's vectors and the float32 graph's
+#: on the probe batches (random tokens) before the int8 graph is refused; on
+#: real texts the default model's vectors agree to about 0.99.
+_MIN_INT8_COSINE = 0.9
+
+
+def quantized_model(
+    source: Path, settings: dict[str, Any], *, max_length: int, pad_id: int, vocab_size: int
+) -> Path:
+    """The 8-bit graph of the checked float32 export ``source`` (its
+    ``model.onnx``): ONNX Runtime's dynamic quantization with ``settings``
+    (:func:`gemma_pref._loading.int8_settings`), made on first use, beside
+    the float32 export under the same root, and checked against it.
+
+    The int8 graph quantizes each MatMul's weights once (``per_channel``:
+    one scale per output column, ``reduce_range``: 7 bits) and its
+    activations per call; the embedding table (a Gather) stays float32.
+    ``meta.json`` records the settings, the float32 export it came from, the
+    probes' lowest cosine to the float32 vectors and the size on disk.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = Path(source)
+    root = source.parent.parent
+    key = {"source": source.parent.name, "quantization": settings, "onnxruntime": version()}
+    folder = export_dir(root, key)
+    if (folder / "meta.json").is_file() and (folder / "model.onnx").is_file():
+        return folder / "model.onnx"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".quantize-"))
+    try:
+        logger.info("Quantizing the ONNX export %s to 8-bit weights (once): %s", source, folder)
+        large = folder_size(source.parent) > 1_800_000_000  # protobuf's 2 GB limit
+        with warnings.catch_warnings(), _quiet_quantizer():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                source,
+                tmp / "model.onnx",
+                op_types_to_quantize=list(settings["op_types"]),
+                per_channel=bool(settings["per_channel"]),
+                reduce_range=bool(settings["reduce_range"]),
+                weight_type=QuantType.QInt8,
+                use_external_data_format=large,
+            )
+        threads = torch.get_num_threads()
+        fp32, int8 = OnnxReplica(source, threads), OnnxReplica(tmp / "model.onnx", threads)
+        worst = 1.0
+        for ids, mask in _probe_batches(max_length, vocab_size, pad_id):
+            cos = _min_cosine(int8(ids, mask).numpy(), fp32(ids, mask).numpy())
+            if not cos >= _MIN_INT8_COSINE:
+                raise RuntimeError(
+                    f"the 8-bit graph's vectors disagree with the float32 graph's on a batch "
+                    f"of shape {tuple(ids.shape)}: min cosine {cos:.4f} < {_MIN_INT8_COSINE}; "
+                    "this model does not quantize faithfully: leave quantization=None"
+                )
+            worst = min(worst, cos)
+        del fp32, int8
+        meta: dict[str, Any] = {
+            **key,
+            "probe_min_cosine_to_float32": worst,
+            "bytes": folder_size(tmp),
+            "source_bytes": folder_size(source.parent),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        os.chmod(tmp, 0o755)
+        logger.info(
+            "Quantized to 8-bit weights: %s on disk (the float32 export: %s) in %s",
+            _human(meta["bytes"]),
+            _human(meta["source_bytes"]),
+            folder,
+        )
+        if (folder / "meta.json").is_file():
+            return folder / "model.onnx"  # another process finished first
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder / "model.onnx"

@@ -305,10 +305,17 @@ class GemmaEmbedder(
         threads; batches are shared through one queue and the results come
         back in input order.
     quantization : {"4bit", "8bit"} or None, default=None
-        Load the weights through bitsandbytes: ``"4bit"`` is NF4 (not
-        bitsandbytes' default FP4, which moves vectors further from float32),
-        ``"8bit"`` is LLM.int8. Works on CUDA and, with bitsandbytes >= 0.49,
-        on CPU.
+        8- or 4-bit weights. On GPUs (and with ``backend="torch"``) through
+        bitsandbytes: ``"4bit"`` is NF4 (not bitsandbytes' default FP4,
+        which moves vectors further from float32), ``"8bit"`` is LLM.int8.
+        ``"8bit"`` on CPUs (``backend="auto"`` or ``"onnxruntime"``, with
+        the ``onnx`` extra): ONNX Runtime's dynamic int8 quantization of the
+        checked float32 export (every MatMul's weights, one scale per output
+        channel; 7-bit weights on CPUs without VNNI, as ONNX Runtime
+        advises there), made once beside it and reused; float32
+        activations. Its vectors keep a cosine of about 0.9998 to the float32
+        ones on the default model; see ``docs/quality.md`` for the log loss
+        and the speed on each CPU kind.
     dtype : {"auto", "float32", "bfloat16", "float16"} or torch.dtype, \
 default="auto"
         Weights and compute dtype (the compute dtype when quantized), as
@@ -322,10 +329,11 @@ default="auto"
         ``<gemma-pref home>/onnx``, checked against PyTorch before use) and
         run by ONNX Runtime in float32: the same vectors (cosine 1.0), 1.1-1.3x
         faster than PyTorch's float32 on the AVX2 CPUs measured; CPU devices
-        only, no quantization; needs ``pip install "gemma-pref[onnx]"``.
+        only, float32 or 8-bit weights (``quantization="8bit"``); needs
+        ``pip install "gemma-pref[onnx]"``.
         ``"auto"``: ONNX Runtime where the computation is float32 on CPUs
-        (CPUs without native bf16 under ``dtype="auto"``) and it is
-        installed, else PyTorch. :meth:`compute_path` tells the choice without
+        (CPUs without native bf16 under ``dtype="auto"``) or the weights
+        are 8-bit on CPUs, and it is installed, else PyTorch. :meth:`compute_path` tells the choice without
         loading anything; it is logged once at INFO when the model loads, and
         the embedding cache keeps the backends' vectors apart.
     layer : int, float, range, list or tuple of int or float, default=-1
@@ -716,7 +724,10 @@ default="auto"
         """Every setting that changes the vectors (for the cache key)."""
         # "torch" adds nothing, so that caches written before the backend
         # parameter existed stay valid; nor does the last layer, for "layer"
-        backend_key = {} if backend == "torch" else {"backend": backend}
+        backend_key: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
+        if backend == "onnxruntime" and self.quantization == "8bit":
+            # ONNX Runtime's int8 weights: their settings depend on the CPU
+            backend_key["int8"] = _loading.int8_settings()
         layers = self._layer_plan()[0]
         layer_key = {} if layers is None else {"layers": list(layers)}
         return {

@@ -205,6 +205,9 @@ default="auto"
     (1, 3)
     """
 
+    # predictions of weights trained 8-bit are bitsandbytes' 8-bit on PyTorch
+    _onnx_int8 = False
+
     _parameter_constraints: dict = {
         "model_name_or_path": [str, os.PathLike, None],
         "revision": [str, None],

@@ -118,8 +118,14 @@ def test_auto_follows_the_cpu(make_embedder):
     # float32 asked for: ONNX Runtime on any CPU
     path = make_embedder(backend="auto", dtype="float32", devices="cpu").compute_path()
     assert (path["backend"], path["dtype"]) == ("onnxruntime", "float32")
-    # quantized weights and other dtypes stay on PyTorch
+    # 8-bit weights on a CPU: ONNX Runtime's int8 on any CPU; 4-bit and
+    # other dtypes stay on PyTorch
     path = make_embedder(backend="auto", quantization="8bit", devices="cpu").compute_path()
+    assert (path["backend"], path["dtype"]) == ("onnxruntime", "float32")
+    assert path["reason"] == "8-bit weights on CPU: ONNX Runtime int8"
+    path = make_embedder(backend="auto", quantization="4bit", devices="cpu").compute_path()
+    assert path["backend"] == "torch"
+    path = make_embedder(backend="torch", quantization="8bit", devices="cpu").compute_path()
     assert path["backend"] == "torch"
     path = make_embedder(backend="auto", dtype="bfloat16", devices="cpu").compute_path()
     assert (path["backend"], path["dtype"]) == ("torch", "bfloat16")
@@ -153,7 +159,7 @@ def test_cache_keeps_the_backends_apart(make_embedder, texts, tmp_path):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"quantization": "8bit"}, "quantization='8bit'"),
+        ({"quantization": "4bit"}, "quantization='4bit'"),
         ({"dtype": "bfloat16"}, "dtype='bfloat16'"),
     ],
 )
@@ -231,3 +237,79 @@ def test_fine_tuned_classifier_predicts_the_same_on_onnxruntime(tiny_gemma, tmp_
     other = gp.GemmaPreferenceClassifier(**{**clf.get_params(), "random_state": 1}).fit(X, y)
     other.predict_proba(X[:4])
     assert len(_exports()) == 2
+
+
+def _int8_exports() -> list[dict]:
+    return [
+        json.loads((p / "meta.json").read_text())
+        for p in _exports()
+        if "quantization" in json.loads((p / "meta.json").read_text())
+    ]
+
+
+def test_8bit_weights_run_on_onnxruntime_close_to_float32(make_embedder, texts, tmp_path, caplog):
+    """quantization="8bit" on a CPU: ONNX Runtime's dynamic int8 quantization
+    of the checked float32 export, made once beside it; vectors close to the
+    float32 ones but not equal, cached under their own key."""
+    cache = tmp_path / "cache"
+    fp32 = make_embedder(backend="onnxruntime", cache_dir=cache, memory_cache=False)
+    ref = fp32.fit_transform(texts)
+    made_before = len(_int8_exports())
+    with caplog.at_level(logging.INFO, logger="gemma_pref"):
+        emb = make_embedder(
+            backend="auto", quantization="8bit", cache_dir=cache, memory_cache=False
+        )
+        got = emb.fit_transform(texts)
+    cos = _cosines(got, ref)
+    assert cos.min() > 0.99, cos.min()
+    assert np.abs(got - ref).max() > 1e-5  # the weights are 8-bit: not the same vectors
+    # made once, beside the float32 export, with what it was made from and its size
+    metas = _int8_exports()
+    assert len(metas) == made_before + 1
+    meta = next(m for m in metas if m["quantization"] == _loading.int8_settings())
+    assert meta["quantization"]["reduce_range"] == (not _loading.cpu_has_vnni())
+    assert (Path(os.environ["GEMMA_PREF_HOME"]) / "onnx" / meta["source"] / "model.onnx").is_file()
+    assert 0 < meta["bytes"] < meta["source_bytes"]
+    assert meta["probe_min_cosine_to_float32"] >= 0.9
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Quantized to 8-bit weights: ") and " MB " in m or " KB " in m
+               for m in messages)  # fmt: skip
+    assert any("int8 weights (dynamic, per channel" in m for m in messages)
+    # its vectors have their own cache entry, recording the int8 settings
+    metas = [json.loads((p / "meta.json").read_text()) for p in cache.iterdir() if p.is_dir()]
+    assert sorted(m.get("int8") is not None for m in metas) == [False, True]
+    again = make_embedder(backend="onnxruntime", quantization="8bit", cache_dir=cache)
+    np.testing.assert_array_equal(again.fit_transform(texts), got)
+    assert len(_int8_exports()) == made_before + 1  # reused, not made again
+
+
+def test_fine_tuned_8bit_weights_stay_bitsandbytes(tiny_gemma):
+    """A classifier trained on bitsandbytes' 8-bit weights predicts on them:
+    auto keeps it on PyTorch, and ONNX Runtime refuses its 8-bit weights."""
+    clf = gp.GemmaPreferenceClassifier(tiny_gemma, quantization="8bit", devices="cpu")
+    assert clf.compute_path()["backend"] == "torch"
+    with pytest.raises(ValueError, match="backend='onnxruntime' runs float32 weights"):
+        _loading.resolve_backend("onnxruntime", ["cpu"], "auto", "8bit", onnx_int8=False)
+
+
+def test_8bit_weights_of_cpus_without_vnni_are_7_bit(make_embedder, texts, monkeypatch):
+    """On CPUs without VNNI the weights are quantized to 7 bits (reduce_range,
+    as ONNX Runtime advises there): another graph and another cache key,
+    whatever CPU runs the test (the CPU check is what is replaced)."""
+    vnni = make_embedder(backend="onnxruntime", quantization="8bit")
+    monkeypatch.setattr(_loading, "cpu_has_vnni", lambda: True)
+    a = vnni.fit_transform(texts[:4])
+    key_a = vnni._vector_settings(*_torch_float32_onnx())
+    monkeypatch.setattr(_loading, "cpu_has_vnni", lambda: False)
+    avx2 = make_embedder(backend="onnxruntime", quantization="8bit")
+    b = avx2.fit_transform(texts[:4])
+    key_b = avx2._vector_settings(*_torch_float32_onnx())
+    assert key_a["int8"]["reduce_range"] is False and key_b["int8"]["reduce_range"] is True
+    assert _cosines(a, b).min() > 0.99 and not np.array_equal(a, b)
+    assert {m["quantization"]["reduce_range"] for m in _int8_exports()} >= {False, True}
+
+
+def _torch_float32_onnx():
+    import torch
+
+    return torch.float32, "onnxruntime"

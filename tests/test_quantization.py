@@ -18,7 +18,9 @@ def _cos(a, b):
 def test_quantized_load_and_embed(tiny_gemma, arena_texts, quantization):
     texts = list(arena_texts[:24])
     ref = GemmaEmbedder(tiny_gemma, max_length=128, dtype="float32").transform(texts)
-    emb = GemmaEmbedder(tiny_gemma, max_length=128, quantization=quantization, devices="cpu")
+    emb = GemmaEmbedder(
+        tiny_gemma, max_length=128, quantization=quantization, devices="cpu", backend="torch"
+    )
     X = emb.transform(texts)
     assert X.shape == ref.shape and X.dtype == np.float32 and np.isfinite(X).all()
     model = emb.load()[0]
