@@ -64,7 +64,7 @@ _ONNX_KEYS = frozenset({"model", "head", "opset", "format"})
 _QUANTIZED_KEYS = frozenset({"quantization", "source"})
 #: The marker of a finished conversion (see :mod:`gemma_pref.demo_model`).
 _COMPLETE = ".gemma-pref-complete"
-#: Prefix of a folder being removed (hidden: never read as an entry).
+#: Prefix of a folder being removed (hidden; listed as a leftover if a removal stopped).
 _REMOVING = ".gemma-pref-removing-"
 _HEX = re.compile(r"[0-9a-f]+")
 _LAYERS = re.compile(r"layers=\(([^)]*)\)")
