@@ -248,6 +248,26 @@ def _short(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _quantization_label(value: Any) -> str | None:
+    """A quantized export's ``quantization`` in a few words.
+
+    >>> _quantization_label({"method": "dynamic", "weight_type": "int8",
+    ...                      "per_channel": True, "reduce_range": False})
+    'int8 (dynamic, per channel)'
+    >>> _quantization_label("8bit"), _quantization_label(None)
+    ('8bit', None)
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return str(value)
+    details = [str(value["method"])] if value.get("method") else []
+    details += [flag.replace("_", " ") for flag in ("per_channel",) if value.get(flag)]
+    details += [flag for flag in ("reduce_range",) if value.get(flag)]
+    label = str(value.get("weight_type") or "quantized")
+    return f"{label} ({', '.join(details)})" if details else label
+
+
 def _onnx_entry(path: Path) -> dict[str, Any] | None:
     meta = _read_json(path / "meta.json")
     if meta is None or not any(p.suffix == ".onnx" for p in path.iterdir()):
@@ -255,13 +275,19 @@ def _onnx_entry(path: Path) -> dict[str, Any] | None:
     keys = set(meta)
     if not (_ONNX_KEYS <= keys or _QUANTIZED_KEYS <= keys):
         return None
-    head = _short(meta.get("head"))
-    quantization = _short(meta.get("quantization"))
     source = _short(meta.get("source"))
-    model = _short(meta.get("model"))
+    described = meta
+    if source and not _ONNX_KEYS <= keys:
+        # a quantized export names the export it was made from, which
+        # describes the checkpoint and the head
+        of_source = _read_json(path.parent / Path(source).name / "meta.json")
+        described = of_source if of_source and _ONNX_KEYS <= set(of_source) else {}
+    head = _short(described.get("head"))
+    model = _short(described.get("model"))
+    quantization = _quantization_label(meta.get("quantization"))
     what = "ONNX export"
     if quantization:
-        what += f", {quantization} quantized"
+        what += f", {quantization}"
     if model:
         what += f" of model {model[:12]}"
     if head:

@@ -64,8 +64,14 @@ def template(tiny_gemma, arena_texts, tmp_path_factory):
     int8 = home / "onnx" / f"{export.name}-int8"
     int8.mkdir()
     quantize_dynamic(export / "model.onnx", int8 / "model.onnx", weight_type=QuantType.QInt8)
-    meta = json.loads((export / "meta.json").read_text())
-    meta.update(quantization="int8-dynamic", source=export.name)
+    quantization = {
+        "method": "dynamic",
+        "op_types": ["MatMul"],
+        "weight_type": "int8",
+        "per_channel": False,
+        "reduce_range": True,
+    }
+    meta = {"source": export.name, "quantization": quantization, "onnxruntime": "1"}
     (int8 / "meta.json").write_text(json.dumps(meta))
     # the default model's folder, as its conversion leaves it
     model = home / "models" / DEMO_MODEL_NAME
@@ -120,8 +126,13 @@ def test_list_shows_the_librarys_entries_and_their_size_on_disk(home, tiny_gemma
     export, int8 = entries[keys["onnx"]], entries[keys["int8"]]
     assert export.head == "PoolingHead(mode='mean', layers=(1,))" and export.layers == (1,)
     assert export.quantization is None and len(export.model) == 64
-    assert int8.quantization == "int8-dynamic" and int8.source == export.name
-    assert "int8-dynamic quantized" in int8.what and f"from {keys['onnx']}" in int8.what
+    assert int8.quantization == "int8 (dynamic, reduce_range)" and int8.source == export.name
+    # the checkpoint and head of the export it was made from
+    assert (int8.model, int8.head, int8.layers) == (export.model, export.head, (1,))
+    assert int8.what == (
+        f"ONNX export, int8 (dynamic, reduce_range) of model {export.model[:12]}: "
+        f"PoolingHead(mode='mean', layers=(1,)) (from {keys['onnx']})"
+    )
     assert int8.size < export.size  # 8-bit weights
     vectors = entries[keys["embeddings"]]
     assert vectors.layers == (1,) and vectors.model == str(tiny_gemma)
