@@ -473,8 +473,18 @@ def find_entries(
 ) -> list[CacheEntry]:
     """The entries that ``keys`` name, in order, each once.
 
-    A key is ``"<kind>/<name>"`` or a name alone; the name may be shortened
-    to a prefix that names one entry (as ``git`` takes commit ids).
+    Parameters
+    ----------
+    keys : iterable of str
+        Each ``"<kind>/<name>"`` or a name alone; the name may be shortened
+        to a prefix that names one entry (as ``git`` takes commit ids).
+    home : str, os.PathLike or None, default=None
+        The cache's root; ``None``: :func:`~gemma_pref.demo_model.gemma_pref_home`.
+
+    Returns
+    -------
+    entries : list of CacheEntry
+        gemma-pref's or not (see ``own``).
 
     Raises
     ------
@@ -484,7 +494,7 @@ def find_entries(
     entries = list_cache(home=home)
     found: dict[str, CacheEntry] = {}
     for key in keys:
-        kind, _, name = key.rpartition("/")
+        kind, _, name = key.rstrip("/").rpartition("/")  # a shell completes a folder's "/"
         pool = [e for e in entries if not kind or e.kind == kind]
         if kind and kind not in KINDS:
             raise ValueError(

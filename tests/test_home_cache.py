@@ -157,6 +157,7 @@ def test_remove_deletes_only_the_librarys_entries(home):
     with pytest.raises(ValueError, match=f"'{prefix}' names 2 entries of the gemma-pref cache"):
         find_entries([prefix])
     assert [e.key for e in find_entries([keys["int8"][:-2]])] == [keys["int8"]]
+    assert [e.key for e in find_entries([f"{keys['model']}/"])] == [keys["model"]]
     removed = remove_entries([keys["onnx"], keys["embeddings"], keys["onnx"]])
     assert [e.key for e in removed] == [keys["onnx"], keys["embeddings"]]
     assert [e.size for e in removed] == [before[keys["onnx"]], before[keys["embeddings"]]]
