@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The ``gemma-pref`` command line: ``fit``, ``predict``, ``cv`` and ``embed``.
+"""The ``gemma-pref`` command line: ``fit``, ``predict``, ``cv``, ``embed`` and ``cache``.
 
 This is the only module that writes to stdout. Every output file is written to
 a temporary name and renamed into place, so a failed or interrupted run never
@@ -681,6 +681,71 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------- on Ray
+def cmd_cache_list(args: argparse.Namespace) -> int:
+    from .demo_model import gemma_pref_home
+    from .home_cache import format_table, list_cache
+
+    entries = list_cache(args.kind)
+    home = gemma_pref_home()
+    if args.json:
+        _out(
+            json.dumps(
+                {
+                    "home": str(home),
+                    "entries": [e.to_dict() for e in entries],
+                    "total_size": sum(e.size for e in entries if e.own),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    _out(f"gemma-pref cache: {home}")
+    _out(format_table(entries) if entries else "(empty)")
+    return 0
+
+
+def cmd_cache_remove(args: argparse.Namespace) -> int:
+    from .demo_model import gemma_pref_home
+    from .home_cache import format_size, list_cache, remove_entries
+
+    if bool(args.keys) == bool(args.all):
+        args.parser.error("give the KEYs of the entries to remove, or --all (not both)")
+    if args.kind and not args.all:
+        args.parser.error("--kind applies to --all; a KEY names its kind itself")
+    home = gemma_pref_home()
+    if args.all:
+        listed = list_cache(args.kind)
+        chosen = [e for e in listed if e.own]
+        kept = len(listed) - len(chosen)
+        what = f"{len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}"
+        what += f" ({format_size(sum(e.size for e in chosen))})"
+        if not chosen:
+            _out(f"nothing to remove: no entry of gemma-pref's in {str(home)!r}")
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CLIError(
+                    f"--all would remove {what} from {str(home)!r}; pass --yes to remove "
+                    "them without asking (the input is not a terminal, so nothing is asked)"
+                )
+            answer = input(f"Remove {what} from {home}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                _out("nothing removed")
+                return 0
+    else:
+        chosen, kept = args.keys, 0
+    removed = remove_entries(chosen)
+    for entry in removed:
+        _out(f"removed {entry.key} ({format_size(entry.size)})")
+    n = len(removed)
+    freed = format_size(sum(e.size for e in removed))
+    message = f"freed {freed} in {n} entr{'y' if n == 1 else 'ies'}"
+    if kept:
+        message += f"; kept {kept} not gemma-pref's"
+    _out(message)
+    return 0
+
+
 def _ray_rows(args: argparse.Namespace, path: str | None) -> tuple[Any, str]:
     """Arena rows as a Ray Dataset, read by ``--format`` and ``--cell-format``:
     a CSV or Parquet file or directory, or the sample."""
@@ -1154,7 +1219,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_engine_args(p, "id and embedding")
     p.set_defaults(func=cmd_embed)
+    _add_cache_command(sub)
     return parser
+
+
+def _add_cache_command(sub: Any) -> None:
+    from .home_cache import KINDS
+
+    p = sub.add_parser(
+        "cache",
+        help="list or remove the ONNX exports, converted models and embeddings kept in "
+        "the user cache",
+        description="The user cache ($GEMMA_PREF_HOME, else ~/.cache/gemma-pref) keeps "
+        "ONNX exports, converted models and the command line's embedding cache. Only "
+        "what gemma-pref wrote is ever removed.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("list", help="each entry with its size on disk, and the total")
+    q.add_argument("--kind", choices=list(KINDS), help="only this kind (default: all)")
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.set_defaults(func=cmd_cache_list)
+    q = actions.add_parser("remove", help="remove entries gemma-pref wrote")
+    q.add_argument(
+        "keys",
+        nargs="*",
+        metavar="KEY",
+        help="entries to remove, as 'cache list' shows them (KIND/NAME, or a NAME or a "
+        "unique prefix of one)",
+    )
+    q.add_argument("--kind", choices=list(KINDS), help="with --all: only this kind")
+    q.add_argument("--all", action="store_true", help="every entry gemma-pref wrote (of --kind)")
+    q.add_argument("--yes", "-y", action="store_true", help="do not ask before --all")
+    q.set_defaults(func=cmd_cache_remove, parser=q)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
