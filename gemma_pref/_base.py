@@ -239,14 +239,7 @@ class CheckpointMixin:
         from .demo_model import gemma_pref_home
 
         model_dir = self._model_dir()
-        backend, dtype, why = _loading.resolve_backend(
-            self.backend,
-            devices,
-            self._dtype_value(),
-            self.quantization,
-            model_type=self._model_type(devices),
-            onnx_int8=self._onnx_int8,
-        )
+        backend, dtype, why, quantization = self._compute(devices)
         head = self._head()
         exported = backend != "torch"
         key = (
@@ -257,7 +250,7 @@ class CheckpointMixin:
             backend,
             # an exported graph includes the head and is checked up to max_length
             (head, int(self.max_length)) if exported else None,
-            self.quantization,
+            quantization,
             repr(self.model_kwargs),
             repr(self.tokenizer_kwargs),
             *extra_key,
@@ -268,7 +261,7 @@ class CheckpointMixin:
                 model_dir,
                 devices,
                 dtype,
-                quantization=self.quantization,
+                quantization=quantization,
                 model_kwargs=self.model_kwargs,
                 tokenizer_kwargs=self.tokenizer_kwargs,
                 progress=progress,
@@ -336,12 +329,28 @@ class CheckpointMixin:
         path : dict
             ``backend`` (``"torch"`` or ``"onnxruntime"``), ``dtype`` (the
             compute dtype's name), ``devices`` (the resolved list) and
-            ``reason`` (why ``backend="auto"`` chose so, or ``"asked for"``).
+            ``reason`` (why ``backend="auto"`` chose so, or ``"asked for"``)
+            and ``quantization`` (the weights': ``"8bit"``, ``"4bit"``, or
+            ``None`` for the dtype's; ``"8bit"`` where ``backend="auto"``
+            chose ONNX Runtime's int8 weights on a CPU without native bf16).
         """
-        from ._loading import dtype_name, resolve_backend
+        from ._loading import dtype_name
 
         devices = self._check_params()
-        backend, dtype, why = resolve_backend(
+        backend, dtype, why, quantization = self._compute(devices)
+        return {
+            "backend": backend,
+            "dtype": dtype_name(dtype),
+            "devices": devices,
+            "reason": why,
+            "quantization": quantization,
+        }
+
+    def _compute(self, devices: list[str]) -> tuple[str, Any, str, str | None]:
+        """``(backend, dtype, why, quantization)`` of the parameters on ``devices``."""
+        from ._loading import resolve_compute
+
+        path = resolve_compute(
             self.backend,
             devices,
             self._dtype_value(),
@@ -349,12 +358,7 @@ class CheckpointMixin:
             model_type=self._model_type(devices),
             onnx_int8=self._onnx_int8,
         )
-        return {
-            "backend": backend,
-            "dtype": dtype_name(dtype),
-            "devices": devices,
-            "reason": why,
-        }
+        return path.backend, path.dtype, path.why, path.quantization
 
     def free(self) -> None:
         """Drop the loaded model replicas and tokenizer (reloaded on next use)."""

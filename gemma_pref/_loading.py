@@ -570,7 +570,7 @@ def onnx_available() -> bool:
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 
 
-def resolve_backend(
+def _resolve_backend(
     backend: str,
     devices: list[str],
     torch_dtype: Any,
@@ -641,6 +641,66 @@ def resolve_backend(
         return "torch", dtype, "float32; pip install 'gemma-pref[onnx]' for ONNX Runtime"
     why = "float32 on a CPU without native bf16" if torch_dtype == "auto" else "float32 on CPU"
     return "onnxruntime", dtype, why
+
+
+@dataclass(frozen=True)
+class ComputePath:
+    """What a model step's forward passes run on: the backend, the compute
+    dtype, the weights' quantization (``None``: the dtype's) and why."""
+
+    backend: str
+    dtype: Any
+    why: str
+    quantization: str | None
+
+
+def resolve_compute(
+    backend: str,
+    devices: list[str],
+    torch_dtype: Any,
+    quantization: str | None,
+    model_type: str | None = None,
+    onnx_int8: bool = True,
+) -> ComputePath:
+    """Resolve the ``backend``, ``dtype`` and ``quantization`` parameters
+    together (see :func:`resolve_backend`).
+
+    Under ``backend="auto"``, ``dtype="auto"`` and ``quantization=None`` on
+    CPUs without native bf16, with ONNX Runtime installed, the weights are
+    ONNX Runtime's int8 (float32 activations): on those CPUs it is 1.7x
+    faster than float32 and it moved the default's cross-validated log loss
+    by less than 0.003 (``docs/quality.md``). ``backend="onnxruntime"`` or
+    ``dtype="float32"`` keep float32 weights there.
+    """
+    chosen, dtype, why = _resolve_backend(
+        backend, devices, torch_dtype, quantization, model_type, onnx_int8
+    )
+    if (
+        quantization is None
+        and onnx_int8
+        and backend == "auto"
+        and chosen == "onnxruntime"
+        and isinstance(torch_dtype, str)
+        and torch_dtype == "auto"
+        and not cpu_supports_bf16()
+    ):
+        return ComputePath(
+            chosen, dtype, "no native bf16 on this CPU: ONNX Runtime int8 weights", "8bit"
+        )
+    return ComputePath(chosen, dtype, why, quantization)
+
+
+def resolve_backend(
+    backend: str,
+    devices: list[str],
+    torch_dtype: Any,
+    quantization: str | None,
+    model_type: str | None = None,
+    onnx_int8: bool = True,
+) -> tuple[str, Any, str]:
+    """``(backend, dtype, why)`` of :func:`resolve_compute`."""
+    path = resolve_compute(backend, devices, torch_dtype, quantization, model_type, onnx_int8)
+    return path.backend, path.dtype, path.why
 
 
 def dtype_name(dtype: Any) -> str:

@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -257,6 +258,7 @@ def exported_model(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".export-"))
     try:
         logger.info("Exporting %s to ONNX (once per checkpoint): %s", head, folder)
+        started = time.perf_counter()
         model = load_torch_model()
         checked = _export(model, head, tmp, max_length=max_length, pad_id=pad_id)
         del model
@@ -268,7 +270,13 @@ def exported_model(
             "bytes": folder_size(tmp),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-        logger.info("Exported %s to ONNX: %s on disk in %s", head, _human(meta["bytes"]), folder)
+        logger.info(
+            "One-time: exported %s to ONNX in %.0f s (%s on disk): %s",
+            head,
+            time.perf_counter() - started,
+            _human(meta["bytes"]),
+            folder,
+        )
         os.chmod(tmp, 0o755)
         if _checked_up_to(folder) >= int(max_length):
             # another process finished the same export first: use that one
@@ -362,6 +370,7 @@ def quantized_model(
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".quantize-"))
     try:
         logger.info("Quantizing the ONNX export %s to 8-bit weights (once): %s", source, folder)
+        started = time.perf_counter()
         large = folder_size(source.parent) > 1_800_000_000  # protobuf's 2 GB limit
         with warnings.catch_warnings(), _quiet_quantizer():
             warnings.simplefilter("ignore")
@@ -396,7 +405,9 @@ def quantized_model(
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         os.chmod(tmp, 0o755)
         logger.info(
-            "Quantized to 8-bit weights: %s on disk (the float32 export: %s) in %s",
+            "One-time: quantized to 8-bit weights in %.0f s (%s on disk; the float32 "
+            "export: %s): %s",
+            time.perf_counter() - started,
             _human(meta["bytes"]),
             _human(meta["source_bytes"]),
             folder,

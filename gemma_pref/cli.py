@@ -408,10 +408,13 @@ def _compute(estimator: Any, formatter: Any = None) -> str:
         layers = f", hidden states {','.join(map(str, path['layers']))} pooled" + (
             "" if run == "all" else f", {run} decoder layers run"
         )
+    quantization = path.get("quantization")
+    weights = "" if quantization is None else f"{quantization} weights, "
     formatters = text_formatters(estimator) if formatter is None else [formatter]
     template = "" if not formatters else f"; template: {formatters[-1].template_in_use()}"
     return (
-        f"; compute: {path['backend']} {path['dtype']} on {devices} ({path['reason']}){layers}"
+        f"; compute: {path['backend']} {weights}{path['dtype']} on {devices} "
+        f"({path['reason']}){layers}"
         f"{template}"
     )
 

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
             "once and takes under a minute",
             target,
         )
+        started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=root, prefix=".convert-") as tmp:
             gguf_file = gguf_pkg.assemble(Path(tmp) / gguf_pkg.MODEL_NAME)
             staged = Path(tmp) / "model"
@@ -106,6 +108,12 @@ def demo_model_path(root: str | os.PathLike[str] | None = None) -> Path:
             if target.exists():  # a partial directory from an interrupted run
                 shutil.rmtree(target)
             os.replace(staged, target)
+        size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
+        logger.info(
+            "One-time: converted the default model in %.0f s (%.0f MB on disk)",
+            time.perf_counter() - started,
+            size / 1e6,
+        )
     return target
 
 

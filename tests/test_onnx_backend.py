@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,14 +111,37 @@ def test_auto_follows_the_cpu(make_embedder):
             "dtype": "bfloat16",
             "devices": ["cpu"],
             "reason": "native bf16 on this CPU",
+            "quantization": None,
             "layers": "last",
             "decoder_layers": "all",
         }
-    else:
-        assert path["backend"] == "onnxruntime" and path["dtype"] == "float32"
-    # float32 asked for: ONNX Runtime on any CPU
+    else:  # int8 weights, float32 activations (docs/quality.md: faster, same log loss)
+        assert (path["backend"], path["dtype"], path["quantization"]) == (
+            "onnxruntime",
+            "float32",
+            "8bit",
+        )
+        assert path["reason"] == "no native bf16 on this CPU: ONNX Runtime int8 weights"
+    # float32 asked for: ONNX Runtime's float32 on any CPU
     path = make_embedder(backend="auto", dtype="float32", devices="cpu").compute_path()
-    assert (path["backend"], path["dtype"]) == ("onnxruntime", "float32")
+    assert (path["backend"], path["dtype"], path["quantization"]) == (
+        "onnxruntime",
+        "float32",
+        None,
+    )
+    # the rule itself, on both CPU kinds (the CPU check is what is replaced)
+    for bf16, expected in [(True, ("torch", None)), (False, ("onnxruntime", "8bit"))]:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_loading, "cpu_supports_bf16", lambda bf16=bf16: bf16)
+            got = _loading.resolve_compute("auto", ["cpu"], "auto", None)
+            assert (got.backend, got.quantization) == expected
+            # the fine-tuned classifier keeps float32 weights
+            assert (
+                _loading.resolve_compute(
+                    "auto", ["cpu"], "auto", None, onnx_int8=False
+                ).quantization
+                is None
+            )
     # 8-bit weights on a CPU: ONNX Runtime's int8 on any CPU; 4-bit and
     # other dtypes stay on PyTorch
     path = make_embedder(backend="auto", quantization="8bit", devices="cpu").compute_path()
@@ -272,8 +296,8 @@ def test_8bit_weights_run_on_onnxruntime_close_to_float32(make_embedder, texts, 
     assert 0 < meta["bytes"] < meta["source_bytes"]
     assert meta["probe_min_cosine_to_float32"] >= 0.9
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("Quantized to 8-bit weights: ") and " MB " in m or " KB " in m
-               for m in messages)  # fmt: skip
+    timed = r"One-time: quantized to 8-bit weights in \d+ s \(\d+\.\d\d (KB|MB) on disk"
+    assert any(re.match(timed, m) for m in messages)
     assert any("int8 weights (dynamic, per channel" in m for m in messages)
     # its vectors have their own cache entry, recording the int8 settings
     metas = [json.loads((p / "meta.json").read_text()) for p in cache.iterdir() if p.is_dir()]
@@ -299,11 +323,11 @@ def test_8bit_weights_of_cpus_without_vnni_are_7_bit(make_embedder, texts, monke
     vnni = make_embedder(backend="onnxruntime", quantization="8bit")
     monkeypatch.setattr(_loading, "cpu_has_vnni", lambda: True)
     a = vnni.fit_transform(texts[:4])
-    key_a = vnni._vector_settings(*_torch_float32_onnx())
+    key_a = vnni._vector_settings(*_torch_float32_onnx(), "8bit")
     monkeypatch.setattr(_loading, "cpu_has_vnni", lambda: False)
     avx2 = make_embedder(backend="onnxruntime", quantization="8bit")
     b = avx2.fit_transform(texts[:4])
-    key_b = avx2._vector_settings(*_torch_float32_onnx())
+    key_b = avx2._vector_settings(*_torch_float32_onnx(), "8bit")
     assert key_a["int8"]["reduce_range"] is False and key_b["int8"]["reduce_range"] is True
     assert _cosines(a, b).min() > 0.99 and not np.array_equal(a, b)
     assert {m["quantization"]["reduce_range"] for m in _int8_exports()} >= {False, True}
