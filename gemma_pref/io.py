@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_path
-from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, report_missing
+from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, check_labels, report_missing
 
 __all__ = [
     "CLASS_NAMES",
@@ -319,12 +319,18 @@ def write_submission(
             "proba must have shape (n_rows, 3) for model_a, model_b, tie or (n_rows, 2) "
             f"for model_a, model_b; got {proba.shape}"
         )
-    labels = [0, 1, 2][: proba.shape[1]] if classes is None else [int(c) for c in classes]
-    if len(labels) != proba.shape[1] or not set(labels) <= {0, 1, 2}:
-        raise ValueError(
-            f"classes must name the label (0, 1 or 2) of each of the {proba.shape[1]} "
-            f"columns of proba; got {list(labels)}"
-        )
+    expected = (
+        f"classes must name the label (0, 1 or 2) of each of the {proba.shape[1]} columns of proba"
+    )
+    if classes is None:
+        labels = [0, 1, 2][: proba.shape[1]]
+    else:
+        try:  # booleans and labels such as 0.5 are refused, not cast to int
+            labels = [int(c) for c in check_labels(list(classes))]
+        except ValueError as error:
+            raise ValueError(f"{expected}; got {list(classes)!r}: {error}") from None
+    if len(labels) != proba.shape[1]:
+        raise ValueError(f"{expected}; got {list(labels)}")
     repeated = sorted({c for c in labels if labels.count(c) > 1})
     if repeated:
         raise ValueError(

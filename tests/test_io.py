@@ -79,6 +79,11 @@ def test_h_submissions_are_never_renormalised_nor_ambiguous(tmp_path):
         write_submission(["x", "y"], [[2.0, 1.0, 1.0], [0.2, 0.3, 0.5]], out)
     with pytest.raises(ValueError, match=r"classes names the label\(s\) \[0\] of more than one"):
         write_submission(["x"], [[0.5, 0.5]], out, format="wsdm", classes=[0, 0])
+    # labels that are not 0, 1 or 2 are refused, not cast to int
+    with pytest.raises(ValueError, match=r"got \[False, True\]: y holds booleans"):
+        write_submission(["x"], [[0.5, 0.5]], out, format="wsdm", classes=[False, True])
+    with pytest.raises(ValueError, match=r"got \[0\.5, 1\]: y at position 0: expected 0"):
+        write_submission(["x"], [[0.5, 0.5]], out, format="wsdm", classes=[0.5, 1])
     with pytest.raises(ValueError, match=r"id 'x' appears twice \(rows 0 and 2\)"):
         write_submission(["x", "y", "x"], [[0.2, 0.3, 0.5]] * 3, out)
     assert not out.exists()
