@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Measured prediction quality of gemma-pref configurations (issue 6, item 5); the configurations live in ``quality_configs.py``.
+"""Measured prediction quality of gemma-pref configurations (issue 6, item 5);
+the runner (the configurations live in ``quality_configs.py``).
 
 Runs k-fold cross-validation grouped by prompt
 (``PromptGroupKFold(n_splits=5, shuffle=True, random_state=0)``) on the bundled
