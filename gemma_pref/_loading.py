@@ -690,16 +690,9 @@ def resolve_compute(
     return ComputePath(chosen, dtype, why, quantization)
 
 
-def resolve_backend(
-    backend: str,
-    devices: list[str],
-    torch_dtype: Any,
-    quantization: str | None,
-    model_type: str | None = None,
-    onnx_int8: bool = True,
-) -> tuple[str, Any, str]:
-    """``(backend, dtype, why)`` of :func:`resolve_compute`."""
-    path = resolve_compute(backend, devices, torch_dtype, quantization, model_type, onnx_int8)
+def resolve_backend(*args: Any, **kwargs: Any) -> tuple[str, Any, str]:
+    """``(backend, dtype, why)`` of :func:`resolve_compute` (its parameters)."""
+    path = resolve_compute(*args, **kwargs)
     return path.backend, path.dtype, path.why
 
 
