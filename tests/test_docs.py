@@ -72,7 +72,7 @@ def test_site_builds_in_strict_mode(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=240,  # under the per-test limit: a hung run fails this test only
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert r.returncode == 0, r.stderr[-4000:]
