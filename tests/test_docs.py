@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _optional import require
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -51,7 +52,7 @@ def test_code_blocks_run(page, tiny_gemma, tiny_as_default, tmp_path, monkeypatc
     namespace: dict = {"__name__": "__docs__"}
     blocks = python_blocks(page)
     if any(re.search(r"^import ray\b", code, re.M) for code in blocks):
-        pytest.importorskip("ray", reason="the page needs the [ray] extra")
+        require("ray", "ray")
         monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     for i, code in enumerate(blocks):
         code = code.replace(PLACEHOLDER, str(tiny_gemma))
