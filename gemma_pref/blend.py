@@ -417,4 +417,5 @@ class PreferenceBlendClassifier(
         -------
         y_pred : ndarray of shape (n_rows,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: unfitted, it raises NotFittedError
+        return self.classes_[np.argmax(proba, axis=1)]

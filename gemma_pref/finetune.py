@@ -445,7 +445,8 @@ default="auto"
         -------
         y_pred : ndarray of shape (n_rows,)
         """
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        scores = self.decision_function(X)  # first: unfitted, it raises NotFittedError
+        return self.classes_[np.argmax(scores, axis=1)]
 
     # ------------------------------------------------------------- replicas
     def _runtime(self, devices: list[str]) -> Any:

@@ -305,7 +305,7 @@ def test_two_processes_share_one_cache_without_corrupting_it(
         )
     try:
         for p in procs:
-            output = p.communicate(timeout=600)[0].decode(errors="replace")
+            output = p.communicate(timeout=240)[0].decode(errors="replace")
             assert p.returncode == 0, output[-3000:]
     finally:
         for p in procs:

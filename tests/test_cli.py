@@ -21,7 +21,7 @@ def run(*args, cwd, home):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=240,  # under the per-test limit: a hung run fails this test only
     )
 
 

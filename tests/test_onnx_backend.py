@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _optional import require
 from sklearn.utils._param_validation import InvalidParameterError
 
 import gemma_pref as gp
 from gemma_pref import _loading
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+require("onnxruntime", "onnx")
+require("onnx", "onnx")
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import bitsandbytes as bnb  # a dependency of gemma-pref: missing or broken fails
 import numpy as np
 import pytest
 
 from gemma_pref import GemmaEmbedder
-
-bnb = pytest.importorskip("bitsandbytes")
 
 
 def _cos(a, b):
