@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_path
-from .exceptions import ArenaFormatError
-from .schema import WINNER_COLUMNS
+from .._atomic import atomic_path
+from ..exceptions import ArenaFormatError
+from ..schema import WINNER_COLUMNS
 
 __all__ = ["main"]
 
@@ -87,7 +87,7 @@ def _check_output(
 ) -> Path:
     """The output ``path``: new, or with ``--overwrite`` the library's own
     output of ``kind`` (never a file of the user's, never an input)."""
-    from ._ownership import is_own_output
+    from .._ownership import is_own_output
 
     path = Path(path)
     _not_an_input(path, args)
@@ -185,7 +185,7 @@ def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[st
             "as LMArena's question_id): the submission needs one per row; pass "
             "--positional-ids to number the rows 0, 1, 2, ... in file order"
         )
-    from .io import check_unique_ids
+    from ..io import check_unique_ids
 
     try:
         check_unique_ids(ids)  # before the long part, for every submission
@@ -305,7 +305,7 @@ def _model(args: argparse.Namespace) -> str | None:
     directory, or a Hugging Face Hub name, cached or downloaded once)."""
     if args.model is None:
         return None
-    from ._loading import resolve_model_dir
+    from .._loading import resolve_model_dir
 
     resolve_model_dir(args.model, args.revision)  # names the path; a Hub name downloads once
     return str(args.model)
@@ -395,7 +395,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
 
 def _compute(estimator: Any, formatter: Any = None) -> str:
     """``"; compute: ..."``: what the model step of ``estimator`` runs on, or ``""``."""
-    from .model_steps import model_steps, text_formatters
+    from ..model_steps import model_steps, text_formatters
 
     steps = model_steps(estimator)
     if not steps:
@@ -423,8 +423,8 @@ def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
     """Apply ``--devices``, ``--quantization``, ``--dtype``, ``--backend`` and
     ``--batch-size`` to every model step of a loaded pipeline (whatever wraps
     it); the options not given keep what the pipeline was fitted with."""
-    from .finetune import GemmaPreferenceClassifier
-    from .model_steps import model_steps
+    from ..finetune import GemmaPreferenceClassifier
+    from ..model_steps import model_steps
 
     params: dict[str, Any] = {}
     if args.devices is not None:
@@ -537,7 +537,7 @@ def _truncation_warned_once(what: str) -> Iterator[None]:
     """
     import warnings
 
-    from .exceptions import TruncationWarning
+    from ..exceptions import TruncationWarning
 
     said: list[tuple[Any, str, int]] = []
     show = warnings.showwarning
@@ -624,7 +624,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     }
     _atomic(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)))
     if plots:
-        from .plots import save_cv_plots
+        from ..plots import save_cv_plots
 
         title = (
             f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}, "
@@ -685,8 +685,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- on Ray
 def cmd_cache_list(args: argparse.Namespace) -> int:
-    from .demo_model import gemma_pref_home
-    from .home_cache import format_table, list_cache
+    from ..demo_model import gemma_pref_home
+    from ..home_cache import format_table, list_cache
 
     entries = list_cache(args.kind)
     home = gemma_pref_home()
@@ -708,8 +708,8 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_remove(args: argparse.Namespace) -> int:
-    from .demo_model import gemma_pref_home
-    from .home_cache import format_size, list_cache, remove_entries
+    from ..demo_model import gemma_pref_home
+    from ..home_cache import format_size, list_cache, remove_entries
 
     if bool(args.keys) == bool(args.all):
         args.parser.error("give the KEYs of the entries to remove, or --all (not both)")
@@ -769,8 +769,8 @@ def _ray_rows(args: argparse.Namespace, path: str | None) -> tuple[Any, str]:
 
 
 def _ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
-    from ._ownership import foreign_files
-    from .distributed import own_parquet_files
+    from .._ownership import foreign_files
+    from ..distributed import own_parquet_files
 
     out = Path(path)
     if out.suffix in {".npy", ".csv"}:
@@ -884,8 +884,8 @@ def _add_engine_args(p: argparse.ArgumentParser, output: str) -> None:
 
 # ---------------------------------------------------------------------- parser
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from .demo_model import gemma_pref_home
-    from .pipeline import RECIPES
+    from ..demo_model import gemma_pref_home
+    from ..pipeline import RECIPES
 
     g = p.add_argument_group("model")
     g.add_argument(
@@ -1033,7 +1033,7 @@ def _add_predict_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_classifier_args(p: argparse.ArgumentParser) -> None:
-    from .pipeline import CLASSIFIER_KINDS
+    from ..pipeline import CLASSIFIER_KINDS
 
     g = p.add_argument_group("classifier")
     g.add_argument(
@@ -1084,8 +1084,8 @@ _FILE_HELP = ".csv, .parquet or .jsonl/.json in any format read_preferences read
 
 
 def _add_format_arg(p: argparse.ArgumentParser) -> None:
-    from .readers import PREFERENCE_FORMATS
-    from .schema import CELL_FORMATS
+    from ..readers import PREFERENCE_FORMATS
+    from ..schema import CELL_FORMATS
 
     p.add_argument(
         "--format",
@@ -1107,7 +1107,7 @@ def _add_format_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="gemma-pref",
@@ -1227,7 +1227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_cache_command(sub: Any) -> None:
-    from .home_cache import KINDS
+    from ..home_cache import KINDS
 
     p = sub.add_parser(
         "cache",
@@ -1273,7 +1273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from .distributed import root_cause
+        from ..distributed import root_cause
 
         cause = root_cause(exc)  # what failed in a Ray worker, not Ray's wrapper
         if isinstance(cause, Exception):
