@@ -15,8 +15,8 @@ PACKAGE = Path(gp.__file__).resolve().parent
 
 def test_only_the_cli_writes_to_stdout():
     offenders = []
-    for path in sorted(PACKAGE.glob("*.py")):
-        if path.name in {"cli.py", "__main__.py"}:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] in {"cli", "__main__.py"}:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
@@ -28,7 +28,7 @@ def test_only_the_cli_writes_to_stdout():
                     and isinstance(f.value, ast.Attribute)
                     and f.value.attr in {"stdout", "stderr"}
                 ):
-                    offenders.append(f"{path.name}:{node.lineno}")
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert offenders == []
 
 
