@@ -116,13 +116,12 @@ def test_auto_follows_the_cpu(make_embedder):
             "layers": "last",
             "decoder_layers": "all",
         }
-    else:  # int8 weights, float32 activations (docs/quality.md: faster, same log loss)
+    else:  # the last hidden state: float32 weights (int8 only for middle layers)
         assert (path["backend"], path["dtype"], path["quantization"]) == (
             "onnxruntime",
             "float32",
-            "8bit",
+            None,
         )
-        assert path["reason"] == "no native bf16 on this CPU: ONNX Runtime int8 weights"
     # float32 asked for: ONNX Runtime's float32 on any CPU
     path = make_embedder(backend="auto", dtype="float32", devices="cpu").compute_path()
     assert (path["backend"], path["dtype"], path["quantization"]) == (
@@ -130,6 +129,13 @@ def test_auto_follows_the_cpu(make_embedder):
         "float32",
         None,
     )
+    # without native bf16, int8 weights only where a middle layer is pooled
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_loading, "cpu_supports_bf16", lambda: False)
+        last = make_embedder(backend="auto", dtype="auto", devices="cpu").compute_path()
+        middle = make_embedder(backend="auto", dtype="auto", devices="cpu", layer=1)
+        assert (last["backend"], last["quantization"]) == ("onnxruntime", None)
+        assert middle.compute_path()["quantization"] == "8bit"
     # the rule itself, on both CPU kinds (the CPU check is what is replaced)
     for bf16, expected in [(True, ("torch", None)), (False, ("onnxruntime", "8bit"))]:
         with pytest.MonkeyPatch.context() as mp:
