@@ -357,8 +357,14 @@ class CheckpointMixin:
             self.quantization,
             model_type=self._model_type(devices),
             onnx_int8=self._onnx_int8,
+            auto_int8=self._auto_int8(),
         )
         return path.backend, path.dtype, path.why, path.quantization
+
+    def _auto_int8(self) -> bool:
+        """Whether ``backend="auto"`` may choose int8 weights for these
+        parameters on a CPU without native bf16."""
+        return True
 
     def free(self) -> None:
         """Drop the loaded model replicas and tokenizer (reloaded on next use)."""

@@ -661,6 +661,7 @@ def resolve_compute(
     quantization: str | None,
     model_type: str | None = None,
     onnx_int8: bool = True,
+    auto_int8: bool = True,
 ) -> ComputePath:
     """Resolve the ``backend``, ``dtype`` and ``quantization`` parameters
     together (see :func:`resolve_backend`).
@@ -670,7 +671,9 @@ def resolve_compute(
     ONNX Runtime's int8 (float32 activations): on those CPUs it is 1.7x
     faster than float32 and it moved the default's cross-validated log loss
     by less than 0.003 (``docs/quality.md``). ``backend="onnxruntime"`` or
-    ``dtype="float32"`` keep float32 weights there.
+    ``dtype="float32"`` keep float32 weights there. ``auto_int8=False``
+    (the caller's vectors were not measured faithful in int8, as the last
+    hidden state's): float32 weights there too.
     """
     chosen, dtype, why = _resolve_backend(
         backend, devices, torch_dtype, quantization, model_type, onnx_int8
@@ -678,6 +681,7 @@ def resolve_compute(
     if (
         quantization is None
         and onnx_int8
+        and auto_int8
         and backend == "auto"
         and chosen == "onnxruntime"
         and isinstance(torch_dtype, str)

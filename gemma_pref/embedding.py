@@ -725,14 +725,11 @@ default="auto"
             self._lazy_layers = cached
         return cached[1]
 
-    def _compute(self, devices: list[str]) -> tuple[str, Any, str, str | None]:
-        backend, dtype, why, quantization = super()._compute(devices)
-        if quantization == "8bit" and self.quantization is None and self._layer_plan()[0] is None:
-            # int8 weights were measured faithful in the middle of the model
-            # (cosine 0.9996 at states 8-12) but not at the last hidden state
-            # (0.925, benchmarks/results/embedding-cpu-bf16.md): float32 there
-            return backend, dtype, "float32 on a CPU without native bf16", None
-        return backend, dtype, why, quantization
+    def _auto_int8(self) -> bool:
+        # int8 weights were measured faithful in the middle of the model
+        # (cosine 0.9996 at states 8-12) but not at the last hidden state
+        # (0.925, benchmarks/results/embedding-cpu-bf16.md): float32 there
+        return self._layer_plan()[0] is not None
 
     def _vector_settings(
         self, dtype: Any, backend: str, quantization: str | None = None
