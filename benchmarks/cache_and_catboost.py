@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     import gemma_pref as gp
 
     df = gp.load_arena_sample()
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     cv = gp.PromptGroupKFold(args.folds, shuffle=True, random_state=0)
     report: dict = {
         "date": date.today().isoformat(),
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         pipe["embedder"].fit(["warm-up"])  # load the model outside the timing
         runs = {}
         for name in ("cold", "warm"):
-            gp.clear_memory_cache()
+            gp.embedding.clear_memory_cache()
             start = time.perf_counter()
             scores = cross_val_score(pipe, df, y, cv=cv, scoring="neg_log_loss")
             runs[name] = {"seconds": time.perf_counter() - start, "log_loss": float(-scores.mean())}
@@ -78,10 +78,12 @@ def main(argv: list[str] | None = None) -> dict:
     report["cross_val_score"] = runs
 
     # CatBoost on the seed recipe's embeddings (one vector per row)
-    gp.clear_memory_cache()
+    gp.embedding.clear_memory_cache()
     texts = gp.ArenaTextFormatter().fit_transform(df)
     X = gp.GemmaEmbedder(args.model, max_length=args.max_length).fit_transform(texts)
-    clf = gp.make_catboost_classifier(iterations=args.iterations, task_type="CPU", thread_count=-1)
+    clf = gp.pipeline.make_catboost_classifier(
+        iterations=args.iterations, task_type="CPU", thread_count=-1
+    )
     start = time.perf_counter()
     clf.fit(X, y)
     seconds = time.perf_counter() - start

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     import transformers  # noqa: F401  (imported before the clocks start)
 
-    from gemma_pref import demo_model
+    from gemma_pref.backend import default_model as demo_model
 
     machine = machine_info("torch", "transformers", "gguf", "numpy")
     with tempfile.TemporaryDirectory(prefix="gemma-pref-conversion-") as tmp:

@@ -108,7 +108,7 @@ def _swap_replicas(config: str, emb: Any, max_length: int) -> tuple[Any, dict[st
     """A runtime of the exported graph run by another engine, and what it took."""
     import torch
 
-    from gemma_pref._engine import Runtime
+    from gemma_pref.embedding._engine import Runtime
 
     emb.load()  # exports (or reuses) the checked float32 graph
     runtime = emb._lazy_runtime[1]
@@ -119,7 +119,7 @@ def _swap_replicas(config: str, emb: Any, max_length: int) -> tuple[Any, dict[st
     if config == "onnxruntime-int8-dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        from gemma_pref._onnx import OnnxReplica
+        from gemma_pref.backend._onnx import OnnxReplica
 
         q_path = onnx_path.with_name("model.int8-dynamic.onnx")
         if not q_path.is_file():
@@ -202,7 +202,7 @@ def _texts(rows: int | None) -> tuple[Any, Any, list[str], np.ndarray]:
     df = gp.load_arena_sample()
     if rows:
         df = df.iloc[:rows].reset_index(drop=True)
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     pairs = np.asarray(gp.ArenaTextFormatter(layout="pair").fit_transform(df), dtype=object)
     distinct: dict[str, int] = {}
     index = np.empty(pairs.shape, dtype=np.int64)
@@ -216,7 +216,7 @@ def _cv(df: Any, y: Any, X: np.ndarray) -> dict[str, float]:
     from sklearn.base import clone
     from sklearn.metrics import log_loss
 
-    from gemma_pref.evaluation import cv_splits
+    from gemma_pref.evaluation.cross_validation import cv_splits
     from gemma_pref.pipeline import make_recipe_classifier
 
     losses = []
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
 
     import gemma_pref as gp
-    from gemma_pref._loading import cpu_supports_bf16
+    from gemma_pref.backend._loading import cpu_supports_bf16
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = sorted(set(configs) - set(CONFIGS))
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     # a fresh export for the ONNX configurations, so that its cost is measured
     home = work / "home"
     home.mkdir()
-    from gemma_pref.demo_model import demo_model_path
+    from gemma_pref.backend.default_model import demo_model_path
 
     model_dir = Path(args.model) if args.model else demo_model_path()
     (home / "models").mkdir()

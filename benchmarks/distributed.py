@@ -76,7 +76,7 @@ def main() -> None:
     embed_s = time.perf_counter() - t0
     from transformers import AutoTokenizer
 
-    from gemma_pref.demo_model import demo_model_path
+    from gemma_pref.backend.default_model import demo_model_path
 
     tok = AutoTokenizer.from_pretrained(str(args.model or demo_model_path()))
     tokens = int(sum(min(len(ids), args.max_length) for ids in tok(texts)["input_ids"]))

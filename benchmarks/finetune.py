@@ -55,7 +55,7 @@ def cpu_run(args: argparse.Namespace) -> None:
     import gemma_pref as gp
 
     df = gp.load_arena_sample()
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     train, test = _split(df, y)
     if args.rows:
         train = train[: args.rows]
@@ -77,12 +77,12 @@ def cpu_run(args: argparse.Namespace) -> None:
         predict_s = time.perf_counter() - t0
     test_tokens = _train_tokens(pipe, df.iloc[test], args.max_length)
     clf = pipe["classifier"]
-    scores = gp.preference_scores(y[test], proba)
+    scores = gp.evaluation.preference_scores(y[test], proba)
     prior = np.bincount(y[train], minlength=3) / len(train)
     baseline = gp.make_preference_pipeline(args.model, max_length=args.max_length)
     t0 = time.perf_counter()
     baseline.fit(df.iloc[train], y[train])
-    pairwise = gp.preference_scores(y[test], baseline.predict_proba(df.iloc[test]))
+    pairwise = gp.evaluation.preference_scores(y[test], baseline.predict_proba(df.iloc[test]))
     pairwise_s = time.perf_counter() - t0
     report = {
         "command": " ".join(["python benchmarks/finetune.py", *sys.argv[1:]]),
@@ -113,7 +113,7 @@ def cpu_run(args: argparse.Namespace) -> None:
         "log_loss": {
             "finetune": scores,
             "pairwise_default": {**pairwise, "seconds_with_embedding": pairwise_s},
-            "class_prior": gp.preference_scores(y[test], np.tile(prior, (len(test), 1))),
+            "class_prior": gp.evaluation.preference_scores(y[test], np.tile(prior, (len(test), 1))),
         },
         "loss_curve": clf.loss_curve_,
     }
@@ -172,13 +172,13 @@ def gpu_one(args: argparse.Namespace) -> dict:
     handler.emit = lambda record: (  # type: ignore[method-assign]
         scaling.append(record.getMessage()) if "loss scaling" in record.getMessage() else None
     )
-    training_log = logging.getLogger("gemma_pref._training")
+    training_log = logging.getLogger("gemma_pref.models._training")
     training_log.addHandler(handler)
     training_log.setLevel(logging.INFO)
 
     sizes = TINY if args.tiny else GEMMA2_9B
     df = gp.load_arena_sample()
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     rows = df.head(args.rows)
     texts = gp.ArenaTextFormatter().fit_transform(rows)
     quantization = None if args.quantization == "none" else args.quantization

@@ -173,7 +173,7 @@ class CountBackoffs:
         self.count = 0
         handler = logging.Handler()
         handler.emit = self._emit  # type: ignore[method-assign]
-        logging.getLogger("gemma_pref._engine").addHandler(handler)
+        logging.getLogger("gemma_pref.embedding._engine").addHandler(handler)
 
     def _emit(self, record) -> None:
         if record.getMessage().startswith("Out of memory on"):

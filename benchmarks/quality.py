@@ -164,7 +164,7 @@ def warm_text_sets(
     out = {}
     layers = list(dict.fromkeys(layer for _, layer in needed))
     for name, layer in ((n, la) for la in layers for n in TEXT_SETS if (n, la) in needed):
-        rows = gp.swap_ab(df) if name.endswith("swapped") else df
+        rows = gp.models.swap_ab(df) if name.endswith("swapped") else df
         t0 = time.perf_counter()
         layout = "pair" if name.startswith("pair") else "joint"
         budget = name.startswith("budget") or name == "pair-budget"
@@ -366,7 +366,7 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> None:
 
 # ------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    from gemma_pref.demo_model import gemma_pref_home
+    from gemma_pref.backend.default_model import gemma_pref_home
 
     p = argparse.ArgumentParser(
         description="Prompt-grouped k-fold CV of gemma-pref configurations on the "
@@ -472,8 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{_dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
     import gemma_pref as gp
-    from gemma_pref import _loading
-    from gemma_pref.demo_model import demo_model_path
+    from gemma_pref.backend import _loading
+    from gemma_pref.backend.default_model import demo_model_path
 
     model_dir = Path(args.model).expanduser() if args.model else demo_model_path()
     layer: Any = (
@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         _loading.cpu_has_vnni = lambda: False  # the vectors' cache key follows
     ctx = Context(args.model, model_dir, args.max_length, args.cache_dir, layer, embedder)
     df = gp.load_arena_sample()
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)
     splits = list(cv.split(df, y))
 
@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": {
             "rows": int(len(df)),
             "class_counts": np.bincount(y, minlength=3).tolist(),
-            "distinct_prompts": int(gp.prompt_groups(df).max() + 1),
+            "distinct_prompts": int(gp.evaluation.prompt_groups(df).max() + 1),
             "fold_test_rows": [int(len(t)) for _, t in splits],
         },
         "model": {

@@ -76,7 +76,7 @@ class Config:
 
 
 def _logreg(C: float = C_A_PRIORI) -> Any:
-    from gemma_pref import make_logreg_classifier
+    from gemma_pref.models import make_logreg_classifier
 
     return make_logreg_classifier(C)
 
@@ -195,7 +195,7 @@ def _nested_c(estimator: Any) -> Any:
 def _catboost(**params: Any) -> Any:
     import gemma_pref as gp
 
-    return gp.make_catboost_classifier(**params)
+    return gp.pipeline.make_catboost_classifier(**params)
 
 
 def _pair_classifier(estimator: Any) -> Any:
@@ -226,7 +226,11 @@ class LengthFeatures:
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        from gemma_pref.features import PROMPT_FEATURES, RESPONSE_FEATURES, ArenaStructureFeatures
+        from gemma_pref.text.features import (
+            PROMPT_FEATURES,
+            RESPONSE_FEATURES,
+            ArenaStructureFeatures,
+        )
 
         names = list(ArenaStructureFeatures().get_feature_names_out())
         F = ArenaStructureFeatures().transform(X)

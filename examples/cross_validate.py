@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     df = gp.load_arena_sample()
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     if args.recipe == "structure":  # no language model: nothing to set on one
         pipe = gp.make_preference_pipeline(recipe="structure")
     else:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             cache_dir=args.cache_dir,
             recipe=args.recipe,
             classifier=(
-                gp.make_catboost_classifier(iterations=args.iterations)
+                gp.pipeline.make_catboost_classifier(iterations=args.iterations)
                 if args.recipe == "seed"
                 else None
             ),

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     df = gp.load_arena_sample()
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     model = build(args.model, args.max_length, args.C)
 
     cv = gp.PromptGroupKFold(n_splits=args.folds, shuffle=True, random_state=0)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     train = gp.load_arena_csv(args.train, require_labels=True)
     test = gp.load_arena_csv(args.test)
     sample = pd.read_csv(args.sample_submission)
-    y = gp.labels_from_winner(train)
+    y = gp.data.labels_from_winner(train)
 
     pipe = gp.make_preference_pipeline(
         args.model,
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         show_progress_bar=True,
         recipe=args.recipe,
         classifier=(
-            gp.make_catboost_classifier(iterations=args.iterations)
+            gp.pipeline.make_catboost_classifier(iterations=args.iterations)
             if args.recipe == "seed"
             else None
         ),
@@ -98,13 +98,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"trained on {len(train)} rows in {time.perf_counter() - start:.0f} s")
 
     proba = pipe.predict_proba(test)
-    by_id = pd.DataFrame(proba, columns=list(gp.io.WINNER_COLUMNS))
+    by_id = pd.DataFrame(proba, columns=list(gp.data.io.WINNER_COLUMNS))
     by_id.insert(0, "id", test["id"].to_numpy())
     ordered = sample[["id"]].merge(by_id, on="id", how="left")
     if ordered.isna().any().any():
         missing = ordered.loc[ordered.isna().any(axis=1), "id"].tolist()[:5]
         raise ValueError(f"sample submission ids missing from test.csv: {missing}")
-    gp.write_submission(ordered["id"], ordered[list(gp.io.WINNER_COLUMNS)], args.output)
+    gp.write_submission(ordered["id"], ordered[list(gp.data.io.WINNER_COLUMNS)], args.output)
     print(f"wrote {args.output} ({len(ordered)} rows)")
     return ordered
 

@@ -6,90 +6,68 @@ local Gemma (or any Hugging Face) checkpoint through :class:`GemmaEmbedder`,
 and classify the answers' embeddings with :class:`PairDifferenceClassifier`
 (or the reference notebook's CatBoost), all in one scikit-learn pipeline built
 by :func:`make_preference_pipeline`.
+
+The names here are the ones most users need; everything else lives in its
+subpackage:
+
+========================  ==========================================================
+:mod:`gemma_pref.data`        arena rows: schema, readers, CSV, submissions, the sample
+:mod:`gemma_pref.text`        formatting, token budget, structure features
+:mod:`gemma_pref.backend`     checkpoints, dtype/device/backend policy, ONNX, home cache
+:mod:`gemma_pref.embedding`   the embedder, batching, pooling, caches
+:mod:`gemma_pref.models`      pair-difference, blend, fine-tuning, swap augmentation
+:mod:`gemma_pref.pipeline`    recipes (:func:`make_preference_pipeline`)
+:mod:`gemma_pref.evaluation`  cross-validation, prompt-grouped folds, plots
+:mod:`gemma_pref.persistence` saving and loading
+:mod:`gemma_pref.distributed` Ray Data
+:mod:`gemma_pref.exceptions`  every error and warning
+========================  ==========================================================
 """
 
 from __future__ import annotations
 
-from . import plots  # cheap: matplotlib is imported when a plot is drawn
+from typing import Any
+
+from . import _compat
 from ._version import __version__
-from .augmentation import SwapABClassifier, swap_ab, swap_labels
-from .blend import PreferenceBlendClassifier
-from .cache import CacheIntegrityWarning, CacheWriteWarning, clear_memory_cache
-from .datasets import load_arena_sample
+from .data import load_arena_csv, load_arena_sample, read_preferences, write_submission
 from .embedding import GemmaEmbedder
-from .evaluation import cross_validate_preference, preference_scores
-from .exceptions import (
-    ArenaFormatError,
-    DeviceWorkerError,
-    MissingCellsWarning,
-    ModelNotFoundError,
-    SafeFormatError,
-    TruncationWarning,
-    VersionMismatchWarning,
+from .evaluation import PromptGroupKFold, cross_validate_preference
+from .models import (
+    GemmaPreferenceClassifier,
+    PairDifferenceClassifier,
+    PreferenceBlendClassifier,
+    SwapABClassifier,
 )
-from .features import ArenaStructureFeatures
-from .finetune import GemmaPreferenceClassifier
-from .formatting import (
-    PAIR_TEMPLATE,
-    SEED_TEMPLATE,
-    ArenaTextFormatter,
-    truncation_report,
-)
-from .io import labels_from_winner, load_arena_csv, write_submission
-from .model_selection import PromptGroupKFold, prompt_groups
-from .model_steps import model_steps, set_model_params
-from .pairwise import PairDifferenceClassifier
 from .persistence import load, load_safe, save, save_safe
-from .pipeline import (
-    RECIPES,
-    make_catboost_classifier,
-    make_logreg_classifier,
-    make_preference_pipeline,
-)
-from .readers import read_preferences
+from .pipeline import make_preference_pipeline
+from .text import ArenaStructureFeatures, ArenaTextFormatter
+
+_compat.install()
 
 __all__ = [
-    "PAIR_TEMPLATE",
-    "RECIPES",
-    "SEED_TEMPLATE",
-    "ArenaFormatError",
     "ArenaStructureFeatures",
     "ArenaTextFormatter",
-    "CacheIntegrityWarning",
-    "CacheWriteWarning",
-    "DeviceWorkerError",
     "GemmaEmbedder",
     "GemmaPreferenceClassifier",
-    "MissingCellsWarning",
-    "ModelNotFoundError",
     "PairDifferenceClassifier",
     "PreferenceBlendClassifier",
     "PromptGroupKFold",
-    "SafeFormatError",
     "SwapABClassifier",
-    "TruncationWarning",
-    "VersionMismatchWarning",
     "__version__",
-    "clear_memory_cache",
     "cross_validate_preference",
-    "labels_from_winner",
     "load",
     "load_arena_csv",
     "load_arena_sample",
     "load_safe",
-    "make_catboost_classifier",
-    "make_logreg_classifier",
     "make_preference_pipeline",
-    "model_steps",
-    "plots",
-    "preference_scores",
-    "prompt_groups",
     "read_preferences",
     "save",
     "save_safe",
-    "set_model_params",
-    "swap_ab",
-    "swap_labels",
-    "truncation_report",
     "write_submission",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # 0.1's top-level names that moved to a subpackage: found there, with a FutureWarning
+    return _compat.moved_name(name)

@@ -4,7 +4,7 @@
 Estimators stamp the gemma-pref version into their pickled state (as
 scikit-learn does for its own estimators) and warn with
 :class:`~gemma_pref.exceptions.VersionMismatchWarning` when unpickled under
-another version. :mod:`gemma_pref.persistence` and :mod:`gemma_pref.safe`
+another version. :mod:`gemma_pref.persistence` and :mod:`gemma_pref.persistence.safe`
 record :func:`environment_versions` in the files they write and check them on
 load with :func:`warn_versions`.
 """
@@ -45,7 +45,7 @@ def environment_versions() -> dict[str, str | None]:
 
     Examples
     --------
-    >>> from gemma_pref.persistence import environment_versions
+    >>> from gemma_pref._versioning import environment_versions
     >>> from gemma_pref import __version__
     >>> environment_versions()["gemma_pref"] == __version__
     True

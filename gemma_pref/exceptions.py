@@ -24,6 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CacheIntegrityWarning",
+    "CacheWriteWarning",
     "ArenaFormatError",
     "DeviceWorkerError",
     "MissingCellsWarning",
@@ -53,6 +55,14 @@ class ArenaFormatError(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         # keyword-only attributes: pickle (Ray, multiprocessing) rebuilds them
         return (_rebuild, (type(self), str(self), {"column": self.column, "row": self.row}))
+
+
+class CacheIntegrityWarning(UserWarning):
+    """Issued when an on-disk cache entry is truncated or corrupt (it is recomputed)."""
+
+
+class CacheWriteWarning(UserWarning):
+    """Issued when an on-disk cache entry cannot be written (the vectors are kept)."""
 
 
 class DeviceWorkerError(RuntimeError):

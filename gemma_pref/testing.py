@@ -26,7 +26,7 @@ _SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn
 
 
 def _training_texts() -> list[str]:
-    from .datasets import load_arena_sample
+    from .data.sample import load_arena_sample
 
     df = load_arena_sample()
     texts: list[str] = []

@@ -51,7 +51,7 @@ def arena_texts(arena):
 @pytest.fixture(autouse=True)
 def _fresh_memory_cache():
     """Each test starts with an empty process-wide embedding cache."""
-    from gemma_pref import clear_memory_cache
+    from gemma_pref.embedding import clear_memory_cache
 
     clear_memory_cache()
     yield
@@ -88,7 +88,7 @@ def forward_rows(monkeypatch):
     """Batch sizes of every forward pass the engine runs (a list), whatever
     runs it (PyTorch or ONNX Runtime); an ONNX export's own checks against
     PyTorch are not the engine's and do not count."""
-    from gemma_pref._engine import Runtime
+    from gemma_pref.embedding._engine import Runtime
 
     rows: list[int] = []
     original = Runtime._forward

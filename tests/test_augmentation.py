@@ -13,11 +13,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from gemma_pref import ArenaTextFormatter, labels_from_winner, make_preference_pipeline
-from gemma_pref.augmentation import SwapABClassifier, swap_ab, swap_labels
-from gemma_pref.features import ArenaStructureFeatures
-from gemma_pref.model_selection import PromptGroupKFold
+from gemma_pref import ArenaTextFormatter, make_preference_pipeline
+from gemma_pref.data import labels_from_winner
+from gemma_pref.evaluation.model_selection import PromptGroupKFold
+from gemma_pref.models.augmentation import SwapABClassifier, swap_ab, swap_labels
 from gemma_pref.pipeline import make_recipe_formatter
+from gemma_pref.text.features import ArenaStructureFeatures
 
 SWAP = [1, 0, 2]
 

@@ -15,8 +15,10 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._param_validation import InvalidParameterError
 
 import gemma_pref as gp
-from gemma_pref import ArenaTextFormatter, PromptGroupKFold, labels_from_winner, swap_ab
-from gemma_pref.blend import BLEND_CS, PreferenceBlendClassifier
+from gemma_pref import ArenaTextFormatter, PromptGroupKFold
+from gemma_pref.data import labels_from_winner
+from gemma_pref.models import swap_ab
+from gemma_pref.models.blend import BLEND_CS, PreferenceBlendClassifier
 
 FOLDS = PromptGroupKFold(5, shuffle=True, random_state=0)
 
@@ -140,20 +142,20 @@ def test_blend_with_a_gemma_embedder_clones_pickles_and_cross_validates(make_emb
     clf.set_params(embedder__max_length=48)
     assert clf.embedder.max_length == 48
     # 48 tokens leave some rows' two texts the same prompt prefix: reported, and fitted
-    with pytest.warns(gp.TruncationWarning, match="max_length=48 tokens"):
+    with pytest.warns(gp.exceptions.TruncationWarning, match="max_length=48 tokens"):
         scores = cross_val_score(clf, df, y, cv=PromptGroupKFold(3), scoring="neg_log_loss")
     assert np.isfinite(scores).all()
 
-    with pytest.warns(gp.TruncationWarning, match="answer A in"):
+    with pytest.warns(gp.exceptions.TruncationWarning, match="answer A in"):
         clf.fit(df, y)
     assert set(clf.weights_.values()) <= {0.0, 0.5, 1.0}
     assert clf.embedder_ is not clf.embedder and clf.embedder_.max_length == 48
-    with pytest.warns(gp.TruncationWarning):
+    with pytest.warns(gp.exceptions.TruncationWarning):
         p = clf.predict_proba(df)
     blob = pickle.dumps(clf)
     assert len(blob) < 200_000  # settings and two logistic regressions, no weights
     again = pickle.loads(blob)
-    with pytest.warns(gp.TruncationWarning):
+    with pytest.warns(gp.exceptions.TruncationWarning):
         np.testing.assert_allclose(again.predict_proba(df), p, rtol=1e-6)
 
 

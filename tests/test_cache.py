@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gemma_pref import GemmaEmbedder
-from gemma_pref.cache import (
+from gemma_pref.embedding.cache import (
     CacheIntegrityWarning,
     CacheWriteWarning,
     DiskCache,
@@ -348,7 +348,7 @@ def test_fingerprint_follows_content_not_timestamps(tiny_gemma, tmp_path):
     import os
     import shutil
 
-    from gemma_pref._loading import model_fingerprint
+    from gemma_pref.backend._loading import model_fingerprint
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_gemma, copy)

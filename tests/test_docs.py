@@ -102,7 +102,7 @@ def with_output_checks(code: str, page: str, first_line: int = 1) -> str:
 @pytest.fixture
 def tiny_as_default(tiny_gemma, tmp_path, monkeypatch):
     """Make the tiny checkpoint the default model, as if converted already."""
-    from gemma_pref.demo_model import _COMPLETE, DEMO_MODEL_NAME
+    from gemma_pref.backend.default_model import _COMPLETE, DEMO_MODEL_NAME
 
     home = tmp_path / "home"
     target = home / "models" / DEMO_MODEL_NAME
@@ -156,7 +156,7 @@ def test_site_builds_in_strict_mode(tmp_path):
 
 
 def test_documented_modules_resolve_in_a_fresh_interpreter():
-    """``gp.plots`` and every name in ``__all__`` work after a bare ``import gemma_pref``.
+    """``gp.evaluation.plots`` and every name in ``__all__`` work after a bare ``import gemma_pref``.
 
     In one pytest process another test may have imported a submodule already, which
     would hide a page that relies on it; a new interpreter does not.
@@ -165,7 +165,7 @@ def test_documented_modules_resolve_in_a_fresh_interpreter():
         "import gemma_pref as gp\n"
         "missing = [n for n in gp.__all__ if not hasattr(gp, n)]\n"
         "assert not missing, missing\n"
-        "assert callable(gp.plots.save_cv_plots)\n"
+        "assert callable(gp.evaluation.plots.save_cv_plots)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

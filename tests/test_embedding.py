@@ -9,7 +9,8 @@ import pytest
 from sklearn.base import clone
 
 import gemma_pref as gp
-from gemma_pref import DeviceWorkerError, GemmaEmbedder, ModelNotFoundError
+from gemma_pref import GemmaEmbedder
+from gemma_pref.exceptions import DeviceWorkerError, ModelNotFoundError
 
 EMBEDDER_DEFAULTS = {"max_length": 128, "memory_cache": False}
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import gemma_pref as gp
-from gemma_pref.formatting import PAIR_TEMPLATE, SEED_TEMPLATE
 from gemma_pref.testing import TINY_FAMILIES, make_tiny_checkpoint
+from gemma_pref.text.formatting import PAIR_TEMPLATE, SEED_TEMPLATE
 
 FAMILIES = list(TINY_FAMILIES)
 #: What each family's own chat format shows around a user turn.
@@ -164,7 +164,7 @@ def test_default_recipe_end_to_end_and_persistence(checkpoints, rows, family, tm
     pipe = gp.make_preference_pipeline(
         str(path), max_length=48, dtype="float32", backend="torch", cache_dir=None
     )
-    y = gp.labels_from_winner(rows)
+    y = gp.data.labels_from_winner(rows)
     proba = pipe.fit(rows, y).predict_proba(rows)
     assert proba.shape == (len(rows), 3) and np.allclose(proba.sum(axis=1), 1)
     used = pipe.formatter_.template_in_use()

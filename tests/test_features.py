@@ -13,15 +13,11 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from gemma_pref import (
-    ArenaFormatError,
-    ArenaTextFormatter,
-    GemmaEmbedder,
-    MissingCellsWarning,
-    labels_from_winner,
-)
-from gemma_pref.augmentation import SwapABClassifier, swap_ab
-from gemma_pref.features import PROMPT_FEATURES, RESPONSE_FEATURES, ArenaStructureFeatures
+from gemma_pref import ArenaTextFormatter, GemmaEmbedder
+from gemma_pref.data import labels_from_winner
+from gemma_pref.exceptions import ArenaFormatError, MissingCellsWarning
+from gemma_pref.models.augmentation import SwapABClassifier, swap_ab
+from gemma_pref.text.features import PROMPT_FEATURES, RESPONSE_FEATURES, ArenaStructureFeatures
 
 MARKDOWN = """# Title
 Some **bold** text and `code` here.

@@ -290,11 +290,11 @@ def test_finetune_recipe_on_the_bundled_sample(tiny_gemma, arena):
     tok = AutoTokenizer.from_pretrained(tiny_gemma)
     texts = formatter.fit_transform(train)
     assert max(len(tok(t)["input_ids"]) for t in texts) <= 64
-    report = gp.truncation_report(train, max_length=64, tokenizer=tok, formatter=formatter)
+    report = gp.text.truncation_report(train, max_length=64, tokenizer=tok, formatter=formatter)
     assert ((report["response_b_kept_chars"] > 0) | (report["response_b_chars"] == 0)).all()
-    plain = gp.truncation_report(train, max_length=64, tokenizer=tok)  # no budget
+    plain = gp.text.truncation_report(train, max_length=64, tokenizer=tok)  # no budget
     assert (plain["response_b_kept_chars"] == 0).sum() > 10  # B lost without it
-    pipe.fit(train, gp.labels_from_winner(train))
+    pipe.fit(train, gp.data.labels_from_winner(train))
     proba = pipe.predict_proba(test)
     assert proba.shape == (20, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
@@ -311,6 +311,8 @@ def test_finetune_recipe_on_the_bundled_sample(tiny_gemma, arena):
         num_epochs=1,
     )
     assert isinstance(swapped, gp.SwapABClassifier)
-    swapped.fit(train.iloc[:40], gp.labels_from_winner(train.iloc[:40]))
+    swapped.fit(train.iloc[:40], gp.data.labels_from_winner(train.iloc[:40]))
     p = swapped.predict_proba(test)
-    np.testing.assert_allclose(swapped.predict_proba(gp.swap_ab(test)), p[:, [1, 0, 2]], atol=1e-12)
+    np.testing.assert_allclose(
+        swapped.predict_proba(gp.models.swap_ab(test)), p[:, [1, 0, 2]], atol=1e-12
+    )

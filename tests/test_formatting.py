@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gemma_pref import SEED_TEMPLATE, ArenaFormatError, ArenaTextFormatter, MissingCellsWarning
-from gemma_pref.formatting import parse_turns
+from gemma_pref import ArenaTextFormatter
+from gemma_pref.exceptions import ArenaFormatError, MissingCellsWarning
+from gemma_pref.text import SEED_TEMPLATE
+from gemma_pref.text.formatting import parse_turns
 
 
 def seed_process(input_str):
@@ -460,7 +462,7 @@ def test_clones_share_one_loaded_tokenizer_until_its_files_change(arena, tiny_ge
 def test_rows_cut_again_come_from_the_memo_unchanged(arena, tiny_gemma, layout, turns):
     from transformers import AutoTokenizer
 
-    from gemma_pref.budget import BudgetMemo
+    from gemma_pref.text.budget import BudgetMemo
 
     rows = arena.iloc[:60]
     tok = AutoTokenizer.from_pretrained(tiny_gemma)
@@ -493,7 +495,7 @@ def test_bad_budget_parameters_are_rejected_in_fit(arena, tmp_path):
 
 
 def test_truncation_report_seed_rule_vs_budget(arena, tiny_gemma):
-    from gemma_pref.formatting import truncation_report
+    from gemma_pref.text.formatting import truncation_report
 
     seed = truncation_report(arena, max_length=256, tokenizer=tiny_gemma)
     budget = truncation_report(

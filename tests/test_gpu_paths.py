@@ -13,8 +13,8 @@ import sys
 import pytest
 import torch
 
-from gemma_pref import _loading
-from gemma_pref._loading import DeviceFacts, auto_dtype, nonfinite_advice
+from gemma_pref.backend import _loading
+from gemma_pref.backend._loading import DeviceFacts, auto_dtype, nonfinite_advice
 
 T4 = DeviceFacts("cuda", bf16=False, name="Tesla T4 (compute capability 7.5)")
 A100 = DeviceFacts("cuda", bf16=True, name="NVIDIA A100 (compute capability 8.0)")
@@ -64,20 +64,20 @@ def test_loading_does_not_import_onnx():
     # _onnx imports _loading; _loading answers "is ONNX Runtime installed"
     # itself, so resolving a backend never imports the ONNX module
     code = (
-        "import sys; from gemma_pref import _loading; "
+        "import sys; from gemma_pref.backend import _loading; "
         "_loading.resolve_backend('auto', ['cpu'], 'float32', None); "
-        "print('gemma_pref._onnx' in sys.modules)"
+        "print('gemma_pref.backend._onnx' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
-    from gemma_pref import _onnx
+    from gemma_pref.backend import _onnx
 
     assert _onnx.available() == _loading.onnx_available()
 
 
 def test_catboost_uses_the_gpus_with_room_beside_the_embedder():
-    from gemma_pref._catboost import GPU_FLOOR_BYTES, gpu_plan
+    from gemma_pref.models._catboost import GPU_FLOOR_BYTES, gpu_plan
 
     gib = 2**30
     # 2xT4, a Gemma-2-9b 4-bit replica on each: about 8 GiB free on both

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gemma_pref.home_cache import find_entries, format_size, list_cache, remove_entries
+from gemma_pref.backend.home_cache import find_entries, format_size, list_cache, remove_entries
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -42,7 +42,7 @@ def _user_files(home: Path) -> dict[str, bytes]:
 def template(tiny_gemma, arena_texts, tmp_path_factory):
     """A user cache filled by the library itself, and a user's files in it."""
     import gemma_pref as gp
-    from gemma_pref.demo_model import _COMPLETE, DEMO_MODEL_NAME
+    from gemma_pref.backend.default_model import _COMPLETE, DEMO_MODEL_NAME
 
     home = tmp_path_factory.mktemp("home-template")
     with pytest.MonkeyPatch.context() as mp:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import gemma_pref as gp
-from gemma_pref import ModelNotFoundError
+from gemma_pref.exceptions import ModelNotFoundError
 from gemma_pref.testing import make_tiny_checkpoint
 
 OLD, NEW = "a" * 40, "b" * 40
@@ -54,17 +54,17 @@ def test_a_cached_name_is_found_at_main_or_at_its_revision(cached, arena_texts, 
     )
     assert not np.allclose(main, old.transform(texts))
     # the revision is part of the fingerprint, so of the cache keys
-    from gemma_pref._loading import model_fingerprint
+    from gemma_pref.backend._loading import model_fingerprint
 
     assert model_fingerprint(snapshots / OLD, include_path=False) != model_fingerprint(
         snapshots / NEW, include_path=False
     )
     disk = tmp_path / "emb-cache"
-    gp.clear_memory_cache()
+    gp.embedding.clear_memory_cache()
     for revision in (None, OLD):
         _embedder("org/tiny-qwen", revision=revision, cache_dir=disk).fit_transform(texts)
     entries = [p for p in disk.rglob("*") if p.is_file()]
-    gp.clear_memory_cache()
+    gp.embedding.clear_memory_cache()
     again = _embedder("org/tiny-qwen", revision=OLD, cache_dir=disk, memory_cache=False)
     np.testing.assert_array_equal(again.fit_transform(texts), old.transform(texts))
     assert [p for p in disk.rglob("*") if p.is_file()] == entries  # read, nothing new
@@ -88,7 +88,7 @@ def test_the_recipes_and_the_command_line_take_hub_names(cached, arena, tmp_path
     pipe = gp.make_preference_pipeline(
         "org/tiny-qwen", revision=OLD, max_length=32, dtype="float32", cache_dir=None
     )
-    pipe.fit(rows, gp.labels_from_winner(rows))
+    pipe.fit(rows, gp.data.labels_from_winner(rows))
     assert pipe.embedder_.revision == OLD
     assert "chat template" in pipe.formatter_.template_in_use()  # Qwen's own
     out = tmp_path / "emb.npy"

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import gemma_pref as gp
-from gemma_pref import labels_from_winner, load_arena_csv, write_submission
+from gemma_pref import load_arena_csv, write_submission
+from gemma_pref.data import labels_from_winner
 
 
 def test_labels_from_winner_on_sample(arena):
@@ -144,7 +145,7 @@ def test_outputs_get_the_permissions_of_a_plain_open(tmp_path, arena):
     import stat
 
     import gemma_pref as gp
-    from gemma_pref.cache import DiskCache
+    from gemma_pref.embedding.cache import DiskCache
 
     old = os.umask(0o022)
     os.umask(old)
@@ -183,7 +184,7 @@ def test_h_disagreeing_label_columns_and_booleans_are_refused(arena):
         + str(rows["id"].tolist()[4]),
     ):
         labels_from_winner(rows)
-    from gemma_pref.schema import check_labels
+    from gemma_pref.data.schema import check_labels
 
     for bad in (np.array([True, False]), [True, 0], pd.Series([False, True])):
         with pytest.raises(ValueError, match="y holds booleans"):

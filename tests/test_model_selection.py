@@ -15,9 +15,10 @@ from sklearn.model_selection import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from gemma_pref import ArenaFormatError, MissingCellsWarning, labels_from_winner
-from gemma_pref.features import ArenaStructureFeatures
-from gemma_pref.model_selection import PromptGroupKFold, normalize_prompt, prompt_groups
+from gemma_pref.data import labels_from_winner
+from gemma_pref.evaluation.model_selection import PromptGroupKFold, normalize_prompt, prompt_groups
+from gemma_pref.exceptions import ArenaFormatError, MissingCellsWarning
+from gemma_pref.text.features import ArenaStructureFeatures
 
 
 def _keys(df):

@@ -9,8 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 import gemma_pref as gp
-from gemma_pref import model_steps, set_model_params
-from gemma_pref.pipeline import make_recipe_formatter
+from gemma_pref.pipeline import make_recipe_formatter, model_steps, set_model_params
 
 EMBEDDER_DEFAULTS = {"max_length": 32}
 
@@ -48,7 +47,7 @@ def test_finds_the_model_in_pipelines_and_wrappers(make_embedder, tiny_gemma):
 
 
 def test_fitted_wrappers_give_template_and_fitted_copy_once_each(make_embedder, arena):
-    rows, y = arena.iloc[:24], gp.labels_from_winner(arena.iloc[:24])
+    rows, y = arena.iloc[:24], gp.data.labels_from_winner(arena.iloc[:24])
     settings = dict(max_length=32, dtype="float32", backend="torch", devices="cpu")
     path = make_embedder().model_name_or_path
     # the default recipe in SwapAB: the template's embedder, the fitted blend's

@@ -13,9 +13,9 @@ import pytest
 
 import gemma_pref as gp
 from gemma_pref import ArenaStructureFeatures, ArenaTextFormatter, read_preferences
-from gemma_pref.formatting import truncation_report
-from gemma_pref.model_selection import prompt_groups
-from gemma_pref.schema import parse_turns
+from gemma_pref.data.schema import parse_turns
+from gemma_pref.evaluation.model_selection import prompt_groups
+from gemma_pref.text.formatting import truncation_report
 
 ROWS = [
     (
@@ -127,7 +127,7 @@ def test_structure_features_and_groups_on_every_script(wsdm):
     groups = prompt_groups(more)
     np.testing.assert_array_equal(groups[:5], groups[5:])
     assert len(set(groups)) == 5
-    y = gp.labels_from_winner(more)
+    y = gp.data.labels_from_winner(more)
     by_language = pd.factorize(more["language"])[0]
     cv = gp.PromptGroupKFold(n_splits=2)
     for train, test in cv.split(more, y, groups=by_language):

@@ -18,7 +18,7 @@ from _optional import require
 from sklearn.utils._param_validation import InvalidParameterError
 
 import gemma_pref as gp
-from gemma_pref import _loading
+from gemma_pref.backend import _loading
 
 require("onnxruntime", "onnx")
 require("onnx", "onnx")
@@ -213,7 +213,7 @@ def test_bad_backend_is_rejected_in_fit(make_embedder):
 
 
 def test_runtime_refuses_another_head(make_embedder, texts):
-    from gemma_pref._engine import pooling_head
+    from gemma_pref.embedding._engine import pooling_head
 
     emb = make_embedder(backend="onnxruntime")
     emb.fit_transform(texts[:2])
@@ -229,7 +229,7 @@ def test_pipeline_round_trip_on_onnxruntime(tiny_gemma, arena, tmp_path):
     import joblib
 
     df = arena.iloc[:40]
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     pipe = gp.make_preference_pipeline(tiny_gemma, max_length=48, backend="onnxruntime")
     pipe.fit(df, y)
     proba = pipe.predict_proba(df)

@@ -34,7 +34,7 @@ def test_learns_from_the_difference_and_beats_the_prior():
     loss = log_loss(y[400:], clf.predict_proba(X[400:]), labels=[0, 1, 2])
     prior_loss = log_loss(y[400:], np.tile(prior, (200, 1)), labels=[0, 1, 2])
     assert loss < prior_loss - 0.2
-    assert min(gp.pairwise.DEFAULT_CS) <= clf.C_ <= max(gp.pairwise.DEFAULT_CS)
+    assert min(gp.models.pairwise.DEFAULT_CS) <= clf.C_ <= max(gp.models.pairwise.DEFAULT_CS)
     assert list(clf.classes_) == [0, 1, 2]
     assert clf.n_features_in_ == 12
 
@@ -109,7 +109,7 @@ def test_embedding_recipe_is_the_pair_difference_pipeline(tiny_gemma):
 
 
 def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
-    y = gp.labels_from_winner(arena)
+    y = gp.data.labels_from_winner(arena)
     train, test = arena.iloc[:240], arena.iloc[240:270]
     budget = make_recipe_formatter("embedding", tiny_gemma, max_length=64, budget=True)
     pipe = gp.make_preference_pipeline(
@@ -123,7 +123,7 @@ def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
     hidden = pipe["embedder"].transform(pipe["formatter"].transform(test[:2])).shape[1] // 2
     assert pipe["classifier"].n_features_in_ == 2 * hidden
     # swapping response_a and response_b in the raw rows swaps A and B wins
-    swapped = pipe.predict_proba(gp.swap_ab(test))
+    swapped = pipe.predict_proba(gp.models.swap_ab(test))
     np.testing.assert_allclose(swapped, proba[:, [1, 0, 2]], atol=1e-5)
     # joblib round trip: same probabilities, no weights in the file
     path = tmp_path / "pairwise.joblib"
@@ -133,7 +133,7 @@ def test_pairwise_pipeline_end_to_end(tiny_gemma, arena, tmp_path):
 
 
 def test_pairwise_cross_val_score(tiny_gemma, arena):
-    y = gp.labels_from_winner(arena)
+    y = gp.data.labels_from_winner(arena)
     rows = arena.iloc[:150]
     budget = make_recipe_formatter("embedding", tiny_gemma, max_length=48, budget=True)
     pipe = gp.make_preference_pipeline(
@@ -203,11 +203,11 @@ def test_c_search_scales_inside_the_folds_and_takes_the_best_mean_score(seed):
     # (so the scaler is fitted inside each fold), rows and swapped copies
     # together, the C with the best mean log loss, refitted on all rows
     d = X[:, :60] - X[:, 60:]
-    D, Y = np.vstack([d, -d]), np.concatenate([y, gp.swap_labels(y)])
+    D, Y = np.vstack([d, -d]), np.concatenate([y, gp.data.swap_labels(y)])
     groups = np.concatenate([np.arange(120), np.arange(120)])
     folds = list(GroupKFold(n_splits=4).split(D, Y, groups))
     ref = GridSearchCV(
-        gp.make_logreg_classifier(1.0),
+        gp.models.make_logreg_classifier(1.0),
         {"logisticregression__C": list(Cs)},
         cv=folds,
         scoring="neg_log_loss",
@@ -225,7 +225,7 @@ def test_k_the_c_search_keeps_each_prompt_in_one_fold():
     groups = np.arange(120) // 4  # 30 prompts of 4 rows each
     clf = PairDifferenceClassifier(Cs=(1e-2, 1.0), cv=5)
     d = X[:, :6] - X[:, 6:]
-    D, Y = np.vstack([d, -d]), np.concatenate([y, gp.swap_labels(y)])
+    D, Y = np.vstack([d, -d]), np.concatenate([y, gp.data.swap_labels(y)])
     doubled = np.concatenate([groups, groups])
     for train, test in clf._inner_folds(D, Y, 120, doubled):
         assert set(doubled[train]).isdisjoint(doubled[test])
@@ -237,10 +237,10 @@ def test_k_the_c_search_keeps_each_prompt_in_one_fold():
     grouped = clone(clf).fit(X, y, groups=groups)
     assert grouped.cv_log_loss_.shape == (2,)
     assert grouped.C_ == clf.Cs[int(np.argmin(grouped.cv_log_loss_))]
-    score = gp.pairwise.neg_log_loss_of_every_class
+    score = gp.models.pairwise.neg_log_loss_of_every_class
     folds = clf._inner_folds(D, Y, 120, doubled)
     expected = [
-        -cross_val_score(gp.make_logreg_classifier(C), D, Y, cv=folds, scoring=score).mean()
+        -cross_val_score(gp.models.make_logreg_classifier(C), D, Y, cv=folds, scoring=score).mean()
         for C in clf.Cs
     ]
     np.testing.assert_allclose(grouped.cv_log_loss_, expected, rtol=1e-10)
@@ -252,17 +252,17 @@ def test_k_the_c_search_keeps_each_prompt_in_one_fold():
 def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena):
     """Case k: the "embedding" and "seed" recipes choose C on folds of the raw
     rows' prompt groups, with no extra argument to fit (alone or swap-wrapped)."""
-    every = pd.Series(gp.prompt_groups(arena))
+    every = pd.Series(gp.evaluation.prompt_groups(arena))
     asked_again = np.flatnonzero(every.map(every.value_counts()) > 1)  # 4 prompts, 11 rows
     rows = arena.iloc[np.union1d(asked_again, np.arange(30))]
-    y = gp.labels_from_winner(rows)
-    groups = gp.prompt_groups(rows)
+    y = gp.data.labels_from_winner(rows)
+    groups = gp.evaluation.prompt_groups(rows)
     assert len(np.unique(groups)) < len(rows)  # some prompts were asked of several pairs
     small = {"max_length": 32, "dtype": "float32", "backend": "torch", "cache_dir": None}
     for recipe, classifier, scores in [
         ("embedding", PairDifferenceClassifier(Cs=(1e-4, 1e-2), cv=3),
          lambda fitted: fitted.cv_log_loss_),
-        ("seed", gp.make_logreg_classifier(Cs=(1e-4, 1e-2)),
+        ("seed", gp.models.make_logreg_classifier(Cs=(1e-4, 1e-2)),
          lambda fitted: fitted.cv_results_["mean_test_score"]),
     ]:  # fmt: skip
         # pair texts under the token budget: no answer truncated away (TruncationWarning)
@@ -281,9 +281,9 @@ def test_k_recipe_pipelines_pass_the_prompt_groups(tiny_gemma, arena):
     swap = gp.make_preference_pipeline(
         tiny_gemma, recipe="seed", classifier=classifier, swap_augment=True, **small
     ).fit(rows, y)
-    both = pd.concat([rows, gp.swap_ab(rows)])
+    both = pd.concat([rows, gp.models.swap_ab(rows)])
     E = swap.estimator_[:-1].transform(both)
-    Y = np.concatenate([y, gp.swap_labels(y)])
+    Y = np.concatenate([y, gp.data.swap_labels(y)])
     ref = clone(classifier).fit(E, Y, groups=np.concatenate([groups, groups]))
     np.testing.assert_array_equal(swap.estimator_[-1].cv_results_["mean_test_score"],
                                   ref.cv_results_["mean_test_score"])  # fmt: skip

@@ -21,14 +21,14 @@ from gemma_pref import (
     ArenaTextFormatter,
     GemmaEmbedder,
     SwapABClassifier,
-    clear_memory_cache,
-    labels_from_winner,
-    make_catboost_classifier,
     make_preference_pipeline,
 )
+from gemma_pref.data import labels_from_winner
+from gemma_pref.embedding import clear_memory_cache
 from gemma_pref.exceptions import SafeFormatError, VersionMismatchWarning
-from gemma_pref.persistence import SAFE_TYPES, load, load_safe, save, save_safe
-from gemma_pref.pipeline import make_recipe_formatter
+from gemma_pref.persistence import load, load_safe, save, save_safe
+from gemma_pref.persistence.safe import SAFE_TYPES
+from gemma_pref.pipeline import make_catboost_classifier, make_recipe_formatter
 
 
 @pytest.fixture(scope="module")
@@ -493,7 +493,7 @@ def test_g_save_and_save_safe_replace_only_their_own_output(fitted_custom, split
 
 
 def test_g_plots_write_through_a_name_of_their_own(tmp_path):
-    from gemma_pref.plots import plot_reliability
+    from gemma_pref.evaluation.plots import plot_reliability
 
     out = tmp_path / "cv.reliability.png"
     fixed = tmp_path / ".cv.reliability.png.tmp"  # the old fixed temporary name

@@ -8,13 +8,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-from gemma_pref import (
-    clear_memory_cache,
-    labels_from_winner,
-    make_catboost_classifier,
-    make_preference_pipeline,
-)
-from gemma_pref.pipeline import make_recipe_formatter
+from gemma_pref import make_preference_pipeline
+from gemma_pref.data import labels_from_winner
+from gemma_pref.embedding import clear_memory_cache
+from gemma_pref.pipeline import make_catboost_classifier, make_recipe_formatter
 
 
 def _pipe(path, recipe="embedding", **kw):
@@ -34,7 +31,7 @@ def _pipe(path, recipe="embedding", **kw):
 
 def test_default_pipeline_settings():
     from gemma_pref import ArenaTextFormatter, PairDifferenceClassifier, PreferenceBlendClassifier
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
+    from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
 
     # the default recipe: the structure model and the embedding model, blended
     blend = make_preference_pipeline("some/dir", batch_size=4)
@@ -207,7 +204,7 @@ def test_catboost_device_is_chosen_at_fit_on_the_fitting_machine(arena):
     import pickle
 
     from gemma_pref import ArenaStructureFeatures
-    from gemma_pref._catboost import catboost_gpu_available
+    from gemma_pref.models._catboost import catboost_gpu_available
 
     X = ArenaStructureFeatures().fit_transform(arena.head(120))
     y = labels_from_winner(arena.head(120))
@@ -226,7 +223,8 @@ def test_catboost_device_is_chosen_at_fit_on_the_fitting_machine(arena):
 
 
 def test_recipe_formatter_budget_defaults_to_the_recipes_length(tiny_gemma, arena):
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
+    from gemma_pref.pipeline import make_recipe_formatter
+    from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
 
     length_of = {"pairwise": PAIRWISE_DEFAULTS["max_length"], "seed": 1024}
     for recipe, length in length_of.items():

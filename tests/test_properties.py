@@ -5,7 +5,7 @@ lists, numbers, NaN, lone UTF-16 surrogates, 1M-character strings, unequal
 turn counts) under every formatter mode (``turns``, ``swap``, templates,
 ``max_tokens`` budgets with and without a tokenizer) and every reading rule
 (``cell_format``). Every outcome is either one ``str`` per row or an
-:class:`~gemma_pref.ArenaFormatError` (a ``ValueError``) naming the column
+:class:`~gemma_pref.exceptions.ArenaFormatError` (a ``ValueError``) naming the column
 and the row of the first bad cell (or, under ``"auto"``, a frame that mixes
 JSON lists and plain strings); never another exception. Every produced text
 is embedded with the real tiny Gemma-2, and no vector holds a NaN or an
@@ -28,8 +28,9 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from gemma_pref import ArenaFormatError, ArenaTextFormatter, GemmaEmbedder, MissingCellsWarning
-from gemma_pref.formatting import ARENA_COLUMNS, CHARS_PER_TOKEN, parse_turns
+from gemma_pref import ArenaTextFormatter, GemmaEmbedder
+from gemma_pref.exceptions import ArenaFormatError, MissingCellsWarning
+from gemma_pref.text.formatting import ARENA_COLUMNS, CHARS_PER_TOKEN, parse_turns
 
 PROPERTY = settings(
     derandomize=True,

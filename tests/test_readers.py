@@ -20,8 +20,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import gemma_pref as gp
-from gemma_pref import ArenaFormatError, ArenaStructureFeatures, read_preferences
-from gemma_pref.schema import ARENA_COLUMNS, parse_turns
+from gemma_pref import ArenaStructureFeatures, read_preferences
+from gemma_pref.data.schema import ARENA_COLUMNS, parse_turns
+from gemma_pref.exceptions import ArenaFormatError
 
 WINNERS = np.array(["model_a", "model_b", "tie"])
 
@@ -41,7 +42,7 @@ def _single_turn(arena):
 def wsdm_rows(arena):
     """The WSDM Cup layout: plain strings, winner model_a/model_b, language."""
     rows = arena[_single_turn(arena) & (arena["winner_tie"] == 0).to_numpy()]
-    y = gp.labels_from_winner(rows)
+    y = gp.data.labels_from_winner(rows)
     frame = pd.DataFrame(
         {
             "id": rows["id"].astype(str).to_numpy(),
@@ -65,7 +66,7 @@ def _messages(prompt, answers):
 def lmarena_rows(arena):
     """The LMArena layout: conversation_a/b message lists of every row, ties
     included; the row ids in the releases' own column, ``question_id``."""
-    y = gp.labels_from_winner(arena)
+    y = gp.data.labels_from_winner(arena)
     prompts = _turns(arena, "prompt")
     return pd.DataFrame(
         {
@@ -90,7 +91,7 @@ def chosen_rejected_rows(arena, conversational):
     if not conversational:
         decided = decided[_single_turn(decided)]
     decided = decided.reset_index(drop=True)
-    y = gp.labels_from_winner(decided)
+    y = gp.data.labels_from_winner(decided)
     prompts = _turns(decided, "prompt")
     a, b = _turns(decided, "response_a"), _turns(decided, "response_b")
     chosen = [x if label == 0 else z for x, z, label in zip(a, b, y)]
@@ -125,20 +126,20 @@ def structure_model(arena):
     model = make_pipeline(
         ArenaStructureFeatures(), StandardScaler(), LogisticRegression(C=0.01, max_iter=2000)
     )
-    return model.fit(arena, gp.labels_from_winner(arena))
+    return model.fit(arena, gp.data.labels_from_winner(arena))
 
 
 # ------------------------------------------------------------------- formats
 def test_lmsys_rows_read_back_unchanged(arena, tmp_path, caplog):
     path = tmp_path / "train.csv"
     arena.to_csv(path, index=False)
-    with caplog.at_level(logging.INFO, logger="gemma_pref.readers"):
+    with caplog.at_level(logging.INFO, logger="gemma_pref.data.readers"):
         frame, y = read_preferences(path)
     assert frame.attrs["gemma_pref_format"] == "lmsys"
     assert f"{str(path)!r} holds 715 rows in the 'lmsys' format" in caplog.text
     pd.testing.assert_frame_equal(frame, arena)
-    np.testing.assert_array_equal(y, gp.labels_from_winner(arena))
-    test, y_test = read_preferences(arena.drop(columns=list(gp.io.WINNER_COLUMNS)))
+    np.testing.assert_array_equal(y, gp.data.labels_from_winner(arena))
+    test, y_test = read_preferences(arena.drop(columns=list(gp.data.io.WINNER_COLUMNS)))
     assert y_test is None and test.attrs["gemma_pref_format"] == "lmsys"
 
 
@@ -159,7 +160,7 @@ def test_wsdm_rows_give_the_arena_rows_and_the_same_probabilities(
         }[suffix](source)
     frame, y = read_preferences(source)
     assert frame.attrs["gemma_pref_format"] == "wsdm"
-    np.testing.assert_array_equal(y, gp.labels_from_winner(rows))
+    np.testing.assert_array_equal(y, gp.data.labels_from_winner(rows))
     assert set(y) == {0, 1}
     assert frame.columns.tolist() == [
         "id",
@@ -224,7 +225,7 @@ def test_lmarena_conversations_give_the_arena_rows_and_the_same_probabilities(
         ).to_csv(source, index=False)
     frame, y = read_preferences(source)
     assert frame.attrs["gemma_pref_format"] == "lmarena"
-    np.testing.assert_array_equal(y, gp.labels_from_winner(arena))
+    np.testing.assert_array_equal(y, gp.data.labels_from_winner(arena))
     assert frame.columns.tolist() == [*arena.columns, "turn"]
     assert frame["id"].tolist() == arena["id"].tolist()  # question_id is the id
     assert_same_rows(frame, arena)  # multi-turn rows keep every turn
@@ -259,9 +260,9 @@ def test_chosen_rejected_pairs_are_balanced_seeded_and_the_same_rows(
     assert "id" not in frame.columns  # no row position passes for an id
     assert frame["source"].tolist() == ["arena"] * len(pairs)
     # the sample's rows, with the answers in the order read_preferences drew
-    truth = gp.labels_from_winner(decided)
+    truth = gp.data.labels_from_winner(decided)
     flip = y != truth
-    expected = pd.concat([decided[~flip], gp.swap_ab(decided[flip])]).sort_index()
+    expected = pd.concat([decided[~flip], gp.models.swap_ab(decided[flip])]).sort_index()
     assert_same_rows(frame, expected)
     np.testing.assert_array_equal(
         structure_model.predict_proba(frame), structure_model.predict_proba(expected)
@@ -300,8 +301,8 @@ def test_two_class_fit_predict_cv_plots_persistence_submission(arena, tmp_path):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(model.predict_proba(frame), proba)
     # swapping the answers swaps the two columns (and the winner strings)
-    swapped = gp.swap_ab(wsdm)
-    np.testing.assert_array_equal(gp.labels_from_winner(swapped), 1 - y)
+    swapped = gp.models.swap_ab(wsdm)
+    np.testing.assert_array_equal(gp.data.labels_from_winner(swapped), 1 - y)
     np.testing.assert_allclose(model.predict_proba(swapped), proba[:, ::-1], atol=1e-12)
 
     report = gp.cross_validate_preference(model, wsdm, y, folds=3)
@@ -310,12 +311,14 @@ def test_two_class_fit_predict_cv_plots_persistence_submission(arena, tmp_path):
     assert summary["competition_metric"].startswith("accuracy (WSDM Cup 2025")
     assert 0.0 < summary["accuracy"] <= 1.0
     assert summary["class_prior_accuracy"] == max(np.bincount(y)) / len(y)
-    groups = gp.prompt_groups(wsdm)
+    groups = gp.evaluation.prompt_groups(wsdm)
     for train, test in gp.PromptGroupKFold(3).split(wsdm, y):
         assert set(groups[train]).isdisjoint(groups[test])
-    paths = gp.plots.save_cv_plots(y, report.oof, tmp_path / "cv", title="two classes")
+    paths = gp.evaluation.plots.save_cv_plots(y, report.oof, tmp_path / "cv", title="two classes")
     assert all(p.stat().st_size > 0 for p in paths)
-    assert [ax.get_title() for ax in gp.plots.plot_reliability(y, report.oof).axes[:2]] == [
+    assert [
+        ax.get_title() for ax in gp.evaluation.plots.plot_reliability(y, report.oof).axes[:2]
+    ] == [
         "model_a wins",
         "model_b wins",
     ]
@@ -334,7 +337,7 @@ def test_two_class_fit_predict_cv_plots_persistence_submission(arena, tmp_path):
 def test_two_class_every_recipe(arena, tiny_gemma):
     _, wsdm = wsdm_rows(arena)
     small = wsdm.head(40)
-    y = gp.labels_from_winner(small)
+    y = gp.data.labels_from_winner(small)
     pairwise = gp.make_preference_pipeline(
         tiny_gemma, max_length=32, dtype="float32", backend="torch", cache_dir=None
     ).fit(small, y)
@@ -478,7 +481,7 @@ def test_columns_that_match_no_format_name_the_columns_and_the_formats():
         read_preferences(pd.DataFrame({"question": ["q"], "answer": ["a"]}))
     message = str(info.value)
     assert "columns ['question', 'answer']" in message
-    for name in gp.readers.PREFERENCE_FORMATS:
+    for name in gp.data.readers.PREFERENCE_FORMATS:
         assert repr(name) in message
     with pytest.raises(
         ValueError, match=re.escape("Missing column(s) 'rejected' of the 'chosen_rejected' format")

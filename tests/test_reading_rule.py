@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import gemma_pref as gp
-from gemma_pref import ArenaFormatError, MissingCellsWarning
 from gemma_pref.cli import main
-from gemma_pref.formatting import parse_turns
-from gemma_pref.readers import read_preferences
+from gemma_pref.data.readers import read_preferences
+from gemma_pref.exceptions import ArenaFormatError, MissingCellsWarning
+from gemma_pref.text.formatting import parse_turns
 
 APPLE = '["apple", "banana"]'
 JSON_ANSWER = '[{"MSG":"OK","TC":1001,"DATA":[1,2]}]'
@@ -92,7 +92,7 @@ def test_a_plain_answer_that_looks_like_a_json_list_is_never_rewritten():
     for read in (
         lambda: gp.ArenaTextFormatter().fit_transform(frame),
         lambda: gp.ArenaStructureFeatures().fit_transform(frame),
-        lambda: gp.prompt_groups(frame),
+        lambda: gp.evaluation.prompt_groups(frame),
     ):
         with pytest.raises(ArenaFormatError, match=match + ".*cell_format='text'") as info:
             read()
@@ -104,7 +104,7 @@ def test_a_plain_answer_that_looks_like_a_json_list_is_never_rewritten():
     assert _answers(read)[1, 0] == APPLE
     features = gp.ArenaStructureFeatures(cell_format="text").fit_transform(frame)
     np.testing.assert_array_equal(features, gp.ArenaStructureFeatures().fit_transform(read))
-    assert gp.prompt_groups(frame, cell_format="text").tolist() == [0, 1, 2]
+    assert gp.evaluation.prompt_groups(frame, cell_format="text").tolist() == [0, 1, 2]
     # the pipeline: refused as it is, the same model as the read rows once settled
     rows = wsdm_frame([APPLE, "Yes.", "Well."] * 8, ["Hm.", "No.", "Sure thing."] * 8)
     rows["prompt"] = [f"q{i % 8}" for i in range(len(rows))]
@@ -177,7 +177,7 @@ def test_d_one_plain_cell_does_not_flip_a_file_of_json_lists(arena, tmp_path, ca
     rows = arena.head(5).copy()
     rows.loc[rows.index[3], "response_b"] = "a plain answer"
     test = tmp_path / "test.csv"
-    rows.drop(columns=list(gp.io.WINNER_COLUMNS)).to_csv(test, index=False)
+    rows.drop(columns=list(gp.data.io.WINNER_COLUMNS)).to_csv(test, index=False)
     with pytest.raises(
         ArenaFormatError,
         match=re.escape(
@@ -210,7 +210,7 @@ def test_f_ids_are_the_formats_own_and_never_row_positions(arena, tmp_path, caps
     frame, _ = read_preferences(lm)
     assert frame["id"].tolist() == ["a7", "b9"] and "question_id" not in frame.columns
     # no ids at all: no id column, and the CLI asks before it numbers the rows
-    test = arena.head(6).drop(columns=["id", *gp.io.WINNER_COLUMNS])
+    test = arena.head(6).drop(columns=["id", *gp.data.io.WINNER_COLUMNS])
     path = tmp_path / "test.csv"
     test.to_csv(path, index=False)
     assert "id" not in read_preferences(path)[0].columns
@@ -248,10 +248,10 @@ def test_i_columns_are_checked_by_name_and_every_answer_pair_swaps(make_embedder
         ),
         random_state=0,
     )
-    swapped = gp.swap_ab(frame)
+    swapped = gp.models.swap_ab(frame)
     assert swapped["score_a"].tolist() == frame["score_b"].tolist()
     assert swapped["score_b"].tolist() == frame["score_a"].tolist()
-    pd.testing.assert_frame_equal(gp.swap_ab(swapped), frame)
+    pd.testing.assert_frame_equal(gp.models.swap_ab(swapped), frame)
 
 
 # ------------------------------------------------------------- the corpus
@@ -338,7 +338,8 @@ def test_every_answer_reaches_the_text_verbatim_or_the_read_names_it(
 
 
 def test_the_command_line_reads_the_corpus_verbatim(tiny_gemma, tmp_path, capsys):
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS, make_recipe_formatter
+    from gemma_pref.pipeline import make_recipe_formatter
+    from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
 
     frame = wsdm_frame(LOOKALIKES[:12], LOOKALIKES[11:])
     path = _write(frame, "csv", tmp_path / "rows.csv")

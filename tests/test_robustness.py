@@ -22,13 +22,13 @@ from sklearn.pipeline import make_pipeline
 from gemma_pref import (
     ArenaStructureFeatures,
     ArenaTextFormatter,
-    DeviceWorkerError,
     GemmaEmbedder,
     SwapABClassifier,
-    labels_from_winner,
     make_preference_pipeline,
 )
-from gemma_pref.devices import run_on_devices
+from gemma_pref.backend.devices import run_on_devices
+from gemma_pref.data import labels_from_winner
+from gemma_pref.exceptions import DeviceWorkerError
 
 EMBEDDER_DEFAULTS = {"memory_cache": False}
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import gemma_pref as gp
-from gemma_pref import ArenaTextFormatter, TruncationWarning
-from gemma_pref.formatting import truncation_report
+from gemma_pref import ArenaTextFormatter
+from gemma_pref.exceptions import TruncationWarning
+from gemma_pref.text.formatting import truncation_report
 
 MAX_LENGTH = 32
 
@@ -126,7 +127,7 @@ def test_j_truncation_report_of_pair_texts(rows, tokenizer, tiny_gemma):
     joint = truncation_report(rows, max_length=MAX_LENGTH, tokenizer=tiny_gemma)
     assert list(joint.columns) == [
         "n_tokens",
-        *(f"{c}_{k}" for c in gp.formatting.ARENA_COLUMNS for k in ("chars", "kept_chars")),
+        *(f"{c}_{k}" for c in gp.text.formatting.ARENA_COLUMNS for k in ("chars", "kept_chars")),
         "response_a_lost",
         "response_b_lost",
     ]
@@ -141,7 +142,7 @@ def test_j_the_default_recipe_budgets_and_the_blend_names_rows_by_their_index(
     from gemma_pref.pipeline import make_recipe_formatter
 
     frame = arena.iloc[:36].set_axis([f"id-{i}" for i in range(36)])
-    y = gp.labels_from_winner(frame)
+    y = gp.data.labels_from_winner(frame)
     settings = dict(max_length=MAX_LENGTH, dtype="float32", backend="torch", cache_dir=None)
     plain = make_recipe_formatter("pairwise", tiny_gemma, budget=False)
     expected = _same_kept_tokens(tokenizer, plain.fit_transform(frame))

@@ -11,8 +11,8 @@ from ._common import CLIError, _out
 
 
 def cmd_cache_list(args: argparse.Namespace) -> int:
-    from ..demo_model import gemma_pref_home
-    from ..home_cache import format_table, list_cache
+    from ..backend.default_model import gemma_pref_home
+    from ..backend.home_cache import format_table, list_cache
 
     entries = list_cache(args.kind)
     home = gemma_pref_home()
@@ -34,8 +34,8 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_remove(args: argparse.Namespace) -> int:
-    from ..demo_model import gemma_pref_home
-    from ..home_cache import format_size, list_cache, remove_entries
+    from ..backend.default_model import gemma_pref_home
+    from ..backend.home_cache import format_size, list_cache, remove_entries
 
     if bool(args.keys) == bool(args.all):
         args.parser.error("give the KEYs of the entries to remove, or --all (not both)")

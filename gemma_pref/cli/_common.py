@@ -33,7 +33,7 @@ def _as_flags(message: str) -> str:
 
 def _compute(estimator: Any, formatter: Any = None) -> str:
     """``"; compute: ..."``: what the model step of ``estimator`` runs on, or ``""``."""
-    from ..model_steps import model_steps, text_formatters
+    from ..pipeline.steps import model_steps, text_formatters
 
     steps = model_steps(estimator)
     if not steps:

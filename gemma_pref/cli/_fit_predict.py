@@ -26,7 +26,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     out = _check_output(args.output, args.overwrite, "joblib", args)
     df, source = _read_rows(args, args.train, labels=True, what="training")
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     pipe = _build_pipeline(args)
     _out(f"fit: {len(df)} rows from {source}")
     start = time.perf_counter()
@@ -70,7 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     classes = _classes(pipe, proba)
     extra = f"; wrote {_write_submission(plan, proba, classes, out)}"
     if _has_labels(df):
-        s = preference_scores(gp.labels_from_winner(df), proba, classes)
+        s = preference_scores(gp.data.labels_from_winner(df), proba, classes)
         extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
     _summary("predict", len(df), seconds, extra, pipe)
     return 0
@@ -127,7 +127,8 @@ def _truncation_warned_once(what: str) -> Iterator[None]:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     import gemma_pref as gp
-    from gemma_pref.evaluation import cross_validate_preference, cv_splits
+    from gemma_pref.evaluation import cross_validate_preference
+    from gemma_pref.evaluation.cross_validation import cv_splits
 
     out = _check_output(args.output, args.overwrite, "cv", args)
     stem = out.with_suffix("") if out.suffix == ".json" else out
@@ -140,7 +141,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         ]
     )
     df, source = _read_rows(args, args.train, labels=True, what="training")
-    y = gp.labels_from_winner(df)
+    y = gp.data.labels_from_winner(df)
     pipe = _build_pipeline(args)
     grouped = not args.no_group
     if args.folds < 2:
@@ -173,7 +174,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
     }
     _atomic(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)))
     if plots:
-        from ..plots import save_cv_plots
+        from ..evaluation.plots import save_cv_plots
 
         title = (
             f"{args.folds}-fold CV, {len(df)} rows: log loss {report['oof']['log_loss']:.4f}, "

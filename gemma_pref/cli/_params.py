@@ -80,7 +80,7 @@ def _model(args: argparse.Namespace) -> str | None:
     directory, or a Hugging Face Hub name, cached or downloaded once)."""
     if args.model is None:
         return None
-    from .._loading import resolve_model_dir
+    from ..backend._loading import resolve_model_dir
 
     resolve_model_dir(args.model, args.revision)  # names the path; a Hub name downloads once
     return str(args.model)
@@ -113,7 +113,7 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
 def _embedder(args: argparse.Namespace) -> Any:
     """The embedder of ``gemma-pref embed``: the recipe's defaults, then the flags."""
     import gemma_pref as gp
-    from gemma_pref.pipeline import PAIRWISE_DEFAULTS
+    from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
 
     params = _model_params(args)
     if args.recipe in ("pairwise", "embedding"):
@@ -172,8 +172,8 @@ def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
     """Apply ``--devices``, ``--quantization``, ``--dtype``, ``--backend`` and
     ``--batch-size`` to every model step of a loaded pipeline (whatever wraps
     it); the options not given keep what the pipeline was fitted with."""
-    from ..finetune import GemmaPreferenceClassifier
-    from ..model_steps import model_steps
+    from ..models.finetune import GemmaPreferenceClassifier
+    from ..pipeline.steps import model_steps
 
     params: dict[str, Any] = {}
     if args.devices is not None:

@@ -46,8 +46,8 @@ def _add_engine_args(p: argparse.ArgumentParser, output: str) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from ..demo_model import gemma_pref_home
-    from ..pipeline import RECIPES
+    from ..backend.default_model import gemma_pref_home
+    from ..pipeline.recipes import RECIPES
 
     g = p.add_argument_group("model")
     g.add_argument(
@@ -195,7 +195,7 @@ def _add_predict_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_classifier_args(p: argparse.ArgumentParser) -> None:
-    from ..pipeline import CLASSIFIER_KINDS
+    from ..pipeline.recipes import CLASSIFIER_KINDS
 
     g = p.add_argument_group("classifier")
     g.add_argument(
@@ -246,8 +246,8 @@ _FILE_HELP = ".csv, .parquet or .jsonl/.json in any format read_preferences read
 
 
 def _add_format_arg(p: argparse.ArgumentParser) -> None:
-    from ..readers import PREFERENCE_FORMATS
-    from ..schema import CELL_FORMATS
+    from ..data.readers import PREFERENCE_FORMATS
+    from ..data.schema import CELL_FORMATS
 
     p.add_argument(
         "--format",
@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_cache_command(sub: Any) -> None:
-    from ..home_cache import KINDS
+    from ..backend.home_cache import KINDS
 
     p = sub.add_parser(
         "cache",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..schema import WINNER_COLUMNS
+from ..data.schema import WINNER_COLUMNS
 from ._common import _out, _summary
 from ._outputs import _ray_output
 from ._params import _embedder, _override_model_params

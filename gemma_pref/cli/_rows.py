@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..schema import WINNER_COLUMNS
+from ..data.schema import WINNER_COLUMNS
 from ._common import CLIError
 
 
@@ -19,7 +19,7 @@ def _read_rows(
     by ``--format`` and ``--cell-format``) as arena rows, or the bundled
     sample; the format read is in ``df.attrs["gemma_pref_format"]``."""
     import gemma_pref as gp
-    from gemma_pref.readers import FORMAT_ATTR
+    from gemma_pref.data.readers import FORMAT_ATTR
 
     if path is None:
         df = gp.load_arena_sample()  # marked as the LMSYS format it is

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..schema import WINNER_COLUMNS
+from ..data.schema import WINNER_COLUMNS
 from ._common import CLIError
 
 
@@ -24,7 +24,7 @@ def _classes(estimator: Any, proba: Any) -> Any:
 
 def _submission_format(args: argparse.Namespace, df: Any, classes: Any, sample: Any) -> str:
     """``--submission-format``, or the test file's (or sample submission's) competition."""
-    from gemma_pref.readers import FORMAT_ATTR
+    from gemma_pref.data.readers import FORMAT_ATTR
 
     chosen: str = args.submission_format
     if chosen != "auto":
@@ -56,7 +56,7 @@ def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[st
             "as LMArena's question_id): the submission needs one per row; pass "
             "--positional-ids to number the rows 0, 1, 2, ... in file order"
         )
-    from ..io import check_unique_ids
+    from ..data.io import check_unique_ids
 
     try:
         check_unique_ids(ids)  # before the long part, for every submission
@@ -103,5 +103,5 @@ def _write_submission(plan: dict[str, Any], proba: Any, classes: Any, out: Path)
     if plan["order"] is not None:
         proba = np.asarray(proba)[plan["order"]]
     gp.write_submission(plan["ids"], proba, out, format=plan["format"], classes=classes)
-    columns = ",".join(gp.io.SUBMISSION_FORMATS[plan["format"]])
+    columns = ",".join(gp.data.io.SUBMISSION_FORMATS[plan["format"]])
     return f"{out} ({plan['format'].upper()} format: {columns})"
