@@ -31,7 +31,7 @@ from ..data.schema import (
     swap_labels,
 )
 
-__all__ = ["SWAP_COLUMN_PAIRS", "SwapABClassifier", "answer_column_pairs", "swap_ab", "swap_labels"]
+__all__ = ["SwapABClassifier", "answer_column_pairs", "swap_ab"]
 
 
 def answer_column_pairs(columns: Any) -> list[tuple[str, str]]:
