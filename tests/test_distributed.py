@@ -27,7 +27,7 @@ from gemma_pref.distributed import (
     read_arena_dataset,
     write_parquet,
 )
-from gemma_pref.distributed._ray import CRASH_ONCE_ENV
+from gemma_pref.distributed._inference import CRASH_ONCE_ENV
 
 ray = require("ray", "ray")
 

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from ..distributed._ray import root_cause
+        from ..distributed._cluster import root_cause
 
         cause = root_cause(exc)  # what failed in a Ray worker, not Ray's wrapper
         if isinstance(cause, Exception):

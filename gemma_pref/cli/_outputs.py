@@ -76,7 +76,7 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
 
 def _ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
     from .._ownership import foreign_files
-    from ..distributed._ray import own_parquet_files
+    from ..distributed._output import own_parquet_files
 
     out = Path(path)
     if out.suffix in {".npy", ".csv"}:
