@@ -58,10 +58,8 @@ BEING_SPLIT = {
     "backend/home_cache.py",
     "data/readers.py",
     "data/schema.py",
-    "distributed/_ray.py",
     "embedding/embedder.py",
     "models/finetune.py",
-    "persistence/safe.py",
     "pipeline/recipes.py",
     "text/formatting.py",
 }
