@@ -98,7 +98,7 @@ class SafeFormatError(ValueError):
     :func:`~gemma_pref.persistence.load_safe`.
 
     At save time: a part of the estimator cannot be written without pickle (a
-    type outside :data:`~gemma_pref.persistence.SAFE_TYPES`, a callable
+    type outside :data:`~gemma_pref.persistence.safe.SAFE_TYPES`, a callable
     parameter, a loaded tokenizer object, ...). At load time: the path is not
     a model written by ``save_safe``, or it names a type or a value that the
     safe loader does not construct. The message names the part (for example
