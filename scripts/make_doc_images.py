@@ -14,10 +14,14 @@ pictures, the record and the docs agree).
     python scripts/make_doc_images.py -- --folds 3     # extra flags for gemma-pref cv
 
 The command runs with this checkout first on PYTHONPATH, so the pictures are
-those of the code beside this script. Nothing in the output folder changes
-unless the command succeeds: the new files are written under temporary names
-and then moved over the old ones. The command itself uses the user's caches as
-any run of gemma-pref does (the converted model, the on-disk embedding cache).
+those of the code beside this script, and with GEMMA_PREF_HOME in the temporary
+directory, so it starts from nothing as a fresh install does: it converts the
+default model and embeds every text itself (no vector from an older version's
+run in the on-disk cache), its wall time includes that, and it writes nothing
+outside the temporary directory. --user-cache uses the user's caches instead
+(faster once they hold the model and the vectors). Nothing in the output folder
+changes unless the command succeeds: the new files are written under temporary
+names and then moved over the old ones.
 """
 
 from __future__ import annotations
@@ -94,6 +98,13 @@ def cpu_info() -> dict[str, object]:
     }
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # no load average on this platform
+        return None
+
+
 def _tee(stream: IO[str], sink: IO[str], lines: list[str]) -> None:
     for line in stream:
         lines.append(line)
@@ -101,8 +112,8 @@ def _tee(stream: IO[str], sink: IO[str], lines: list[str]) -> None:
         sink.flush()
 
 
-def run_cli(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[list[str], float]:
-    """Run ``cmd``, echoing its output; return its stdout lines and wall time in seconds.
+def run_cli(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[list[str], list[str], float]:
+    """Run ``cmd``, echoing its output; return its stdout and stderr lines and wall time (s).
 
     Raises
     ------
@@ -132,7 +143,7 @@ def run_cli(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[list[str], 
             f"{shlex.join(cmd)} failed with exit status {status} after {seconds:.0f} s; "
             f"the pictures were not changed. The last lines of its stderr:\n{tail}"
         )
-    return out, seconds
+    return out, err, seconds
 
 
 def package_version(env: dict[str, str]) -> str:
@@ -146,19 +157,29 @@ def package_version(env: dict[str, str]) -> str:
     ).stdout.strip()
 
 
-def make_images(out_dir: Path, extra: list[str]) -> dict[str, object]:
+def make_images(out_dir: Path, extra: list[str], user_cache: bool = False) -> dict[str, object]:
     """Run ``gemma-pref cv`` and put its pictures and the record into ``out_dir``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     version = package_version(env)
     with tempfile.TemporaryDirectory(prefix="gemma-pref-doc-images-") as tmp_name:
         tmp = Path(tmp_name)
+        if not user_cache:
+            env["GEMMA_PREF_HOME"] = str(tmp / "home")
         args = ["cv", "--output", str(tmp / f"{STEM}.json"), *extra]
         cmd = [sys.executable, "-m", "gemma_pref", *args]
         print(f"running {shlex.join(cmd)}", flush=True)
         date = _dt.datetime.now(_dt.timezone.utc)
-        stdout, seconds = run_cli(cmd, cwd=tmp, env=env)
+        load_before = _load_average()
+        stdout, stderr, seconds = run_cli(cmd, cwd=tmp, env=env)
+        load_after = _load_average()
         stdout = [line.rstrip("\n").replace(str(tmp), "<tmp>") for line in stdout]
+        # the one-time costs (model conversion, ONNX export) are logged on stderr
+        one_time = [
+            line[line.index("One-time:") :].strip().replace(str(tmp), "<tmp>")
+            for line in "".join(stderr).replace("\r", "\n").splitlines()
+            if "One-time:" in line
+        ]
 
         printed = next((m for m in map(PRINTED.search, stdout) if m), None)
         if printed is None:
@@ -186,6 +207,7 @@ def make_images(out_dir: Path, extra: list[str]) -> dict[str, object]:
         record = {
             "command": shlex.join(["gemma-pref", *args]).replace(str(tmp), "<tmp>"),
             "default": not extra,
+            "caches": "the user's" if user_cache else "empty (GEMMA_PREF_HOME=<tmp>/home)",
             "date": date.isoformat(timespec="seconds"),
             "gemma_pref_version": version,
             "python": platform.python_version(),
@@ -204,6 +226,10 @@ def make_images(out_dir: Path, extra: list[str]) -> dict[str, object]:
             },
             "cpu": cpu_info(),
             "wall_seconds": round(seconds, 1),
+            # the wall time is only comparable on idle cores: the load averages
+            # (1, 5, 15 min) before and after the run say whether others ran beside it
+            "load_average": {"before": load_before, "after": load_after},
+            "one_time": one_time,
             "stdout": stdout,
             "images": images,
         }
@@ -239,9 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_OUT,
         help=f"folder of the pictures and of {RECORD} (default: docs/img of this checkout)",
     )
+    parser.add_argument(
+        "--user-cache",
+        action="store_true",
+        help="use the user's gemma-pref caches (converted model, embedding vectors) "
+        "instead of empty ones in the temporary directory",
+    )
     args = parser.parse_args(argv)
     try:
-        record = make_images(args.out, extra)
+        record = make_images(args.out, extra, user_cache=args.user_cache)
     except ImageError as exc:
         print(f"make_doc_images: {exc}", file=sys.stderr)
         return 1
