@@ -515,7 +515,7 @@ def test_finetune_recipe_fit_predict_cv(work, tiny_gemma):
 def test_wsdm_parquet_cv_fit_and_the_wsdm_submission(work, model_args, arena):
     """The WSDM Cup path: train on the Parquet (two classes), cv names accuracy,
     predict writes id,winner in the order of the sample submission."""
-    from gemma_pref.data.schema import parse_turns
+    from gemma_pref.data import parse_turns
 
     rows = arena[arena["winner_tie"] == 0].iloc[:120]
     one = {c: [parse_turns(x)[-1] for x in rows[c]] for c in ("prompt", "response_a", "response_b")}

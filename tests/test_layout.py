@@ -57,7 +57,6 @@ BEING_SPLIT = {
     "backend/_loading.py",
     "backend/home_cache.py",
     "data/readers.py",
-    "data/schema.py",
     "embedding/embedder.py",
     "models/finetune.py",
     "pipeline/recipes.py",

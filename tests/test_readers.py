@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 import gemma_pref as gp
 from gemma_pref import ArenaStructureFeatures, read_preferences
-from gemma_pref.data.schema import ARENA_COLUMNS, parse_turns
+from gemma_pref.data import ARENA_COLUMNS, parse_turns
 from gemma_pref.exceptions import ArenaFormatError
 
 WINNERS = np.array(["model_a", "model_b", "tie"])

@@ -3,11 +3,13 @@
 
 No torch here. :func:`read_preferences` reads the Kaggle arena CSV, WSDM Cup Parquet, LMArena
 conversations and chosen/rejected pairs into one frame of arena rows;
-:mod:`gemma_pref.data.schema` holds the column names and the one rule for reading a text cell.
+:mod:`gemma_pref.data.schema` holds the column names, the label and frame checks and the rule that
+reads a frame's text cells, one rule per frame (:func:`parse_turns` reads one cell by it).
 """
 
 from __future__ import annotations
 
+from ._cells import parse_turns
 from .io import labels_from_winner, load_arena_csv, write_submission
 from .readers import PREFERENCE_FORMATS, detect_format, read_preferences
 from .sample import load_arena_sample
@@ -18,7 +20,6 @@ from .schema import (
     WINNER_COLUMNS,
     check_arena_frame,
     check_labels,
-    parse_turns,
     read_turns,
     swap_labels,
 )

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_path
-from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, check_labels, report_missing
+from ._cells import report_missing
+from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, check_labels
 
 __all__ = [
     "CLASS_NAMES",

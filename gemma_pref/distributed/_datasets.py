@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.schema import ARENA_COLUMNS, where
+from ..data._cells import where
+from ..data.schema import ARENA_COLUMNS
 from ..exceptions import ArenaFormatError
 from ._cluster import DEFAULT_BATCH_SIZE, require_ray
 

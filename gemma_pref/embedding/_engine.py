@@ -26,7 +26,7 @@ import torch
 
 from ..backend import _loading
 from ..backend.devices import run_on_devices
-from ..data.schema import clean_text
+from ..data._cells import clean_text
 from .batching import plan_batches
 from .pooling import pool
 

@@ -24,14 +24,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import ArenaRowsTransformerMixin, VersionedPickleMixin
-from ..data.schema import (
-    ARENA_COLUMNS,
-    CELL_FORMATS,
-    check_arena_frame,
-    excerpt,
-    parse_turns,
-    read_turns,
-)
+from ..data._cells import excerpt, parse_turns
+from ..data.schema import ARENA_COLUMNS, CELL_FORMATS, check_arena_frame, read_turns
 from .budget import (
     CHARS_PER_TOKEN,
     MIN_TOKENS_PER_TURN,
