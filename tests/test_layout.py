@@ -56,7 +56,6 @@ MAX_LINES = 500
 BEING_SPLIT = {
     "backend/_loading.py",
     "backend/home_cache.py",
-    "data/readers.py",
     "embedding/embedder.py",
     "models/finetune.py",
     "pipeline/recipes.py",

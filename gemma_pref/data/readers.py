@@ -21,12 +21,15 @@ file in one of four formats into the library's arena frame and its labels:
 The arena frame it returns is the one the Kaggle LMSYS files hold, so every
 estimator, the CLI and :func:`~gemma_pref.data.labels_from_winner` read it as they
 read ``train.csv``. See the "Data formats" page of the documentation.
+
+This module reads the file, tells the format and checks its columns; each
+format's reader lives in a private module beside it (``_arena``: ``"lmsys"``
+and ``"wsdm"``; ``_conversations``: ``"lmarena"``; ``_pairs``:
+``"chosen_rejected"``), and ``_rows`` builds the frame they return.
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -36,21 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ArenaFormatError
-from .io import labels_from_winner, read_csv_text
-from .schema import (
-    ARENA_COLUMNS,
-    CELL_FORMATS,
-    CELLS_ATTR,
-    WINNER_COLUMNS,
-    clean_text,
-    excerpt,
-    is_missing,
-    parse_turns,
-    report_missing,
-    resolve_cell_format,
-    where,
-)
+from ._arena import read_arena
+from ._conversations import CONVERSATION_COLUMNS, read_lmarena
+from ._pairs import PAIR_COLUMNS, read_chosen_rejected
+from .io import read_csv_text
+from .schema import ARENA_COLUMNS, CELL_FORMATS, CELLS_ATTR, resolve_cell_format
 
 __all__ = [
     "FORMAT_ATTR",
@@ -83,6 +76,13 @@ PREFERENCE_FORMATS: dict[str, str] = {
 
 #: Where each format keeps its row ids, besides ``id``: the column that becomes ``id``.
 ID_COLUMNS: dict[str, str] = {"lmarena": "question_id"}
+#: The columns each format needs.
+_FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "lmsys": ARENA_COLUMNS,
+    "wsdm": ARENA_COLUMNS,
+    "lmarena": CONVERSATION_COLUMNS,
+    "chosen_rejected": PAIR_COLUMNS,
+}
 #: The cell rule a format's name implies when ``cell_format="auto"`` and the
 #: format is given (not detected).
 _FORMAT_CELLS = {"lmsys": "json", "wsdm": "text"}
@@ -94,7 +94,6 @@ _SETTLE = (
     "turns; the Kaggle LMSYS files)"
 )
 
-_ROLES = ("user", "assistant")
 _READ_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 
 
@@ -191,143 +190,7 @@ def detect_format(frame: pd.DataFrame, *, cell_format: str = "auto") -> str:
     )
 
 
-# ----------------------------------------------------------------- messages
-class _Where(str):
-    """``"row <label> (id <id>)"`` for messages, carrying the row label itself."""
-
-    label: Any
-
-
-def _where(frame: pd.DataFrame, i: int) -> _Where:
-    text = _Where(where(frame, i))
-    text.label = frame.index[i]
-    return text
-
-
-def _decode(cell: Any, column: str, where: _Where) -> Any:
-    """A message list as stored: a list or array, or a JSON (or Python) string of one."""
-    if isinstance(cell, str):
-        try:
-            return json.loads(cell)
-        except ValueError:
-            pass
-        try:
-            return ast.literal_eval(cell)  # CSV exports of Hugging Face datasets
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise ArenaFormatError(
-                f"{column} at {where}: expected a list of {{'role', 'content'}} messages "
-                f"(or a JSON string of one), got the string {excerpt(cell)}",
-                column=column,
-                row=where.label,
-            ) from None
-    return cell
-
-
-def _messages(cell: Any, column: str, where: _Where) -> list[tuple[str, str]]:
-    """``(role, content)`` of each message of one conversation cell, checked."""
-    cell = _decode(cell, column, where)
-    if isinstance(cell, np.ndarray):
-        cell = cell.tolist()
-    if not isinstance(cell, (list, tuple)):
-        raise ArenaFormatError(
-            f"{column} at {where}: expected a list of {{'role', 'content'}} messages, got "
-            f"{type(cell).__name__} {excerpt(cell)}",
-            column=column,
-            row=where.label,
-        )
-    if not cell:
-        raise ArenaFormatError(
-            f"{column} at {where}: expected a list of {{'role', 'content'}} messages, "
-            "got an empty list",
-            column=column,
-            row=where.label,
-        )
-    out = []
-    for k, message in enumerate(cell):
-        if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
-            raise ArenaFormatError(
-                f"{column} at {where}: message {k} must be a mapping with 'role' and "
-                f"'content'; got {excerpt(message)}",
-                column=column,
-                row=where.label,
-            )
-        role, content = message["role"], message["content"]
-        if role not in _ROLES:
-            raise ArenaFormatError(
-                f"{column} at {where}: message {k} has role {role!r}; expected 'user' or "
-                "'assistant' (drop system messages before reading)",
-                column=column,
-                row=where.label,
-            )
-        if content is None:
-            content = ""  # a missing answer, as a JSON null turn of the LMSYS files
-        if not isinstance(content, str):
-            raise ArenaFormatError(
-                f"{column} at {where}: message {k} ({role}) has content of type "
-                f"{type(content).__name__} {excerpt(content)}; expected a string",
-                column=column,
-                row=where.label,
-            )
-        out.append((str(role), clean_text(content)))
-    return out
-
-
-def _turns(
-    messages: list[tuple[str, str]], column: str, where: _Where
-) -> tuple[list[str], list[str]]:
-    """User turns and assistant turns of alternating messages (user first)."""
-    users: list[str] = []
-    answers: list[str] = []
-    for k, (role, content) in enumerate(messages):
-        expected = _ROLES[k % 2]
-        if role != expected:
-            raise ArenaFormatError(
-                f"{column} at {where}: message {k} has role {role!r}; expected {expected!r} "
-                "(a conversation alternates user and assistant messages, user first)",
-                column=column,
-                row=where.label,
-            )
-        (users if role == "user" else answers).append(content)
-    if len(answers) < len(users):
-        answers.append("")  # the last question has no answer
-    return users, answers
-
-
-def _pair(
-    frame: pd.DataFrame,
-    i: int,
-    side_a: list[tuple[str, str]],
-    side_b: list[tuple[str, str]],
-    names: tuple[str, str],
-) -> tuple[list, list, list]:
-    where = _where(frame, i)
-    users_a, answers_a = _turns(side_a, names[0], where)
-    users_b, answers_b = _turns(side_b, names[1], where)
-    if users_a != users_b:
-        turn = next(
-            (k for k, (u, v) in enumerate(zip(users_a, users_b)) if u != v),
-            min(len(users_a), len(users_b)),
-        )
-        raise ArenaFormatError(
-            f"{names[0]} and {names[1]} at {where}: the user turns differ (turn {turn}: "
-            f"{len(users_a)} vs {len(users_b)} user turns"
-            + (
-                f", {excerpt(users_a[turn], 40)} vs {excerpt(users_b[turn], 40)}"
-                if turn < min(len(users_a), len(users_b))
-                else ""
-            )
-            + "); both sides must answer the same prompt",
-            column=names[0],
-            row=where.label,
-        )
-    return users_a, answers_a, answers_b
-
-
-# ------------------------------------------------------------------ formats
-def _cell(turns: list[str]) -> str:
-    return json.dumps(turns, ensure_ascii=False)
-
-
+# ------------------------------------------------------------ the reader
 def _check_columns(frame: pd.DataFrame, fmt: str, required: tuple[str, ...]) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -343,273 +206,6 @@ def _check_columns(frame: pd.DataFrame, fmt: str, required: tuple[str, ...]) -> 
         )
 
 
-def _labels(frame: pd.DataFrame) -> np.ndarray | None:
-    """Labels from ``winner`` or the one-hot columns; ``None`` without either."""
-    columns = set(map(str, frame.columns))
-    if "winner_model_a" in columns or "winner_model_b" in columns:
-        if not {"winner_model_a", "winner_model_b"} <= columns:
-            raise ValueError(
-                "Missing label column: expected both winner_model_a and winner_model_b "
-                f"(and winner_tie for a task with ties); got columns {sorted(columns)}."
-            )
-        return labels_from_winner(frame)
-    if "winner" in columns:
-        return labels_from_winner(frame)
-    return None
-
-
-def _text_cells(frame: pd.DataFrame, rule: str, source: str) -> dict[str, list[str]]:
-    """The three text columns as JSON lists of turns, each cell read by ``rule``."""
-    out: dict[str, list[str]] = {}
-    missing: dict[str, list[int]] = {}
-    for name in ARENA_COLUMNS:
-        cells = []
-        for i, cell in enumerate(frame[name].tolist()):
-            if is_missing(cell):
-                missing.setdefault(name, []).append(i)
-                cells.append("[]")
-                continue
-            if isinstance(cell, (list, tuple, np.ndarray)) and any(
-                isinstance(t, Mapping) for t in list(cell)
-            ):
-                raise ArenaFormatError(
-                    f"{name} at {_where(frame, i)}: expected text (a string or a list of "
-                    f"turn strings), got a list of messages {excerpt(cell)}; messages go "
-                    "in conversation_a / conversation_b (format 'lmarena')",
-                    column=name,
-                    row=frame.index[i],
-                )
-            try:
-                turns = parse_turns(cell, rule, column=name, row=frame.index[i])
-            except ArenaFormatError as exc:  # name the row by its id too
-                label = f"{name} at row {frame.index[i]!r}"
-                raise ArenaFormatError(
-                    str(exc).replace(label, f"{name} at {_where(frame, i)}", 1),
-                    column=name,
-                    row=exc.row,
-                ) from None
-            # a JSON list as written stays as written (it parsed: it is one)
-            cells.append(cell if rule == "json" and isinstance(cell, str) else _cell(turns))
-        out[name] = cells
-    report_missing(frame, missing, source)
-    return out
-
-
-def _ids(frame: pd.DataFrame, fmt: str) -> np.ndarray | None:
-    """The rows' ids: ``id``, else the format's own id column; ``None`` without either."""
-    for name in ("id", ID_COLUMNS.get(fmt)):
-        if name is not None and name in frame.columns:
-            column = frame[name]
-            if isinstance(column, pd.DataFrame):
-                raise ValueError(f"Duplicate column {name!r}: expected one column of row ids.")
-            if column.isna().any():
-                i = int(np.flatnonzero(column.isna().to_numpy())[0])
-                raise ValueError(
-                    f"{name} at {_where(frame, i)}: the row has no id; every row of a file "
-                    "with ids needs one."
-                )
-            return column.to_numpy()
-    return None
-
-
-def _arena_frame(
-    frame: pd.DataFrame,
-    texts: dict[str, list[str]],
-    y: np.ndarray | None,
-    dropped: set[str],
-    three_classes: bool,
-    fmt: str,
-) -> pd.DataFrame:
-    """Columns in the order of the Kaggle files, then the other columns kept."""
-    data: dict[str, Any] = {}
-    ids = _ids(frame, fmt)
-    if ids is not None:
-        data["id"] = ids
-    for name in ("model_a", "model_b"):
-        if name in frame.columns:
-            data[name] = frame[name].to_numpy()
-    for name in ARENA_COLUMNS:
-        data[name] = np.asarray(texts[name], dtype=object)
-    if y is not None:
-        names = WINNER_COLUMNS if three_classes else WINNER_COLUMNS[:2]
-        for k, name in enumerate(names):
-            data[name] = (y == k).astype(np.int64)
-    skip = {"id", "model_a", "model_b", *ARENA_COLUMNS, *WINNER_COLUMNS, "winner", *dropped}
-    id_source = ID_COLUMNS.get(fmt)
-    if "id" not in frame.columns and id_source is not None:
-        skip.add(id_source)  # it became ``id``
-    for name in frame.columns:
-        if str(name) not in skip and name not in data:
-            data[name] = frame[name].to_numpy()
-    return pd.DataFrame(data, index=frame.index)
-
-
-def _read_arena(
-    frame: pd.DataFrame, fmt: str, rule: str, source: str
-) -> tuple[pd.DataFrame, np.ndarray | None]:
-    _check_columns(frame, fmt, ARENA_COLUMNS)
-    y = _labels(frame)
-    texts = _text_cells(frame, rule, source)
-    three = y is not None and ("winner_tie" in frame.columns or bool((y == 2).any()))
-    return _arena_frame(frame, texts, y, set(), three, fmt), y
-
-
-def _read_lmarena(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
-    names = ("conversation_a", "conversation_b")
-    _check_columns(frame, "lmarena", names)
-    y = _labels(frame)
-    texts: dict[str, list[str]] = {c: [] for c in ARENA_COLUMNS}
-    cells_a, cells_b = frame[names[0]].tolist(), frame[names[1]].tolist()
-    for i in range(len(frame)):
-        where = _where(frame, i)
-        prompt, a, b = _pair(
-            frame,
-            i,
-            _messages(cells_a[i], names[0], where),
-            _messages(cells_b[i], names[1], where),
-            names,
-        )
-        for name, turns in zip(ARENA_COLUMNS, (prompt, a, b)):
-            texts[name].append(_cell(turns))
-    three = y is not None and ("winner_tie" in frame.columns or bool((y == 2).any()))
-    return _arena_frame(frame, texts, y, set(names), three, "lmarena"), y
-
-
-def _message_list(cell: Any) -> list | None:
-    """The messages a cell holds (a list, or a string that decodes, as JSON or
-    as the Python literal Hugging Face CSV exports write, to a non-empty list
-    of ``{"role", "content"}`` mappings); ``None`` for any other cell."""
-    if isinstance(cell, np.ndarray):
-        cell = cell.tolist()
-    if isinstance(cell, (list, tuple)):
-        return list(cell)
-    if not (isinstance(cell, str) and cell.lstrip().startswith("[")):
-        return None
-    decoded: Any = None
-    try:
-        decoded = json.loads(cell)
-    except ValueError:
-        try:
-            decoded = ast.literal_eval(cell)
-        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-            return None
-    if (
-        isinstance(decoded, list)
-        and decoded
-        and all(isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in decoded)
-    ):
-        return decoded
-    return None
-
-
-def _message_rule(frame: pd.DataFrame, columns: tuple[str, ...], cell_format: str) -> str:
-    """``"json"`` (message lists) or ``"text"`` (plain strings): one rule for ``columns``."""
-    if cell_format != "auto":
-        return cell_format
-    lists: list[tuple[str, int, Any]] = []
-    texts: list[tuple[str, int, Any]] = []
-    for name in columns:
-        for i, cell in enumerate(frame[name].tolist()):
-            if is_missing(cell):
-                continue
-            (texts if _message_list(cell) is None else lists).append((name, i, cell))
-    if lists and texts:
-        few = min(lists, texts, key=len)
-        shown = "; ".join(
-            f"{name} at {_where(frame, i)}: {excerpt(cell, 40)}" for name, i, cell in few[:3]
-        )
-        raise ArenaFormatError(
-            f"ambiguous cells in {', '.join(map(repr, columns))}: {len(lists)} hold a list "
-            f"of {{'role', 'content'}} messages and {len(texts)} plain text "
-            f"({'the lists' if few is lists else 'the plain ones'}: {shown}"
-            f"{'; ...' if len(few) > 3 else ''}). One rule reads every cell of these "
-            "columns: pass cell_format='text' to keep each cell as the text of one "
-            "message, verbatim, or cell_format='json' to require message lists.",
-            column=few[0][0],
-            row=frame.index[few[0][1]],
-        )
-    return "json" if lists else "text"
-
-
-def _side(cell: Any, column: str, where: _Where, role: str, rule: str) -> list[tuple[str, str]]:
-    """The messages of one cell: under ``"text"`` a string is the text of one
-    message of ``role``, verbatim; under ``"json"`` the cell is a list of
-    messages (or a JSON / Python string of one)."""
-    if is_missing(cell):
-        raise ArenaFormatError(
-            f"{column} at {where}: expected a string or a list of messages, got a missing value",
-            column=column,
-            row=where.label,
-        )
-    if rule == "text":
-        if not isinstance(cell, str):
-            raise ArenaFormatError(
-                f"{column} at {where}: expected a string (cell_format='text': each cell is "
-                f"the text of one message), got {type(cell).__name__} {excerpt(cell)}",
-                column=column,
-                row=where.label,
-            )
-        return [(role, clean_text(cell))]
-    return _messages(cell, column, where)
-
-
-def _read_chosen_rejected(
-    frame: pd.DataFrame, random_state: Any, cell_format: str
-) -> tuple[pd.DataFrame, np.ndarray]:
-    from sklearn.utils import check_random_state
-
-    _check_columns(frame, "chosen_rejected", ("chosen", "rejected"))
-    answers_rule = _message_rule(frame, ("chosen", "rejected"), cell_format)
-    n = len(frame)
-    # a balanced, seeded order: half the rows show the chosen answer as A
-    y = check_random_state(random_state).permutation(np.arange(n) % 2).astype(np.int64)
-    has_prompt = "prompt" in frame.columns
-    prompts = frame["prompt"].tolist() if has_prompt else [None] * n
-    prompt_rule = _message_rule(frame, ("prompt",), cell_format) if has_prompt else "text"
-    chosen, rejected = frame["chosen"].tolist(), frame["rejected"].tolist()
-    texts: dict[str, list[str]] = {c: [] for c in ARENA_COLUMNS}
-    for i in range(n):
-        where = _where(frame, i)
-        head: list[tuple[str, str]] = []
-        if has_prompt and not is_missing(prompts[i]):
-            head = _side(prompts[i], "prompt", where, "user", prompt_rule)
-        side_c = _side(chosen[i], "chosen", where, "assistant", answers_rule)
-        side_r = _side(rejected[i], "rejected", where, "assistant", answers_rule)
-        # message lists that include the prompt turns stand alone
-        head_c = [] if side_c[0][0] == "user" else head
-        head_r = [] if side_r[0][0] == "user" else head
-        if not head_c and side_c[0][0] != "user":
-            raise ArenaFormatError(
-                f"chosen at {where}: an answer without a prompt; give a 'prompt' column or "
-                "chosen/rejected message lists that start with the user's turn",
-                column="chosen",
-                row=where.label,
-            )
-        full_c, full_r = head_c + side_c, head_r + side_r
-        if y[i] == 0:
-            prompt, a, b = _pair(frame, i, full_c, full_r, ("chosen", "rejected"))
-        else:
-            prompt, b, a = _pair(frame, i, full_c, full_r, ("chosen", "rejected"))
-        for name, turns in zip(ARENA_COLUMNS, (prompt, a, b)):
-            texts[name].append(_cell(turns))
-    out = _arena_frame(frame, texts, y, {"prompt", "chosen", "rejected"}, False, "chosen_rejected")
-    out.attrs[SOURCE_CELLS_ATTR] = {"chosen, rejected": answers_rule}
-    if has_prompt:
-        out.attrs[SOURCE_CELLS_ATTR]["prompt"] = prompt_rule
-    # per-answer columns (score_chosen, score_rejected) follow their answer
-    for name in list(out.columns):
-        text = str(name)
-        if "chosen" in text and text.replace("chosen", "rejected") in out.columns:
-            other = text.replace("chosen", "rejected")
-            first = np.where(y == 0, out[name].to_numpy(), out[other].to_numpy())
-            second = np.where(y == 0, out[other].to_numpy(), out[name].to_numpy())
-            out = out.drop(columns=[name, other])
-            out[text.replace("chosen", "a")] = first
-            out[text.replace("chosen", "b")] = second
-    return out, y
-
-
-# ---------------------------------------------------------------- the reader
 def read_preferences(
     data: Any,
     format: str = "auto",
@@ -750,13 +346,16 @@ def read_preferences(
         )
     frame: pd.DataFrame
     y: np.ndarray | None
+    _check_columns(data, fmt, _FORMAT_COLUMNS[fmt])
     if fmt == "lmarena":
-        frame, y = _read_lmarena(data)
+        frame, y = read_lmarena(data, ID_COLUMNS.get(fmt))
         frame.attrs[SOURCE_CELLS_ATTR] = {"conversation_a, conversation_b": "json"}
     elif fmt == "chosen_rejected":
-        frame, y = _read_chosen_rejected(data, random_state, cell_format)
+        frame, y, source_cells = read_chosen_rejected(
+            data, random_state, cell_format, ID_COLUMNS.get(fmt)
+        )
+        frame.attrs[SOURCE_CELLS_ATTR] = source_cells
     else:
-        _check_columns(data, fmt, ARENA_COLUMNS)
         rule = cell_format
         if rule == "auto":
             rule = (
@@ -767,7 +366,7 @@ def read_preferences(
                     settle=_SETTLE,
                 )
             )
-        frame, y = _read_arena(data, fmt, rule, f"read_preferences({source})")
+        frame, y = read_arena(data, rule, f"read_preferences({source})", ID_COLUMNS.get(fmt))
         frame.attrs[SOURCE_CELLS_ATTR] = {", ".join(ARENA_COLUMNS): rule}
     frame.attrs[FORMAT_ATTR] = fmt
     frame.attrs[CELLS_ATTR] = "json"
