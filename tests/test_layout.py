@@ -62,7 +62,7 @@ BEING_SPLIT = {
     "text/formatting.py",
 }
 #: Modules whose __all__ still re-exports (each entry goes when its split lands).
-REEXPORTING = {"data/io.py", "pipeline/recipes.py", "text/formatting.py"}
+REEXPORTING = {"pipeline/recipes.py", "text/formatting.py"}
 
 
 def _modules():

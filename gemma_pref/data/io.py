@@ -20,10 +20,8 @@ from ._cells import report_missing
 from .schema import ARENA_COLUMNS, CLASS_NAMES, WINNER_COLUMNS, check_labels
 
 __all__ = [
-    "CLASS_NAMES",
     "PROBA_TOLERANCE",
     "SUBMISSION_FORMATS",
-    "WINNER_COLUMNS",
     "WINNER_VALUES",
     "check_unique_ids",
     "labels_from_winner",
