@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
-from ..data.io import CLASS_NAMES
+from ..data.schema import CLASS_NAMES
 
 __all__ = ["plot_confusion_matrix", "plot_reliability", "save_cv_plots"]
 
