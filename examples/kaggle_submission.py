@@ -98,13 +98,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"trained on {len(train)} rows in {time.perf_counter() - start:.0f} s")
 
     proba = pipe.predict_proba(test)
-    by_id = pd.DataFrame(proba, columns=list(gp.data.io.WINNER_COLUMNS))
+    by_id = pd.DataFrame(proba, columns=list(gp.data.WINNER_COLUMNS))
     by_id.insert(0, "id", test["id"].to_numpy())
     ordered = sample[["id"]].merge(by_id, on="id", how="left")
     if ordered.isna().any().any():
         missing = ordered.loc[ordered.isna().any(axis=1), "id"].tolist()[:5]
         raise ValueError(f"sample submission ids missing from test.csv: {missing}")
-    gp.write_submission(ordered["id"], ordered[list(gp.data.io.WINNER_COLUMNS)], args.output)
+    gp.write_submission(ordered["id"], ordered[list(gp.data.WINNER_COLUMNS)], args.output)
     print(f"wrote {args.output} ({len(ordered)} rows)")
     return ordered
 

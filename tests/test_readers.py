@@ -139,7 +139,7 @@ def test_lmsys_rows_read_back_unchanged(arena, tmp_path, caplog):
     assert f"{str(path)!r} holds 715 rows in the 'lmsys' format" in caplog.text
     pd.testing.assert_frame_equal(frame, arena)
     np.testing.assert_array_equal(y, gp.data.labels_from_winner(arena))
-    test, y_test = read_preferences(arena.drop(columns=list(gp.data.io.WINNER_COLUMNS)))
+    test, y_test = read_preferences(arena.drop(columns=list(gp.data.WINNER_COLUMNS)))
     assert y_test is None and test.attrs["gemma_pref_format"] == "lmsys"
 
 

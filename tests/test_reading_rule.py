@@ -177,7 +177,7 @@ def test_d_one_plain_cell_does_not_flip_a_file_of_json_lists(arena, tmp_path, ca
     rows = arena.head(5).copy()
     rows.loc[rows.index[3], "response_b"] = "a plain answer"
     test = tmp_path / "test.csv"
-    rows.drop(columns=list(gp.data.io.WINNER_COLUMNS)).to_csv(test, index=False)
+    rows.drop(columns=list(gp.data.WINNER_COLUMNS)).to_csv(test, index=False)
     with pytest.raises(
         ArenaFormatError,
         match=re.escape(
@@ -210,7 +210,7 @@ def test_f_ids_are_the_formats_own_and_never_row_positions(arena, tmp_path, caps
     frame, _ = read_preferences(lm)
     assert frame["id"].tolist() == ["a7", "b9"] and "question_id" not in frame.columns
     # no ids at all: no id column, and the CLI asks before it numbers the rows
-    test = arena.head(6).drop(columns=["id", *gp.data.io.WINNER_COLUMNS])
+    test = arena.head(6).drop(columns=["id", *gp.data.WINNER_COLUMNS])
     path = tmp_path / "test.csv"
     test.to_csv(path, index=False)
     assert "id" not in read_preferences(path)[0].columns
