@@ -20,6 +20,7 @@ __all__ = [
     "SUBMISSION_HEADERS",
     "foreign_files",
     "is_own_joblib",
+    "joblib_writer_version",
     "is_own_output",
     "refuse_replacing",
 ]
@@ -44,26 +45,50 @@ def _pickle_head(path: Path) -> bytes:
     return raw
 
 
-def is_own_joblib(path: str | Path) -> bool:
-    """Whether ``path`` is a joblib file written by :func:`gemma_pref.save`.
+def _envelope_strings(path: Path, limit: int) -> list[str]:
+    """The first ``limit`` string values of the pickle in a joblib file.
 
-    The pickle's opcodes are read (``pickletools``), never executed: the
-    envelope's first string values name its format.
+    The pickle's opcodes are read (``pickletools``), never executed.
     """
-    try:
-        head = _pickle_head(Path(path))
-    except OSError:
-        return False
-    strings = []
+    head = _pickle_head(path)
+    strings: list[str] = []
     try:
         for opcode, arg, _ in pickletools.genops(head):
             if isinstance(arg, str) and "UNICODE" in opcode.name:
                 strings.append(arg)
-            if len(strings) >= 4:
+            if len(strings) >= limit:
                 break
     except Exception:  # a truncated or foreign stream: judge what was read
         pass
+    return strings
+
+
+def is_own_joblib(path: str | Path) -> bool:
+    """Whether ``path`` is a joblib file written by :func:`gemma_pref.save`.
+
+    The envelope's first string values name its format (read, never executed).
+    """
+    try:
+        strings = _envelope_strings(Path(path), 4)
+    except OSError:
+        return False
     return "format" in strings and JOBLIB_FORMAT in strings
+
+
+def joblib_writer_version(path: str | Path) -> str | None:
+    """The gemma-pref version recorded by the :func:`gemma_pref.save` file ``path``.
+
+    Read from the envelope's strings (``format``, its name, ``format_version``,
+    ``versions``, then ``gemma_pref`` and its version), never executed; ``None``
+    for another file or one that does not say.
+    """
+    try:
+        strings = _envelope_strings(Path(path), 6)
+    except OSError:
+        return None
+    if JOBLIB_FORMAT not in strings or "gemma_pref" not in strings[:-1]:
+        return None
+    return strings[strings.index("gemma_pref") + 1]
 
 
 def is_own_output(path: str | Path, kind: str) -> bool:

@@ -70,18 +70,14 @@ Examples
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import os
 import re
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path
-from .._ownership import JOBLIB_FORMAT, is_own_joblib, refuse_replacing
+from .._ownership import JOBLIB_FORMAT, is_own_joblib, joblib_writer_version, refuse_replacing
 from .._version import __version__
 from .._versioning import versioned, warn_versions
 from ..exceptions import VersionMismatchWarning
@@ -231,24 +227,8 @@ def _missing_gemma_pref_name(exc: BaseException) -> str | None:
     return None
 
 
-def _writer_version(path: Path) -> str | None:
-    """The gemma-pref version recorded in a :func:`save` file, read without unpickling."""
-    raw = path.read_bytes()
-    for decompress in (zlib.decompress, gzip.decompress, lzma.decompress, bz2.decompress):
-        try:
-            raw = decompress(raw)
-            break
-        except Exception:  # noqa: BLE001 - not this compressor; try the next
-            continue
-    # the envelope's versions dict pickles "gemma_pref" then its version string
-    version = rb"(\d+\.\d+\.\d+(?:(?:a|b|rc|\.post|\.dev)\d+)?)"
-    pattern = rb"gemma_pref(?:_version)?(?![._a-z]{2}).{1,10}?" + version
-    match = re.search(pattern, raw, re.DOTALL)
-    return match.group(1).decode() if match else None
-
-
 def _moved_message(path: Path, missing: str) -> str:
-    writer = _writer_version(path)
+    writer = joblib_writer_version(path)
     written_by = (
         f"was written by gemma-pref {writer}"
         if writer
