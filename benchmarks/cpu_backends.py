@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
 
     import gemma_pref as gp
-    from gemma_pref.backend._loading import cpu_supports_bf16
+    from gemma_pref.backend._compute import cpu_supports_bf16
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = sorted(set(configs) - set(CONFIGS))

@@ -141,7 +141,7 @@ def seed_loop(model_dir, texts, max_length, device, dtype):
 
 
 def _native_bf16() -> bool:
-    from gemma_pref.backend._loading import cpu_supports_bf16
+    from gemma_pref.backend._compute import cpu_supports_bf16
 
     return cpu_supports_bf16()
 
@@ -743,7 +743,7 @@ def cpu_suite(args) -> dict:
     import torch
 
     import gemma_pref as gp
-    from gemma_pref.backend._loading import cpu_has_vnni, cpu_supports_bf16
+    from gemma_pref.backend._compute import cpu_has_vnni, cpu_supports_bf16
     from gemma_pref.backend.default_model import demo_model_path, gemma_pref_home
     from gemma_pref.pipeline import make_recipe_formatter
 
@@ -1113,7 +1113,7 @@ def cli(argv=None):
         return main(argv)
     import torch  # noqa: F401
 
-    from gemma_pref.backend._loading import cpu_supports_bf16
+    from gemma_pref.backend._compute import cpu_supports_bf16
 
     p = argparse.ArgumentParser(description="Every CPU embedding method side by side.")
     p.add_argument("--suite", choices=["cpu"], required=True)

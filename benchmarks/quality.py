@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{_dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
 
     import gemma_pref as gp
-    from gemma_pref.backend import _loading
+    from gemma_pref.backend import _checkpoints, _compute
     from gemma_pref.backend.default_model import demo_model_path
 
     model_dir = Path(args.model).expanduser() if args.model else demo_model_path()
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None
     }
     if args.no_vnni:
-        _loading.cpu_has_vnni = lambda: False  # the vectors' cache key follows
+        _compute.cpu_has_vnni = lambda: False  # the vectors' cache key follows
     ctx = Context(args.model, model_dir, args.max_length, args.cache_dir, layer, embedder)
     df = gp.load_arena_sample()
     y = gp.data.labels_from_winner(df)
@@ -532,8 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": {
             "name": args.model or f"default ({model_dir.name})",
             "path": str(model_dir),
-            "fingerprint": _loading.model_fingerprint(model_dir),
-            "hidden_size": _loading.hidden_size_of(_loading.load_config(model_dir)),
+            "fingerprint": _checkpoints.model_fingerprint(model_dir),
+            "hidden_size": _checkpoints.hidden_size_of(_checkpoints.load_config(model_dir)),
         },
         "machine": _machine(),
         "versions": _versions(),

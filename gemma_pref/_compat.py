@@ -35,7 +35,7 @@ MOVED_MODULES: dict[str, str] = {
     "gemma_pref.formatting": "gemma_pref.text.formatting",
     "gemma_pref.budget": "gemma_pref.text.budget",
     "gemma_pref.features": "gemma_pref.text.features",
-    "gemma_pref._loading": "gemma_pref.backend._loading",
+    "gemma_pref._loading": "gemma_pref.backend._compute",  # ComputePath, DeviceFacts
     "gemma_pref._onnx": "gemma_pref.backend._onnx",
     "gemma_pref.devices": "gemma_pref.backend.devices",
     "gemma_pref.demo_model": "gemma_pref.backend.default_model",

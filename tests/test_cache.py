@@ -348,7 +348,7 @@ def test_fingerprint_follows_content_not_timestamps(tiny_gemma, tmp_path):
     import os
     import shutil
 
-    from gemma_pref.backend._loading import model_fingerprint
+    from gemma_pref.backend._checkpoints import model_fingerprint
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_gemma, copy)

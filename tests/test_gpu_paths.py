@@ -13,8 +13,8 @@ import sys
 import pytest
 import torch
 
-from gemma_pref.backend import _loading
-from gemma_pref.backend._loading import DeviceFacts, auto_dtype, nonfinite_advice
+from gemma_pref.backend import _checkpoints, _compute
+from gemma_pref.backend._compute import DeviceFacts, auto_dtype, nonfinite_advice
 
 T4 = DeviceFacts("cuda", bf16=False, name="Tesla T4 (compute capability 7.5)")
 A100 = DeviceFacts("cuda", bf16=True, name="NVIDIA A100 (compute capability 8.0)")
@@ -39,11 +39,11 @@ def test_a100_picks_bfloat16_for_every_model_and_quantization(quantization):
 def test_cpu_choice_follows_native_bf16():
     assert auto_dtype(DeviceFacts("cpu", bf16=True), "gemma3_text")[0] == "bfloat16"
     assert auto_dtype(DeviceFacts("cpu", bf16=False), "gemma2")[0] == "float32"
-    here = _loading.device_facts("cpu")
+    here = _compute.device_facts("cpu")
     expected = torch.bfloat16 if here.bf16 else torch.float32
-    assert _loading.resolve_dtype("auto", "cpu", None, "gemma3_text") == expected
-    assert _loading.resolve_dtype("auto", "cpu") == expected  # the old signature
-    assert _loading.resolve_dtype("float16", "cpu", "8bit", "gemma3") == torch.float16
+    assert _compute.resolve_dtype("auto", "cpu", None, "gemma3_text") == expected
+    assert _compute.resolve_dtype("auto", "cpu") == expected  # the old signature
+    assert _compute.resolve_dtype("float16", "cpu", "8bit", "gemma3") == torch.float16
 
 
 def test_nonfinite_advice_names_only_what_the_device_runs():
@@ -56,16 +56,17 @@ def test_nonfinite_advice_names_only_what_the_device_runs():
 
 
 def test_model_type_of_reads_config_json(tiny_gemma, tmp_path):
-    assert _loading.model_type_of(tiny_gemma) == "gemma2"
-    assert _loading.model_type_of(tmp_path) is None  # no config.json
+    assert _checkpoints.model_type_of(tiny_gemma) == "gemma2"
+    assert _checkpoints.model_type_of(tmp_path) is None  # no config.json
 
 
 def test_loading_does_not_import_onnx():
-    # _onnx imports _loading; _loading answers "is ONNX Runtime installed"
-    # itself, so resolving a backend never imports the ONNX module
+    # _onnx imports _compute; _compute answers "is ONNX Runtime installed"
+    # itself, so loading checkpoints and resolving a backend never import the
+    # ONNX module
     code = (
-        "import sys; from gemma_pref.backend import _loading; "
-        "_loading.resolve_backend('auto', ['cpu'], 'float32', None); "
+        "import sys; from gemma_pref.backend import _checkpoints, _compute, _load; "
+        "_compute.resolve_backend('auto', ['cpu'], 'float32', None); "
         "print('gemma_pref.backend._onnx' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -73,7 +74,7 @@ def test_loading_does_not_import_onnx():
     assert out.stdout.strip() == "False"
     from gemma_pref.backend import _onnx
 
-    assert _onnx.available() == _loading.onnx_available()
+    assert _onnx.available() == _compute.onnx_available()
 
 
 def test_catboost_uses_the_gpus_with_room_beside_the_embedder():

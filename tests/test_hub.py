@@ -54,7 +54,7 @@ def test_a_cached_name_is_found_at_main_or_at_its_revision(cached, arena_texts, 
     )
     assert not np.allclose(main, old.transform(texts))
     # the revision is part of the fingerprint, so of the cache keys
-    from gemma_pref.backend._loading import model_fingerprint
+    from gemma_pref.backend._checkpoints import model_fingerprint
 
     assert model_fingerprint(snapshots / OLD, include_path=False) != model_fingerprint(
         snapshots / NEW, include_path=False

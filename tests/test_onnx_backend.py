@@ -18,7 +18,7 @@ from _optional import require
 from sklearn.utils._param_validation import InvalidParameterError
 
 import gemma_pref as gp
-from gemma_pref.backend import _loading
+from gemma_pref.backend import _compute
 
 require("onnxruntime", "onnx")
 require("onnx", "onnx")
@@ -104,7 +104,7 @@ def test_export_is_checked_once_and_reused(make_embedder, texts, caplog, tmp_pat
 
 
 def test_auto_follows_the_cpu(make_embedder):
-    native_bf16 = _loading.cpu_supports_bf16()
+    native_bf16 = _compute.cpu_supports_bf16()
     path = make_embedder(backend="auto", dtype="auto", devices="cpu").compute_path()
     if native_bf16:
         assert path == {
@@ -131,7 +131,7 @@ def test_auto_follows_the_cpu(make_embedder):
     )
     # without native bf16, int8 weights only where a middle layer is pooled
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_loading, "cpu_supports_bf16", lambda: False)
+        mp.setattr(_compute, "cpu_supports_bf16", lambda: False)
         last = make_embedder(backend="auto", dtype="auto", devices="cpu").compute_path()
         middle = make_embedder(backend="auto", dtype="auto", devices="cpu", layer=1)
         assert (last["backend"], last["quantization"]) == ("onnxruntime", None)
@@ -139,12 +139,12 @@ def test_auto_follows_the_cpu(make_embedder):
     # the rule itself, on both CPU kinds (the CPU check is what is replaced)
     for bf16, expected in [(True, ("torch", None)), (False, ("onnxruntime", "8bit"))]:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(_loading, "cpu_supports_bf16", lambda bf16=bf16: bf16)
-            got = _loading.resolve_compute("auto", ["cpu"], "auto", None)
+            mp.setattr(_compute, "cpu_supports_bf16", lambda bf16=bf16: bf16)
+            got = _compute.resolve_compute("auto", ["cpu"], "auto", None)
             assert (got.backend, got.quantization) == expected
             # the fine-tuned classifier keeps float32 weights
             assert (
-                _loading.resolve_compute(
+                _compute.resolve_compute(
                     "auto", ["cpu"], "auto", None, onnx_int8=False
                 ).quantization
                 is None
@@ -202,9 +202,9 @@ def test_onnxruntime_refuses_what_it_cannot_run(make_embedder, texts, params, me
 
 def test_onnxruntime_refuses_gpus():
     with pytest.raises(ValueError, match="CPU devices only"):
-        _loading.resolve_backend("onnxruntime", ["cuda:0"], "auto", None)
+        _compute.resolve_backend("onnxruntime", ["cuda:0"], "auto", None)
     # auto on a GPU is PyTorch, without touching the GPU
-    assert _loading.resolve_backend("auto", ["cuda:0"], "float16", None)[0] == "torch"
+    assert _compute.resolve_backend("auto", ["cuda:0"], "float16", None)[0] == "torch"
 
 
 def test_bad_backend_is_rejected_in_fit(make_embedder):
@@ -297,8 +297,8 @@ def test_8bit_weights_run_on_onnxruntime_close_to_float32(make_embedder, texts, 
     # made once, beside the float32 export, with what it was made from and its size
     metas = _int8_exports()
     assert len(metas) == made_before + 1
-    meta = next(m for m in metas if m["quantization"] == _loading.int8_settings())
-    assert meta["quantization"]["reduce_range"] == (not _loading.cpu_has_vnni())
+    meta = next(m for m in metas if m["quantization"] == _compute.int8_settings())
+    assert meta["quantization"]["reduce_range"] == (not _compute.cpu_has_vnni())
     assert (Path(os.environ["GEMMA_PREF_HOME"]) / "onnx" / meta["source"] / "model.onnx").is_file()
     assert 0 < meta["bytes"] < meta["source_bytes"]
     assert meta["probe_min_cosine_to_float32"] >= 0.9
@@ -320,7 +320,7 @@ def test_fine_tuned_8bit_weights_stay_bitsandbytes(tiny_gemma):
     clf = gp.GemmaPreferenceClassifier(tiny_gemma, quantization="8bit", devices="cpu")
     assert clf.compute_path()["backend"] == "torch"
     with pytest.raises(ValueError, match="backend='onnxruntime' runs float32 weights"):
-        _loading.resolve_backend("onnxruntime", ["cpu"], "auto", "8bit", onnx_int8=False)
+        _compute.resolve_backend("onnxruntime", ["cpu"], "auto", "8bit", onnx_int8=False)
 
 
 def test_8bit_weights_of_cpus_without_vnni_are_7_bit(make_embedder, texts, monkeypatch):
@@ -328,10 +328,10 @@ def test_8bit_weights_of_cpus_without_vnni_are_7_bit(make_embedder, texts, monke
     as ONNX Runtime advises there): another graph and another cache key,
     whatever CPU runs the test (the CPU check is what is replaced)."""
     vnni = make_embedder(backend="onnxruntime", quantization="8bit")
-    monkeypatch.setattr(_loading, "cpu_has_vnni", lambda: True)
+    monkeypatch.setattr(_compute, "cpu_has_vnni", lambda: True)
     a = vnni.fit_transform(texts[:4])
     key_a = vnni._vector_settings(*_torch_float32_onnx(), "8bit")
-    monkeypatch.setattr(_loading, "cpu_has_vnni", lambda: False)
+    monkeypatch.setattr(_compute, "cpu_has_vnni", lambda: False)
     avx2 = make_embedder(backend="onnxruntime", quantization="8bit")
     b = avx2.fit_transform(texts[:4])
     key_b = avx2._vector_settings(*_torch_float32_onnx(), "8bit")

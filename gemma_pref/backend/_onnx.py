@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _loading  # one way: _loading never imports this module
+from . import _compute  # one way: _compute never imports this module
 
 __all__ = [
     "ONNX_OPSET",
@@ -70,13 +70,13 @@ _INPUTS = ("input_ids", "attention_mask")
 
 
 #: What ``pip install`` needs for this path (the ``onnx`` extra).
-REQUIREMENTS = _loading.ONNX_REQUIREMENTS
+REQUIREMENTS = _compute.ONNX_REQUIREMENTS
 
 
 def available() -> bool:
     """Whether ONNX Runtime and ``onnx`` (which the exporter writes with) are
     installed, checked without importing them."""
-    return _loading.onnx_available()
+    return _compute.onnx_available()
 
 
 def version() -> str:
@@ -135,7 +135,7 @@ def export_dir(root: Path, key: dict[str, Any]) -> Path:
 
 
 def _export_key(fingerprint: str, head: Any, model_kwargs: dict | None) -> dict[str, Any]:
-    from . import _loading
+    from . import _checkpoints
 
     return {
         "model": fingerprint,
@@ -143,7 +143,7 @@ def _export_key(fingerprint: str, head: Any, model_kwargs: dict | None) -> dict[
         "model_kwargs": model_kwargs,
         "opset": ONNX_OPSET,
         "format": _EXPORT_FORMAT,
-        "libraries": _loading.library_versions(),
+        "libraries": _checkpoints.library_versions(),
     }
 
 
@@ -350,7 +350,7 @@ def quantized_model(
 ) -> Path:
     """The 8-bit graph of the checked float32 export ``source`` (its
     ``model.onnx``): ONNX Runtime's dynamic quantization with ``settings``
-    (:func:`gemma_pref.backend._loading.int8_settings`), made on first use, beside
+    (:func:`gemma_pref.backend._compute.int8_settings`), made on first use, beside
     the float32 export under the same root, and checked against it.
 
     The int8 graph quantizes each MatMul's weights once (``per_channel``:

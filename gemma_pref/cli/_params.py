@@ -80,7 +80,7 @@ def _model(args: argparse.Namespace) -> str | None:
     directory, or a Hugging Face Hub name, cached or downloaded once)."""
     if args.model is None:
         return None
-    from ..backend._loading import resolve_model_dir
+    from ..backend._checkpoints import resolve_model_dir
 
     resolve_model_dir(args.model, args.revision)  # names the path; a Hub name downloads once
     return str(args.model)

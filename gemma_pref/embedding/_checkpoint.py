@@ -114,7 +114,7 @@ class CheckpointMixin:
         """The runtime for ``devices`` under the current parameters, loaded
         once per setting (``extra_key`` adds the caller's own), its choice
         of compute path logged at INFO by ``label``."""
-        from ..backend import _loading
+        from ..backend import _checkpoints
         from ..backend.default_model import gemma_pref_home
         from ._engine import Runtime
 
@@ -124,7 +124,7 @@ class CheckpointMixin:
         exported = backend != "torch"
         key = (
             str(model_dir),
-            _loading.model_fingerprint(model_dir),  # weights re-saved in place: reload
+            _checkpoints.model_fingerprint(model_dir),  # weights re-saved in place: reload
             tuple(devices),
             str(dtype),
             backend,
@@ -168,7 +168,7 @@ class CheckpointMixin:
 
                 path = demo_model_path()
             else:
-                from ..backend._loading import resolve_model_dir
+                from ..backend._checkpoints import resolve_model_dir
 
                 path = resolve_model_dir(name, self.revision)
             cached = (key, path)
@@ -180,7 +180,7 @@ class CheckpointMixin:
         CUDA device: some architectures overflow in float16), else ``None``."""
         if not any(d.startswith("cuda") for d in devices):
             return None
-        from ..backend._loading import model_type_of
+        from ..backend._checkpoints import model_type_of
 
         return model_type_of(self._model_dir())
 
@@ -214,7 +214,7 @@ class CheckpointMixin:
             ``None`` for the dtype's; ``"8bit"`` where ``backend="auto"``
             chose ONNX Runtime's int8 weights on a CPU without native bf16).
         """
-        from ..backend._loading import dtype_name
+        from ..backend._compute import dtype_name
 
         devices = self._check_params()
         backend, dtype, why, quantization = self._compute(devices)
@@ -228,7 +228,7 @@ class CheckpointMixin:
 
     def _compute(self, devices: list[str]) -> tuple[str, Any, str, str | None]:
         """``(backend, dtype, why, quantization)`` of the parameters on ``devices``."""
-        from ..backend._loading import resolve_compute
+        from ..backend._compute import resolve_compute
 
         path = resolve_compute(
             self.backend,

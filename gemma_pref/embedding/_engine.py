@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backend import _loading
+from ..backend import _checkpoints, _compute, _load
 from ..backend.devices import run_on_devices
 from ..data._cells import clean_text
 from .batching import plan_batches
@@ -68,7 +68,7 @@ class PoolingHead:
     tuple of indices into the model's ``hidden_states`` (0: the embedding
     output, ``i``: the output of decoder layer ``i``) pools each and averages
     the pooled vectors. When it is the single index of the model's last
-    layer (a stack truncated there, see :func:`gemma_pref.backend._loading.load_model`),
+    layer (a stack truncated there, see :func:`gemma_pref.backend._load.load_model`),
     ``last_hidden_state`` is pooled and no other state is kept.
     """
 
@@ -96,7 +96,7 @@ class PoolingHead:
 
 def _num_hidden_layers(model: Any) -> int | None:
     config = getattr(model, "config", None)
-    return None if config is None else _loading.num_hidden_layers_of(config)
+    return None if config is None else _checkpoints.num_hidden_layers_of(config)
 
 
 def pooling_head(mode: str, layers: tuple[int, ...] | None = None) -> Head:
@@ -188,7 +188,7 @@ class Runtime:
         devices: Sequence[str],
         dtype: Any,
         *,
-        load_model: Callable[..., Any] = _loading.load_model,
+        load_model: Callable[..., Any] = _load.load_model,
         tokenizer_kwargs: dict | None = None,
         backend: str = "torch",
         head: Head | None = None,
@@ -207,15 +207,15 @@ class Runtime:
         Runtime session of that graph; :meth:`run` then runs ``head`` only.
         With ``quantization="8bit"`` among ``load_kwargs`` the sessions run
         that graph's 8-bit quantization (made once beside it, see
-        :func:`gemma_pref.backend._loading.int8_settings`).
+        :func:`gemma_pref.backend._compute.int8_settings`).
         """
-        tokenizer = _loading.load_tokenizer(model_dir, tokenizer_kwargs)
+        tokenizer = _load.load_tokenizer(model_dir, tokenizer_kwargs)
         if backend == "torch":
             models = [
                 load_model(model_dir, device=device, dtype=dtype, **load_kwargs)
                 for device in devices
             ]
-            return cls(tokenizer, models, devices, dtype, f"torch {_loading.dtype_name(dtype)}")
+            return cls(tokenizer, models, devices, dtype, f"torch {_compute.dtype_name(dtype)}")
         if backend != "onnxruntime":
             raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
         if head is None or export_root is None:
@@ -229,7 +229,7 @@ class Runtime:
             load_kwargs = {**load_kwargs, "quantization": None}
         path = _onnx.exported_model(
             Path(export_root),
-            fingerprint=_loading.model_fingerprint(model_dir, include_path=False),
+            fingerprint=_checkpoints.model_fingerprint(model_dir, include_path=False),
             head=head,
             model_kwargs=load_kwargs.get("model_kwargs"),
             max_length=max_length,
@@ -241,7 +241,7 @@ class Runtime:
         )
         weights = "float32"
         if quantization == "8bit":
-            settings = _loading.int8_settings()
+            settings = _compute.int8_settings()
             path = _onnx.quantized_model(
                 path,
                 settings,
@@ -379,11 +379,11 @@ class Runtime:
             vecs = job.head(model, input_ids, mask).to(torch.float32).cpu().numpy()
         if not np.isfinite(vecs).all():
             bad = int((~np.isfinite(vecs).all(axis=1)).sum())
-            name = _loading.dtype_name(self.dtype)
+            name = _compute.dtype_name(self.dtype)
             raise FloatingPointError(
                 f"non-finite output values in {bad} of {len(rows)} rows with dtype "
                 f"{name} on {device!r}; "
-                f"{_loading.nonfinite_advice(name, _loading.device_facts(device))}"
+                f"{_compute.nonfinite_advice(name, _compute.device_facts(device))}"
             )
         return vecs
 

@@ -375,20 +375,22 @@ class EmbeddingCache:
         transformers (and bitsandbytes with ``quantization``) and
         :data:`VECTOR_FORMAT`.
         """
-        from ..backend import _loading
+        from ..backend import _checkpoints
 
         settings = {
             **settings,
             "quantization": quantization,
             "format": VECTOR_FORMAT,
-            "libraries": _loading.library_versions(quantization),
+            "libraries": _checkpoints.library_versions(quantization),
         }
         # memoised on the files' stat: re-saving the model in place changes it
-        model_fp = _loading.model_fingerprint(model_dir)
+        model_fp = _checkpoints.model_fingerprint(model_dir)
         fingerprint = settings_fingerprint({"model": model_fp, **settings})
         disk = None
         if cache_dir is not None:
-            disk = DiskCache(cache_dir, fingerprint, {**_loading.describe(model_dir), **settings})
+            disk = DiskCache(
+                cache_dir, fingerprint, {**_checkpoints.describe(model_dir), **settings}
+            )
         return cls(fingerprint, memory_cache() if memory else None, disk)
 
     def embed(

@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import (
 )
 
 from .._base import StatelessTransformerMixin, VersionedPickleMixin, fit_context
-from ..backend import _loading
+from ..backend import _checkpoints, _compute, _load
 from ..data.schema import check_texts
 from ..exceptions import TruncationWarning
 from ._checkpoint import CheckpointMixin
@@ -459,7 +459,7 @@ default="auto"
         "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
         "torch_dtype": "no_validation",
         "layer": "no_validation",  # see _check_layer and _layer_plan
-        "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
+        "backend": [StrOptions(set(_compute.BACKEND_CHOICES))],
         "pooling": [StrOptions(set(POOLING_MODES))],
         "padding": [StrOptions({"longest", "max_length"})],
         "cache_dir": [str, os.PathLike, None],
@@ -627,7 +627,7 @@ default="auto"
         model_dir = self._model_dir()
         return settings_fingerprint(
             {
-                "model": _loading.model_fingerprint(model_dir),
+                "model": _checkpoints.model_fingerprint(model_dir),
                 "tokenizer_kwargs": self.tokenizer_kwargs,
                 "max_length": int(self.max_length),
             }
@@ -647,7 +647,7 @@ default="auto"
         key = (str(model_dir), repr(self.tokenizer_kwargs))
         cached = getattr(self, "_lazy_tokenizer", None)
         if cached is None or cached[0] != key:
-            cached = (key, _loading.load_tokenizer(model_dir, self.tokenizer_kwargs))
+            cached = (key, _load.load_tokenizer(model_dir, self.tokenizer_kwargs))
             self._lazy_tokenizer = cached
         return cached[1]
 
@@ -724,8 +724,8 @@ default="auto"
         model_dir = self._model_dir()
         cached = getattr(self, "_lazy_layers", None)
         if cached is None or cached[0] != str(model_dir):
-            config = _loading.load_config(model_dir)
-            cached = (str(model_dir), _loading.num_hidden_layers_of(config))
+            config = _checkpoints.load_config(model_dir)
+            cached = (str(model_dir), _checkpoints.num_hidden_layers_of(config))
             self._lazy_layers = cached
         return cached[1]
 
@@ -744,13 +744,13 @@ default="auto"
         backend_key: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
         if backend == "onnxruntime" and quantization == "8bit":
             # ONNX Runtime's int8 weights: their settings depend on the CPU
-            backend_key["int8"] = _loading.int8_settings()
+            backend_key["int8"] = _compute.int8_settings()
         layers = self._layer_plan()[0]
         layer_key = {} if layers is None else {"layers": list(layers)}
         return {
             **backend_key,
             **layer_key,
-            "dtype": _loading.dtype_name(dtype),
+            "dtype": _compute.dtype_name(dtype),
             "pooling": self.pooling,
             "max_length": int(self.max_length),
             "padding": self.padding,
@@ -785,7 +785,10 @@ default="auto"
         model_dir = self._model_dir()
         cached = getattr(self, "_lazy_dim", None)
         if cached is None or cached[0] != str(model_dir):
-            cached = (str(model_dir), _loading.hidden_size_of(_loading.load_config(model_dir)))
+            cached = (
+                str(model_dir),
+                _checkpoints.hidden_size_of(_checkpoints.load_config(model_dir)),
+            )
             self._lazy_dim = cached
         return cached[1]
 

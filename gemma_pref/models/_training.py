@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backend import _loading
+from ..backend import _checkpoints, _compute, _load
 from ..embedding._engine import pad_batch, pad_token_id, tokenize
 from ..embedding.batching import plan_batches
 
@@ -145,10 +145,10 @@ def train_lora_classifier(
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    dtype = _loading.resolve_dtype(
-        est._dtype_value(), device, est.quantization, _loading.model_type_of(model_dir)
+    dtype = _compute.resolve_dtype(
+        est._dtype_value(), device, est.quantization, _checkpoints.model_type_of(model_dir)
     )
-    tokenizer = _loading.load_tokenizer(model_dir, est.tokenizer_kwargs)
+    tokenizer = _load.load_tokenizer(model_dir, est.tokenizer_kwargs)
     pad_id = pad_token_id(tokenizer)
     ids = tokenize(tokenizer, texts, est.max_length)
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -161,7 +161,7 @@ def train_lora_classifier(
     show = est._show_progress()
     config = est._lora_config()
     with _seeded(seed, device):
-        model = _loading.load_model(
+        model = _load.load_model(
             model_dir,
             device=device,
             dtype=dtype,
@@ -191,7 +191,7 @@ def train_lora_classifier(
         if scaler is not None:
             logger.info(
                 "Training under %s autocast with loss scaling (initial scale %g)",
-                _loading.dtype_name(dtype),
+                _compute.dtype_name(dtype),
                 scaler.get_scale(),
             )
         logger.info(
@@ -203,7 +203,7 @@ def train_lora_classifier(
             est.num_epochs,
             len(windows),
             sum(p.numel() for p in params),
-            _loading.dtype_name(dtype),
+            _compute.dtype_name(dtype),
             est.quantization,
         )
         losses: list[float] = []
@@ -217,8 +217,8 @@ def train_lora_classifier(
                     _step(model, window, ids, lengths, codes, pad_id, device, autocast, scaler)
                 )
                 if not math.isfinite(losses[-1]):
-                    name = _loading.dtype_name(dtype)
-                    advice = _loading.nonfinite_advice(name, _loading.device_facts(device))
+                    name = _compute.dtype_name(dtype)
+                    advice = _compute.nonfinite_advice(name, _compute.device_facts(device))
                     raise FloatingPointError(
                         f"the training loss is {losses[-1]} at optimizer step {step + 1} "
                         f"on {device!r} (dtype {name}); lower learning_rate, or: {advice}"
@@ -323,7 +323,7 @@ def load_adapted_classifier(
     import peft
     from safetensors.torch import load as load_safetensors
 
-    model = _loading.load_model(
+    model = _load.load_model(
         model_dir,
         device=device,
         dtype=dtype,

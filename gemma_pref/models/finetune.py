@@ -30,7 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import TextInputMixin, VersionedPickleMixin, fit_context
-from ..backend import _loading
+from ..backend import _checkpoints, _compute
 from ..data.schema import check_texts
 from ..embedding._checkpoint import CheckpointMixin
 
@@ -228,7 +228,7 @@ default="auto"
         "quantization": [StrOptions({"4bit", "8bit"}), None],
         "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
         "torch_dtype": "no_validation",
-        "backend": [StrOptions(set(_loading.BACKEND_CHOICES))],
+        "backend": [StrOptions(set(_compute.BACKEND_CHOICES))],
         "devices": [str, list, tuple],
         "gradient_checkpointing": ["boolean"],
         "predict_batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -387,7 +387,7 @@ default="auto"
         self.classes_ = classes
         self.adapter_weights_ = result.adapter_weights
         self.adapter_config_ = result.adapter_config
-        self.base_fingerprint_ = _loading.model_fingerprint(model_dir, include_path=False)
+        self.base_fingerprint_ = _checkpoints.model_fingerprint(model_dir, include_path=False)
         self.loss_curve_ = result.loss_curve
         self.n_iter_ = int(self.num_epochs)
         self.n_steps_ = len(result.loss_curve)
@@ -452,7 +452,7 @@ default="auto"
     # ------------------------------------------------------------- replicas
     def _runtime(self, devices: list[str]) -> Any:
         model_dir = self._model_dir()
-        fingerprint = _loading.model_fingerprint(model_dir, include_path=False)
+        fingerprint = _checkpoints.model_fingerprint(model_dir, include_path=False)
         if fingerprint != self.base_fingerprint_:
             raise ValueError(
                 f"The checkpoint at {str(model_dir)!r} is not the one this "

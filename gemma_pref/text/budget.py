@@ -231,7 +231,7 @@ def _files_stamp(path: Path) -> tuple[tuple[str, int], ...]:
 
 
 def _load_shared_tokenizer(path: Path) -> Any:
-    from ..backend._loading import load_tokenizer
+    from ..backend._load import load_tokenizer
 
     key = (os.fspath(path.resolve()), _files_stamp(path))
     with _TOKENIZERS_LOCK:
@@ -298,7 +298,7 @@ def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> A
 
     A directory is loaded with ``local_files_only=True``, once per process; a
     Hugging Face Hub name is found in the local cache or downloaded into it
-    (:func:`gemma_pref.backend._loading.resolve_model_dir`);
+    (:func:`gemma_pref.backend._checkpoints.resolve_model_dir`);
     :data:`~gemma_pref.backend.default_model.DEFAULT_MODEL` is the default model's. The
     result is checked to be a fast tokenizer.
     """
@@ -314,7 +314,7 @@ def load_tokenizer_param(tokenizer: Any, owner: str = "ArenaTextFormatter") -> A
             elif Path(raw).expanduser().is_dir():
                 path = Path(raw).expanduser()
             else:  # a Hub name: the local Hugging Face cache, or downloaded once
-                from ..backend._loading import resolve_model_dir
+                from ..backend._checkpoints import resolve_model_dir
 
                 path = resolve_model_dir(raw)
             tokenizer = _load_shared_tokenizer(path)
