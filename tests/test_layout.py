@@ -61,10 +61,9 @@ BEING_SPLIT = {
     "embedding/embedder.py",
     "models/finetune.py",
     "pipeline/recipes.py",
-    "text/formatting.py",
 }
 #: Modules whose __all__ still re-exports (each entry goes when its split lands).
-REEXPORTING = {"data/io.py", "pipeline/recipes.py", "text/formatting.py"}
+REEXPORTING = {"data/io.py", "pipeline/recipes.py"}
 
 
 def _modules():
