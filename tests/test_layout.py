@@ -58,7 +58,6 @@ BEING_SPLIT = {
     "backend/home_cache.py",
     "data/readers.py",
     "data/schema.py",
-    "embedding/embedder.py",
     "models/finetune.py",
     "pipeline/recipes.py",
 }
