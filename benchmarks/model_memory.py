@@ -94,10 +94,10 @@ def backbone_parameters(fields: dict[str, Any], layers: int | None = None) -> in
 def default_layers(n_layers: int) -> tuple[list[int], int]:
     """The hidden states the pairwise recipe pools on ``n_layers`` layers, and
     how many decoder layers run (gemma_pref's own rule)."""
-    from gemma_pref.embedding.embedder import _layer_plan
+    from gemma_pref.embedding._layers import layer_plan
     from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
 
-    layers, run = _layer_plan(PAIRWISE_DEFAULTS["layer"], n_layers, "the model")
+    layers, run = layer_plan(PAIRWISE_DEFAULTS["layer"], n_layers, "the model")
     return list(layers or [n_layers]), int(run or n_layers)
 
 

@@ -21,7 +21,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-__all__ = ["MOVED_MODULES", "MOVED_NAMES", "install", "moved_name"]
+__all__ = ["MOVED_MODULES", "MOVED_NAMES", "MOVED_OUT", "install", "moved_name", "moved_out"]
 
 #: Version whose layout the aliases below describe.
 OLD_LAYOUT_VERSION = "0.1"
@@ -85,6 +85,19 @@ MOVED_NAMES: dict[str, str] = {
 }
 
 
+#: Names a 0.1 module defined that the module now answering its path no longer holds, by
+#: that module: ``gemma_pref.formatting`` is ``gemma_pref.text.formatting`` now, and its
+#: ``truncation_report`` moved on to ``gemma_pref.text.truncation``. Each such module's
+#: ``__getattr__`` calls :func:`moved_out`, so an import or a pickle of the 0.1 path finds them.
+MOVED_OUT: dict[str, dict[str, str]] = {
+    "gemma_pref.text.formatting": {"truncation_report": "gemma_pref.text.truncation"},
+    "gemma_pref.evaluation": {
+        "FoldResult": "gemma_pref.evaluation.cross_validation",
+        "cv_splits": "gemma_pref.evaluation.cross_validation",
+    },
+}
+
+
 def moved_name(name: str) -> Any:
     """Return a 0.1 top-level name from its new home, with a :class:`FutureWarning`.
 
@@ -95,6 +108,23 @@ def moved_name(name: str) -> Any:
         raise AttributeError(f"module 'gemma_pref' has no attribute {name!r}")
     warnings.warn(
         f"gemma_pref.{name} moved to {home}.{name} in gemma-pref 0.2; "
+        f"import it from there (`from {home} import {name}`).",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return getattr(importlib.import_module(home), name)
+
+
+def moved_out(module: str, name: str) -> Any:
+    """Return ``name``, which 0.1's ``module`` held before it moved on (with a FutureWarning).
+
+    Raises :class:`AttributeError` for any other name, as a module does.
+    """
+    home = MOVED_OUT.get(module, {}).get(name)
+    if home is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{module}.{name} moved to {home}.{name} in gemma-pref 0.2; "
         f"import it from there (`from {home} import {name}`).",
         FutureWarning,
         stacklevel=3,

@@ -98,6 +98,55 @@ def test_every_alias_points_at_a_module_that_exists():
         assert sys.modules[new].__spec__.name == new  # the alias left the real module alone
 
 
+@pytest.mark.filterwarnings("ignore:gemma_pref.*module path of gemma-pref 0.1:FutureWarning")
+@pytest.mark.parametrize(
+    ("old", "name", "home"),
+    [
+        ("gemma_pref.formatting", "ArenaTextFormatter", "gemma_pref.text"),
+        ("gemma_pref.formatting", "ChatRenderer", "gemma_pref.text._templates"),
+        ("gemma_pref.formatting", "is_gemma_chat_template", "gemma_pref.text._templates"),
+        ("gemma_pref.formatting", "parse_turns", "gemma_pref.data._cells"),
+        ("gemma_pref.finetune", "GemmaPreferenceClassifier", "gemma_pref.models"),
+        ("gemma_pref.finetune", "LogitsHead", "gemma_pref.models._adapter"),
+        ("gemma_pref.embedding", "GemmaEmbedder", "gemma_pref.embedding.embedder"),
+        ("gemma_pref.pipeline", "PromptGroupedPipeline", "gemma_pref.pipeline.recipes"),
+        ("gemma_pref.pipeline", "make_catboost_classifier", "gemma_pref.pipeline.recipes"),
+        ("gemma_pref.pipeline", "make_preference_pipeline", "gemma_pref.pipeline.build"),
+        ("gemma_pref.evaluation", "CVReport", "gemma_pref.evaluation.cross_validation"),
+    ],
+)
+def test_a_pickle_naming_an_old_module_path_finds_what_moved_out_of_it(old, name, home):
+    # the split modules keep every class and function a pickle of 0.1's layout can name
+    # (protocol 0's GLOBAL opcode: what pickle writes for a class or a function)
+    found = pickle.loads(f"c{old}\n{name}\n.".encode())
+    assert found is getattr(importlib.import_module(home), name)
+
+
+@pytest.mark.filterwarnings("ignore:gemma_pref.*module path of gemma-pref 0.1:FutureWarning")
+@pytest.mark.parametrize(
+    ("old", "answering", "name"),
+    [
+        (old, answering, name)
+        for old, answering in [
+            ("gemma_pref.formatting", "gemma_pref.text.formatting"),
+            ("gemma_pref.evaluation", "gemma_pref.evaluation"),
+        ]
+        for name in _compat.MOVED_OUT[answering]
+    ],
+)
+def test_names_that_moved_on_from_an_old_module_warn_and_resolve(old, answering, name):
+    # 0.1's gemma_pref.formatting held truncation_report, now in gemma_pref.text.truncation
+    home = _compat.MOVED_OUT[answering][name]
+    with pytest.warns(FutureWarning, match=rf"{answering}\.{name} moved to {home}\.{name}"):
+        found = pickle.loads(f"c{old}\n{name}\n.".encode())
+    assert found is getattr(importlib.import_module(home), name)
+    assert set(_compat.MOVED_OUT) <= {new for new in _compat.MOVED_MODULES.values()} | {
+        "gemma_pref.evaluation"  # 0.1's module and 0.2's subpackage share the path
+    }
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        getattr(importlib.import_module(answering), "no_such_name")
+
+
 def test_moved_top_level_names_warn_and_resolve():
     for name, home in _compat.MOVED_NAMES.items():
         # `plots` was also a module: importing its old path binds the attribute (same object)

@@ -495,7 +495,7 @@ def test_bad_budget_parameters_are_rejected_in_fit(arena, tmp_path):
 
 
 def test_truncation_report_seed_rule_vs_budget(arena, tiny_gemma):
-    from gemma_pref.text.formatting import truncation_report
+    from gemma_pref.text import truncation_report
 
     seed = truncation_report(arena, max_length=256, tokenizer=tiny_gemma)
     budget = truncation_report(

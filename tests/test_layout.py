@@ -52,15 +52,6 @@ SUBPACKAGES = [
 
 #: No module is longer than this (lines).
 MAX_LINES = 500
-#: Modules being split (each entry goes when its split lands).
-BEING_SPLIT = {
-    "embedding/embedder.py",
-    "models/finetune.py",
-    "pipeline/recipes.py",
-    "text/formatting.py",
-}
-#: Modules whose __all__ still re-exports (each entry goes when its split lands).
-REEXPORTING = {"pipeline/recipes.py", "text/formatting.py"}
 
 
 def _modules():
@@ -144,7 +135,7 @@ def test_module_all_lists_only_what_the_module_defines():
                                 e.value for e in node.value.elts if isinstance(e, ast.Constant)
                             ]
         foreign = [n for n in listed if n not in defined]
-        if foreign and "/".join(parts) + ".py" not in REEXPORTING:
+        if foreign:
             offenders.append(f"{path.relative_to(ROOT)}: {foreign}")
     assert not offenders, "re-exported in a module's __all__:\n" + "\n".join(offenders)
 
@@ -173,7 +164,4 @@ def test_api_page_documents_every_public_name_once_at_its_home():
 )
 def test_no_module_is_over_the_size_a_reader_takes_in(path):
     lines = len(path.read_text().splitlines())
-    if str(path.relative_to(PACKAGE)) in BEING_SPLIT:
-        assert lines > MAX_LINES, "split: remove it from BEING_SPLIT"
-        return
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines (at most {MAX_LINES})"

@@ -15,7 +15,7 @@ import gemma_pref as gp
 from gemma_pref import ArenaStructureFeatures, ArenaTextFormatter, read_preferences
 from gemma_pref.data import parse_turns
 from gemma_pref.evaluation.model_selection import prompt_groups
-from gemma_pref.text.formatting import truncation_report
+from gemma_pref.text import truncation_report
 
 ROWS = [
     (

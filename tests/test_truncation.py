@@ -19,7 +19,7 @@ import pytest
 import gemma_pref as gp
 from gemma_pref import ArenaTextFormatter
 from gemma_pref.exceptions import TruncationWarning
-from gemma_pref.text.formatting import truncation_report
+from gemma_pref.text import truncation_report
 
 MAX_LENGTH = 32
 

@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
-"""GemmaEmbedder: texts to mean-pooled hidden states of a local checkpoint."""
+"""GemmaEmbedder: texts to mean-pooled hidden states of a local checkpoint.
+
+Its model side (tokenizer, layers, replicas, cache settings) is
+:class:`~gemma_pref.embedding._vectors.VectorsMixin`; the ``layer`` parameter is resolved in
+:mod:`gemma_pref.embedding._layers` and the truncation check of rows of two texts is
+:mod:`gemma_pref.embedding._pair_check`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import warnings
-from collections.abc import Callable, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -16,16 +19,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import (
     Interval,
-    InvalidParameterError,
     StrOptions,
 )
 
 from .._base import StatelessTransformerMixin, VersionedPickleMixin, fit_context
-from ..backend import _checkpoints, _compute, _load
+from ..backend import _compute
 from ..data.schema import check_texts
-from ..exceptions import TruncationWarning
-from ._checkpoint import CheckpointMixin
-from .cache import EmbeddingCache, check_cache_dir, settings_fingerprint
+from ._layers import check_layer
+from ._pair_check import PairCheck
+from ._vectors import VectorsMixin
+from .cache import check_cache_dir
 from .pooling import POOLING_MODES
 
 __all__ = ["GemmaEmbedder"]
@@ -33,232 +36,8 @@ __all__ = ["GemmaEmbedder"]
 logger = logging.getLogger(__name__)
 
 
-def _is_index_or_fraction(v: Any) -> bool:
-    if isinstance(v, bool) or not isinstance(v, Real):
-        return False
-    return isinstance(v, Integral) or 0.0 < float(v) < 1.0
-
-
-def _check_layer(value: Any) -> None:
-    """The type of ``layer``: an int, a fraction of the depth in (0, 1), or a
-    non-empty range, list or tuple of ints.
-
-    The range of the indices depends on the model; :func:`_layer_plan` checks it.
-    """
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        return
-    if isinstance(value, Real) and not isinstance(value, bool):
-        if 0.0 < float(value) < 1.0:
-            return
-        raise InvalidParameterError(
-            "The 'layer' parameter of GemmaEmbedder, given as a float, is a fraction of "
-            f"the model's depth strictly between 0 and 1 (0.5: the middle layer). Got "
-            f"{value!r} instead."
-        )
-    if isinstance(value, (range, list, tuple)):
-        bad = [v for v in value if not _is_index_or_fraction(v)]
-        if len(value) and not bad:
-            return
-        why = (
-            "it is empty" if not len(value) else f"{bad[0]!r} is not an int or a fraction in (0, 1)"
-        )
-    else:
-        why = f"a {type(value).__name__}"
-    raise InvalidParameterError(
-        "The 'layer' parameter of GemmaEmbedder must be an int (an index into the "
-        "model's hidden states, -1 for the last), a float in (0, 1) (that fraction of "
-        "the depth) or a non-empty range, list or tuple of them (those states "
-        f"averaged). Got {value!r} instead ({why})."
-    )
-
-
-def _layer_plan(
-    value: Any, n_layers: int | None, model: str
-) -> tuple[tuple[int, ...] | None, int | None]:
-    """``(layers, decoder_layers)`` for the ``layer`` parameter on a model of
-    ``n_layers`` decoder layers.
-
-    ``layers``: the sorted non-negative indices into ``hidden_states`` to
-    average, or ``None`` for the last hidden state alone (as ``layer=-1``,
-    so that the vectors and cache keys are those of the default).
-    ``decoder_layers``: how many decoder layers run (at least one), ``None``
-    for all of them.
-    """
-    indices = list(value) if isinstance(value, (range, list, tuple)) else [value]
-    if indices == [-1]:
-        return None, None
-    fractions = any(not isinstance(i, Integral) for i in indices)
-    if n_layers is None:
-        raise InvalidParameterError(
-            f"The 'layer' parameter of GemmaEmbedder selects a hidden state by index "
-            f"(got {value!r}), but the configuration of {model} has no "
-            "num_hidden_layers; use layer=-1."
-        )
-    if fractions:  # that share of the depth, at least the first layer's output
-        indices = [
-            i if isinstance(i, Integral) else max(1, min(n_layers, round(float(i) * n_layers)))
-            for i in indices
-        ]
-        # fractions of a shallow model may round to one state: each counts once
-        indices = list(dict.fromkeys(indices))
-    low, high = -(n_layers + 1), n_layers
-    bad = [int(i) for i in indices if not low <= i <= high]
-    if bad:
-        raise InvalidParameterError(
-            f"The 'layer' parameter of GemmaEmbedder must be an index in [{low}, {high}] "
-            f"for {model}, which has {n_layers} decoder layers (0: the embedding output, "
-            f"i: the output of decoder layer i, {n_layers} or -1: the last layer after "
-            "the final norm), or a non-empty range, list or tuple of such indices. Got "
-            f"{value!r} instead ({bad[0]} is out of range)."
-        )
-    resolved = [int(i) % (n_layers + 1) for i in indices]
-    if len(set(resolved)) != len(resolved):
-        twice = next(i for i in resolved if resolved.count(i) > 1)
-        raise InvalidParameterError(
-            f"The 'layer' parameter of GemmaEmbedder names hidden state {twice} twice "
-            f"(got {value!r}; negative indices count back from -1, hidden state "
-            f"{n_layers}); give each state once."
-        )
-    layers = tuple(sorted(resolved))
-    if layers == (n_layers,):
-        return None, None
-    run = max(1, layers[-1])
-    return layers, (None if run >= n_layers else run)
-
-
-#: The truncation check of rows of two texts (see :class:`_PairCheck`): a
-#: digest of the tokenizer, ``max_length`` and the two texts to (identical
-#: texts, answer A lost, answer B lost). Each row is tokenized for it once per
-#: process, not once per fold of a cross-validation; at most
-#: ``_PAIR_CHECKS_MAX`` rows (then it starts over), three booleans each.
-_PAIR_CHECKS: dict[str, tuple[bool, bool, bool]] = {}
-_PAIR_CHECKS_MAX = 200_000
-
-
-def _pair_flags(
-    text_a: str, text_b: str, a: Sequence[int], b: Sequence[int], max_length: int
-) -> tuple[bool, bool, bool]:
-    """(identical, answer A lost, answer B lost) of one row's two texts and
-    their token ids kept at ``max_length``.
-
-    A text lost its answer when it was cut (it fills ``max_length``) and its
-    kept tokens do not reach past the prefix it shares with the other text's
-    tokens: only the common part (the prompt) survived. Texts that are equal
-    as written are neither (the answers are the same).
-    """
-    if text_a == text_b:
-        return False, False, False
-    a, b = list(a), list(b)
-
-    def lost(x: list[int], y: list[int]) -> bool:
-        return len(x) >= max_length and x == y[: len(x)]
-
-    return a == b, lost(a, b), lost(b, a)
-
-
-class _PairCheck:
-    """Which rows of two texts right truncation at ``max_length`` leaves
-    identical, or without an answer; warns (:class:`TruncationWarning`).
-
-    Rows seen before (same tokenizer and ``max_length``) are answered from
-    :data:`_PAIR_CHECKS`; the others need their texts' token ids, which the
-    embedder computes once for the forward pass and the check together
-    (:attr:`texts` are the texts to tokenize).
-    """
-
-    def __init__(self, texts: list[str], prefix: str, max_length: int) -> None:
-        self.max_length = max_length
-        self.rows = [(texts[i], texts[i + 1]) for i in range(0, len(texts), 2)]
-        self.flags = np.zeros((len(self.rows), 3), dtype=bool)
-        self.keys: dict[int, str] = {}
-        for r, (a, b) in enumerate(self.rows):
-            if a == b:
-                continue  # the same answer twice: nothing was lost
-            h = hashlib.blake2b(digest_size=20)
-            for part in (prefix, a, b):
-                data = part.encode("utf-8", "surrogatepass")
-                h.update(len(data).to_bytes(8, "little"))
-                h.update(data)
-            key = h.hexdigest()
-            hit = _PAIR_CHECKS.get(key)
-            if hit is None:
-                self.keys[r] = key
-            else:
-                self.flags[r] = hit
-        self.texts = list(dict.fromkeys(t for r in self.keys for t in self.rows[r]))
-
-    def finish(self, ids_of: dict[str, list[int]], tokenize: Callable[[list[str]], list]) -> None:
-        """Check the rows not seen before: ``ids_of`` holds token ids already
-        computed, ``tokenize(texts)`` gives the others'."""
-        todo = [t for t in self.texts if t not in ids_of]
-        if todo:
-            ids_of.update(zip(todo, tokenize(todo)))
-        if len(_PAIR_CHECKS) + len(self.keys) > _PAIR_CHECKS_MAX:
-            _PAIR_CHECKS.clear()
-        for r, key in self.keys.items():
-            a, b = self.rows[r]
-            flags = _pair_flags(a, b, ids_of[a], ids_of[b], self.max_length)
-            self.flags[r] = flags
-            _PAIR_CHECKS[key] = flags
-
-    def warn(self, labels: list[Any] | None) -> None:
-        """Issue :class:`TruncationWarning` when a row is concerned; ``labels``:
-        the input's index, ``None`` for positions. The warning names the
-        caller's line (the first frame outside gemma_pref and scikit-learn)."""
-        concerned = np.flatnonzero(self.flags.any(axis=1))
-        if not len(concerned):
-            return
-        identical, lost_a, lost_b = (int(n) for n in self.flags.sum(axis=0))
-        shown = [int(i) if labels is None else labels[i] for i in concerned[:5]]
-        listed = ", ".join(map(repr, shown)) + (", ..." if len(concerned) > 5 else "")
-        where = f"rows {listed}" if labels is not None else f"at positions {listed}"
-        length = self.max_length
-        message = (
-            f"GemmaEmbedder keeps the first max_length={length} tokens of each text: in "
-            f"{len(concerned)} of {len(self.rows)} rows of two texts ({where}) a text "
-            "kept only the part it shares "
-            f"with the other, so its answer lost all its tokens (answer A in {lost_a} "
-            f"rows, answer B in {lost_b}) and in {identical} rows the two texts became "
-            "the same tokens although they differ: the model cannot tell their answers "
-            "apart. Give the prompt and each answer their shares of the tokens with the "
-            "token budget: make_recipe_formatter(budget=True), the command line's "
-            f"--budget, or ArenaTextFormatter(layout='pair', max_tokens={length}, "
-            "tokenizer=<the embedder's model>); or raise max_length."
-        )
-        warnings.warn(
-            TruncationWarning(
-                message,
-                counts={"identical": identical, "answer_a_lost": lost_a, "answer_b_lost": lost_b},
-                rows=shown,
-                n_rows=len(self.rows),
-                max_length=length,
-            ),
-            stacklevel=_caller_stacklevel(),
-        )
-
-
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning issued by this function's caller
-    name the first frame outside gemma_pref and scikit-learn: the user's line
-    that called ``fit``, ``transform`` or ``cross_val_score``, not a wrapper."""
-    import sys
-
-    import sklearn
-
-    import gemma_pref
-
-    roots = tuple(
-        os.path.dirname(os.path.abspath(path)) + os.sep
-        for path in (gemma_pref.__file__, sklearn.__file__)
-    )
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(roots):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 class GemmaEmbedder(
-    CheckpointMixin,
+    VectorsMixin,
     StatelessTransformerMixin,
     VersionedPickleMixin,
     TransformerMixin,
@@ -458,7 +237,7 @@ default="auto"
         "quantization": [StrOptions({"4bit", "8bit"}), None],
         "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
         "torch_dtype": "no_validation",
-        "layer": "no_validation",  # see _check_layer and _layer_plan
+        "layer": "no_validation",  # see check_layer and _layer_plan
         "backend": [StrOptions(set(_compute.BACKEND_CHOICES))],
         "pooling": [StrOptions(set(POOLING_MODES))],
         "padding": [StrOptions({"longest", "max_length"})],
@@ -520,7 +299,7 @@ default="auto"
         """Validate the parameters; return the resolved device list."""
         self._validate_params()
         self._check_dtype_params()
-        _check_layer(self.layer)
+        check_layer(self.layer)
         if self.cache_dir is not None:
             check_cache_dir(self.cache_dir)
         from ..backend.devices import resolve_devices
@@ -616,147 +395,11 @@ default="auto"
             )
         check = None
         if n_columns == 2:  # the pair layout: answer A's text, answer B's
-            check = _PairCheck(texts, self._tokenizer_fingerprint(), int(self.max_length))
+            check = PairCheck(texts, self._tokenizer_fingerprint(), int(self.max_length))
         out = self._embed_texts(texts, devices, check)
         if check is not None:
             check.warn(X.index.tolist() if isinstance(X, (pd.DataFrame, pd.Series)) else None)
         return out.reshape(len(texts) // n_columns, n_columns * out.shape[1])
-
-    def _tokenizer_fingerprint(self) -> str:
-        """What the token ids of a text depend on: the tokenizer and ``max_length``."""
-        model_dir = self._model_dir()
-        return settings_fingerprint(
-            {
-                "model": _checkpoints.model_fingerprint(model_dir),
-                "tokenizer_kwargs": self.tokenizer_kwargs,
-                "max_length": int(self.max_length),
-            }
-        )
-
-    def _tokenizer(self) -> Any:
-        """The model's tokenizer without its weights (shared in the process),
-        for texts whose vectors all come from the cache."""
-        model_dir = self._model_dir()
-        if self.tokenizer_kwargs is None:
-            from ..text.budget import load_tokenizer_param
-
-            try:  # the one a token budget of this model counts with
-                return load_tokenizer_param(model_dir, owner="GemmaEmbedder")
-            except ValueError:
-                pass  # not a fast tokenizer: loaded on its own below
-        key = (str(model_dir), repr(self.tokenizer_kwargs))
-        cached = getattr(self, "_lazy_tokenizer", None)
-        if cached is None or cached[0] != key:
-            cached = (key, _load.load_tokenizer(model_dir, self.tokenizer_kwargs))
-            self._lazy_tokenizer = cached
-        return cached[1]
-
-    def _embed_texts(
-        self, texts: list[str], devices: list[str], check: _PairCheck | None = None
-    ) -> np.ndarray:
-        backend, dtype, _, quantization = self._compute(devices)
-        cache = EmbeddingCache.for_model(
-            self._model_dir(),
-            self._vector_settings(dtype, backend, quantization),
-            memory=self.memory_cache,
-            cache_dir=self.cache_dir,
-            quantization=quantization,
-        )
-
-        # token ids computed for the forward pass serve the truncation check
-        ids_of: dict[str, list[int]] = {}
-
-        def compute(missing: list[str], on_batch: Any) -> np.ndarray:
-            show = self._show_progress()
-            runtime = self._runtime(devices, progress=show)
-            todo = list(dict.fromkeys([*missing, *(check.texts if check else ())]))
-            ids_of.update(zip(todo, runtime.tokenize(todo, self.max_length)))
-            from tqdm.auto import tqdm
-
-            with tqdm(total=len(missing), unit="text", desc="Embedding", disable=not show) as bar:
-                return runtime.run(
-                    missing,
-                    self._head(),
-                    max_length=self.max_length,
-                    batch_size=self.batch_size,
-                    max_tokens_per_batch=self.max_tokens_per_batch,
-                    padding=self.padding,
-                    progress=bar,
-                    on_batch=on_batch,
-                    ids=[ids_of[t] for t in missing],
-                )
-
-        out = cache.embed(texts, self._hidden_size, compute)
-        if check is not None:
-            from ._engine import tokenize
-
-            check.finish(ids_of, lambda todo: tokenize(self._tokenizer(), todo, self.max_length))
-        return out
-
-    def _head(self) -> Any:
-        from ._engine import pooling_head
-
-        return pooling_head(self.pooling, self._layer_plan()[0])
-
-    def _runtime(self, devices: list[str], progress: bool = False) -> Any:
-        run = self._layer_plan()[1]
-        if run is None:
-            return self._load_runtime(devices, label="GemmaEmbedder", progress=progress)
-        # only the decoder layers up to the deepest one pooled are loaded and run
-        return self._load_runtime(
-            devices,
-            label="GemmaEmbedder",
-            progress=progress,
-            extra_key=(("decoder_layers", run),),
-            num_layers=run,
-        )
-
-    def _layer_plan(self) -> tuple[tuple[int, ...] | None, int | None]:
-        """``(layers, decoder_layers)``: the hidden states pooled (``None``: the
-        last) and how many decoder layers run (``None``: all); validates ``layer``."""
-        _check_layer(self.layer)
-        if isinstance(self.layer, Integral) and self.layer == -1:
-            return None, None  # the default reads no configuration
-        return _layer_plan(self.layer, self._num_hidden_layers, repr(str(self._model_dir())))
-
-    @property
-    def _num_hidden_layers(self) -> int | None:
-        model_dir = self._model_dir()
-        cached = getattr(self, "_lazy_layers", None)
-        if cached is None or cached[0] != str(model_dir):
-            config = _checkpoints.load_config(model_dir)
-            cached = (str(model_dir), _checkpoints.num_hidden_layers_of(config))
-            self._lazy_layers = cached
-        return cached[1]
-
-    def _auto_int8(self) -> bool:
-        # int8 weights were measured faithful in the middle of the model
-        # (cosine 0.9996 at states 8-12) but not at the last hidden state
-        # (0.925, benchmarks/results/embedding-cpu-bf16.md): float32 there
-        return self._layer_plan()[0] is not None
-
-    def _vector_settings(
-        self, dtype: Any, backend: str, quantization: str | None = None
-    ) -> dict[str, Any]:
-        """Every setting that changes the vectors (for the cache key)."""
-        # "torch" adds nothing, so that caches written before the backend
-        # parameter existed stay valid; nor does the last layer, for "layer"
-        backend_key: dict[str, Any] = {} if backend == "torch" else {"backend": backend}
-        if backend == "onnxruntime" and quantization == "8bit":
-            # ONNX Runtime's int8 weights: their settings depend on the CPU
-            backend_key["int8"] = _compute.int8_settings()
-        layers = self._layer_plan()[0]
-        layer_key = {} if layers is None else {"layers": list(layers)}
-        return {
-            **backend_key,
-            **layer_key,
-            "dtype": _compute.dtype_name(dtype),
-            "pooling": self.pooling,
-            "max_length": int(self.max_length),
-            "padding": self.padding,
-            "model_kwargs": self.model_kwargs,
-            "tokenizer_kwargs": self.tokenizer_kwargs,
-        }
 
     def compute_path(self) -> dict[str, Any]:
         """What the forward passes run on, resolved from the parameters and
@@ -779,18 +422,6 @@ default="auto"
         path["layers"] = "last" if layers is None else list(layers)
         path["decoder_layers"] = "all" if run is None else run
         return path
-
-    @property
-    def _hidden_size(self) -> int:
-        model_dir = self._model_dir()
-        cached = getattr(self, "_lazy_dim", None)
-        if cached is None or cached[0] != str(model_dir):
-            cached = (
-                str(model_dir),
-                _checkpoints.hidden_size_of(_checkpoints.load_config(model_dir)),
-            )
-            self._lazy_dim = cached
-        return cached[1]
 
     @property
     def _n_features_out(self) -> int:

@@ -11,15 +11,16 @@ the adapted model through the same engine as :class:`~gemma_pref.GemmaEmbedder`
 back-off), with class logits as its head.
 
 torch, transformers and peft are imported when a model is trained or loaded,
-never at ``import gemma_pref``.
+never at ``import gemma_pref``. The adapter side (LoRA configuration, adapted
+replicas, their head, the peft adapter directory) is
+:class:`~gemma_pref.models._adapter.AdapterMixin`; training is
+:mod:`gemma_pref.models._training`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -32,23 +33,19 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import TextInputMixin, VersionedPickleMixin, fit_context
 from ..backend import _checkpoints, _compute
 from ..data.schema import check_texts
-from ..embedding._checkpoint import CheckpointMixin
+from ._adapter import AdapterMixin
+from ._adapter import LogitsHead as LogitsHead
+
+# LogitsHead, imported ``as`` itself, was a name of gemma-pref 0.1's ``gemma_pref.finetune``
+# (a pickle may name it): it stays importable from here.
 
 __all__ = ["GemmaPreferenceClassifier"]
 
 logger = logging.getLogger(__name__)
 
 
-def _peft() -> Any:
-    try:
-        import peft
-    except ImportError as exc:  # pragma: no cover - peft is a dependency
-        raise ImportError("GemmaPreferenceClassifier needs peft: pip install 'peft>=0.17'") from exc
-    return peft
-
-
 class GemmaPreferenceClassifier(
-    CheckpointMixin, TextInputMixin, VersionedPickleMixin, ClassifierMixin, BaseEstimator
+    AdapterMixin, TextInputMixin, VersionedPickleMixin, ClassifierMixin, BaseEstimator
 ):
     """Fine-tune a local decoder checkpoint with LoRA and a classification head.
 
@@ -324,18 +321,6 @@ default="auto"
             )
         return texts
 
-    def _lora_config(self, inference: bool = False) -> Any:
-        peft = _peft()
-        target = self.target_modules
-        return peft.LoraConfig(
-            task_type=peft.TaskType.SEQ_CLS,
-            r=int(self.lora_r),
-            lora_alpha=float(self.lora_alpha),
-            lora_dropout=float(self.lora_dropout),
-            target_modules=target if isinstance(target, str) else list(target),
-            inference_mode=inference,
-        )
-
     # -------------------------------------------------------------------- fit
     @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> GemmaPreferenceClassifier:
@@ -450,40 +435,6 @@ default="auto"
         return self.classes_[np.argmax(scores, axis=1)]
 
     # ------------------------------------------------------------- replicas
-    def _runtime(self, devices: list[str]) -> Any:
-        model_dir = self._model_dir()
-        fingerprint = _checkpoints.model_fingerprint(model_dir, include_path=False)
-        if fingerprint != self.base_fingerprint_:
-            raise ValueError(
-                f"The checkpoint at {str(model_dir)!r} is not the one this "
-                "GemmaPreferenceClassifier was fine-tuned on (its content fingerprint "
-                f"is {fingerprint[:12]}, the adapter was trained on "
-                f"{self.base_fingerprint_[:12]}); restore that checkpoint at this "
-                "path, or set model_name_or_path to where it is."
-            )
-        from ._training import load_adapted_classifier
-
-        return self._load_runtime(
-            devices,
-            label="GemmaPreferenceClassifier",
-            progress=self._show_progress(),
-            extra_key=(id(self.adapter_weights_),),
-            load_model=load_adapted_classifier,
-            adapter_weights=self.adapter_weights_,
-            lora_config=self._lora_config(inference=True),
-            num_labels=len(self.classes_),
-        )
-
-    def _head(self) -> LogitsHead:
-        import hashlib
-
-        digest = getattr(self, "_lazy_adapter_digest", None)
-        if digest is None or digest[0] is not self.adapter_weights_:
-            value = hashlib.sha256(self.adapter_weights_).hexdigest()[:16]
-            digest = (self.adapter_weights_, value)
-            self._lazy_adapter_digest = digest
-        return LogitsHead(digest[1])
-
     def load(self) -> list[Any]:
         """Load the adapted model replicas now (else on the first prediction).
 
@@ -518,40 +469,4 @@ default="auto"
         path : pathlib.Path
         """
         check_is_fitted(self)
-        path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise FileExistsError(
-                f"{str(path)!r} exists and is not an empty directory; choose a new "
-                "path (an adapter is never written over other files)."
-            )
-        config = self._lora_config(inference=True)
-        config.base_model_name_or_path = str(self._model_dir())
-        path.mkdir(parents=True, exist_ok=True)
-        config.save_pretrained(str(path))
-        (path / "adapter_model.safetensors").write_bytes(self.adapter_weights_)
-        (path / "gemma_pref.json").write_text(
-            json.dumps(
-                {
-                    "classes": self.classes_.tolist(),
-                    "max_length": int(self.max_length),
-                    "base_fingerprint": self.base_fingerprint_,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-        return path
-
-
-@dataclass(frozen=True)
-class LogitsHead:
-    """The classifier's head: the class logits of the last real token.
-
-    ``adapter`` (a digest of the fitted adapter's weights) tells exports of
-    different fits apart.
-    """
-
-    adapter: str
-
-    def __call__(self, model: Any, input_ids: Any, mask: Any) -> Any:
-        return model(input_ids=input_ids, attention_mask=mask).logits
+        return self._write_adapter(path)

@@ -13,25 +13,36 @@ never imports torch.
 from __future__ import annotations
 
 import os
-import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from numbers import Integral
 from typing import Any, cast
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .. import _compat
 from .._base import ArenaRowsTransformerMixin, VersionedPickleMixin
-from ..data._cells import excerpt, parse_turns
-from ..data.schema import ARENA_COLUMNS, CELL_FORMATS, check_arena_frame, read_turns
+from ..data._cells import parse_turns as parse_turns
+from ..data.schema import ARENA_COLUMNS as ARENA_COLUMNS
+from ..data.schema import CELL_FORMATS, check_arena_frame, read_turns
+from ._templates import CHAT_JOINT_BODY as CHAT_JOINT_BODY
+from ._templates import (
+    CHAT_TEMPLATES,
+    PAIR_FIELDS,
+    PAIR_TEMPLATE,
+    SEED_TEMPLATE,
+    PiecesFill,
+    is_gemma_chat_template,
+    joined,
+    template_fields,
+)
+from ._templates import ChatRenderer as ChatRenderer
+from .budget import CHARS_PER_TOKEN as CHARS_PER_TOKEN
+from .budget import MIN_TOKENS_PER_TURN as MIN_TOKENS_PER_TURN
 from .budget import (
-    CHARS_PER_TOKEN,
-    MIN_TOKENS_PER_TURN,
     TURN_LABEL,
     BudgetMemo,
-    Piece,
     TokenCounter,
     fit_to_budget,
     join_pieces,
@@ -39,124 +50,10 @@ from .budget import (
     turn_pieces,
 )
 
-__all__ = [
-    "ARENA_COLUMNS",
-    "CHARS_PER_TOKEN",
-    "CHAT_JOINT_BODY",
-    "CHAT_TEMPLATES",
-    "MIN_TOKENS_PER_TURN",
-    "PAIR_TEMPLATE",
-    "SEED_TEMPLATE",
-    "ArenaTextFormatter",
-    "ChatRenderer",
-    "is_gemma_chat_template",
-    "parse_turns",
-    "truncation_report",
-]
+# The names imported ``as`` themselves were gemma-pref 0.1's ``gemma_pref.formatting``
+# names (a pickle may name them): they stay importable from here.
 
-#: The template of the reference notebook: a Gemma chat turn holding the prompt
-#: and both answers. ``str.format`` fields: ``prompt``, ``response_a``,
-#: ``response_b``.
-SEED_TEMPLATE = (
-    "<start_of_turn>User prompt: {prompt}\n\nModel A :\n{response_a}"
-    "\n\n----\n\nModel B:\n{response_b}<end_of_turn><eos>"
-)
-
-#: The template of ``layout="pair"``: Gemma's own chat format, one prompt and
-#: one answer. ``str.format`` fields: ``prompt``, ``response``.
-PAIR_TEMPLATE = (
-    "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n{response}<end_of_turn>"
-)
-PAIR_FIELDS: tuple[str, str] = ("prompt", "response")
-
-#: The text of the one user turn of ``layout="joint"`` under a chat template:
-#: the reference notebook's body, without Gemma's markers.
-CHAT_JOINT_BODY = (
-    "User prompt: {prompt}\n\nModel A :\n{response_a}\n\n----\n\nModel B:\n{response_b}"
-)
-#: The ``template`` values that use the tokenizer's own chat template.
-CHAT_TEMPLATES = ("chat", "auto")
-
-_PiecesFill = Callable[[list[Piece], list[Piece], list[Piece]], str]
-
-
-def _joined(fill: Callable[[str, str, str], str]) -> _PiecesFill:
-    """A filler of joined strings as a filler of (label, text) pieces."""
-    return lambda p, a, b: fill(join_pieces(p), join_pieces(a), join_pieces(b))
-
-
-def is_gemma_chat_template(tokenizer: Any) -> bool:
-    """Whether a tokenizer's chat template is Gemma's (``<start_of_turn>`` turns),
-    or it has none: then ``template="auto"`` formats with Gemma's own templates
-    (:data:`SEED_TEMPLATE`, :data:`PAIR_TEMPLATE`), byte for byte as always."""
-    template = getattr(tokenizer, "chat_template", None)
-    return not template or "<start_of_turn>" in str(template)
-
-
-class ChatRenderer:
-    """Texts through a tokenizer's own chat template (``apply_chat_template``).
-
-    ``pair(prompt, answer)`` renders the conversation turn by turn (user,
-    assistant, user, ...); ``joint(prompt, a, b)`` one user turn holding
-    :data:`CHAT_JOINT_BODY`. A leading BOS the template writes is dropped when
-    the tokenizer adds its own on encoding, so that the model sees one.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        bos = getattr(tokenizer, "bos_token", None)
-        self._bos = ""
-        if bos and tokenizer.bos_token_id is not None:
-            ids = tokenizer("x")["input_ids"]
-            if ids[:1] == [tokenizer.bos_token_id]:
-                self._bos = str(bos)
-
-    def render(self, messages: list[dict[str, str]]) -> str:
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=False
-        )
-        if self._bos and text.startswith(self._bos):
-            text = text[len(self._bos) :]
-        return str(text)
-
-    def pair(self, prompt: list[Piece], answer: list[Piece], _: list[Piece]) -> str:
-        messages: list[dict[str, str]] = []
-        for i in range(max(len(prompt), len(answer), 1)):
-            messages.append({"role": "user", "content": prompt[i][1] if i < len(prompt) else ""})
-            messages.append(
-                {"role": "assistant", "content": answer[i][1] if i < len(answer) else ""}
-            )
-        return self.render(messages)
-
-    def joint(self, prompt: list[Piece], a: list[Piece], b: list[Piece]) -> str:
-        body = CHAT_JOINT_BODY.format(
-            prompt=join_pieces(prompt), response_a=join_pieces(a), response_b=join_pieces(b)
-        )
-        return self.render([{"role": "user", "content": body}])
-
-    def describe(self) -> str:
-        return f"the checkpoint's chat template ({type(self.tokenizer).__name__})"
-
-
-def _template_fields(template: str, allowed: Sequence[str] = ARENA_COLUMNS) -> set[str]:
-    names = ", ".join("{" + f + "}" for f in allowed)
-    fields = set()
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is None:
-            continue
-        if name == "" or name.isdigit():
-            raise ValueError(
-                "The 'template' parameter of ArenaTextFormatter must use named "
-                f"fields {names}; got a positional field in {excerpt(template)}."
-            )
-        fields.add(name)
-    unknown = fields - set(allowed)
-    if unknown:
-        raise ValueError(
-            "The 'template' parameter of ArenaTextFormatter may only use the "
-            f"fields {names}; got {sorted(unknown)} in {excerpt(template)}."
-        )
-    return fields
+__all__ = ["ArenaTextFormatter"]
 
 
 class ArenaTextFormatter(
@@ -339,7 +236,7 @@ class ArenaTextFormatter(
                     "a loaded tokenizer)."
                 )
         elif isinstance(self.template, str):
-            _template_fields(self.template, PAIR_FIELDS if self.layout == "pair" else ARENA_COLUMNS)
+            template_fields(self.template, PAIR_FIELDS if self.layout == "pair" else ARENA_COLUMNS)
 
     def _loaded_tokenizer(self) -> Any:
         """The ``tokenizer`` parameter loaded (once per path), or ``None``."""
@@ -431,16 +328,16 @@ class ArenaTextFormatter(
         parsed = self._parsed_rows(X)
         template = self.template
         chat = self._chat()
-        fill: _PiecesFill
+        fill: PiecesFill
         label = TURN_LABEL
         if chat is not None:
             fill, label = chat.pair, ""  # earlier turns are the chat's own turns
         elif callable(template):
             fill2 = cast(Callable[[str, str], str], template)  # template(prompt, response)
-            fill = _joined(lambda p, r, _: fill2(p, r))
+            fill = joined(lambda p, r, _: fill2(p, r))
         else:
             fmt = PAIR_TEMPLATE if template in (None, *CHAT_TEMPLATES) else template
-            fill = _joined(lambda p, r, _: fmt.format(prompt=p, response=r))
+            fill = joined(lambda p, r, _: fmt.format(prompt=p, response=r))
 
         render = self._renderer(fill, label)
         out = np.empty((len(parsed), 2), dtype=object)
@@ -455,7 +352,7 @@ class ArenaTextFormatter(
         """Per row: label, (prompt, a, b) before and after the budget, text."""
         parsed = self._parsed_rows(X)
         chat = self._chat()
-        render = self._renderer(_joined(self._filler()) if chat is None else chat.joint)
+        render = self._renderer(joined(self._filler()) if chat is None else chat.joint)
         rows = []
         for row, parts in parsed:
             labelled = max(len(p) for p in parts) > 1
@@ -475,7 +372,7 @@ class ArenaTextFormatter(
         ]
 
     def _renderer(
-        self, fill: _PiecesFill, label: str = TURN_LABEL
+        self, fill: PiecesFill, label: str = TURN_LABEL
     ) -> Callable[[list[list[str]], bool, Any], tuple[tuple, tuple, str]]:
         """``render(parts, labelled, row)``: the parts' pieces filled in, then
         cut to the token budget if they exceed it; returns (source, kept,
@@ -548,209 +445,6 @@ class ArenaTextFormatter(
         return tags
 
 
-def _field_spans(template: str, values: Mapping[str, str]) -> dict[str, tuple[int, int]]:
-    """Character span of the first occurrence of each field in the filled text."""
-    formatter = string.Formatter()
-    spans: dict[str, tuple[int, int]] = {}
-    pos = 0
-    for literal, name, spec, conversion in formatter.parse(template):
-        pos += len(literal)
-        if name is None:
-            continue
-        value = formatter.format_field(
-            formatter.convert_field(values[name], conversion), spec or ""
-        )
-        spans.setdefault(name, (pos, pos + len(value)))
-        pos += len(value)
-    return spans
-
-
-def truncation_report(
-    X: Any,
-    *,
-    max_length: int,
-    tokenizer: Any = None,
-    formatter: ArenaTextFormatter | None = None,
-) -> pd.DataFrame:
-    """Measure how much of each part of the formatted rows survives truncation.
-
-    Formats ``X`` with ``formatter``, tokenizes each text as an embedder does
-    (special tokens included), keeps its first ``max_length`` tokens (right
-    truncation, as :class:`~gemma_pref.GemmaEmbedder` does) and reports, for
-    the prompt and each answer, how many characters the formatter's joined
-    turns had and how many are left in the kept tokens.
-
-    Parameters
-    ----------
-    X : pandas.DataFrame
-        Arena rows with columns ``prompt``, ``response_a``, ``response_b``.
-    max_length : int
-        Tokens the embedder keeps per text.
-    tokenizer : str, os.PathLike, tokenizer or None, default=None
-        As the ``tokenizer`` parameter of :class:`ArenaTextFormatter`: a local
-        checkpoint directory, a loaded fast tokenizer, or ``None`` for 4
-        characters per token.
-    formatter : ArenaTextFormatter or None, default=None
-        The formatter to measure, of either layout, with a string template
-        (spans are located through it). ``None``: ``ArenaTextFormatter()``,
-        the reference notebook's rule (last turn, no budget).
-
-    Returns
-    -------
-    report : pandas.DataFrame
-        Indexed like ``X``. The parts ``c`` are ``prompt``, ``response_a``
-        and ``response_b`` (after ``swap``); ``c_chars`` counts the
-        characters of a part before any budget. ``response_a_lost`` and
-        ``response_b_lost``: the answer has characters and none of them is
-        in the kept tokens (cut by the formatter's budget or by the
-        truncation).
-
-        ``layout="joint"`` (one text per row): ``n_tokens``, tokens of the
-        text before truncation; ``c_kept_chars``, characters of the part
-        left after the budget and the truncation at ``max_length``.
-
-        ``layout="pair"`` (answer A's text, answer B's): ``n_tokens_a`` and
-        ``n_tokens_b``, tokens of each text before truncation;
-        ``prompt_kept_chars_a`` and ``prompt_kept_chars_b``, characters of
-        the prompt left in each text; ``response_a_kept_chars`` and
-        ``response_b_kept_chars``, characters of each answer left in its
-        text; ``identical_texts``, the two texts differ but their kept tokens
-        are the same (the model sees one text twice, see
-        :class:`~gemma_pref.exceptions.TruncationWarning`).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from gemma_pref import ArenaTextFormatter
-    >>> from gemma_pref.text.formatting import truncation_report
-    >>> df = pd.DataFrame({"prompt": ['["Why?"]'],
-    ...                    "response_a": ['["' + "a" * 80 + '"]'],
-    ...                    "response_b": ['["' + "b" * 80 + '"]']})
-    >>> tmpl = "{prompt}|{response_a}|{response_b}"
-    >>> seed = truncation_report(df, max_length=24,
-    ...                          formatter=ArenaTextFormatter(template=tmpl))
-    >>> seed[["response_a_kept_chars", "response_b_kept_chars"]].iloc[0].tolist()
-    [80, 10]
-    >>> budget = ArenaTextFormatter(template=tmpl, max_tokens=24)
-    >>> fair = truncation_report(df, max_length=24, formatter=budget)
-    >>> fair[["response_a_kept_chars", "response_b_kept_chars"]].iloc[0].tolist()
-    [44, 44]
-
-    With two texts per row, a prompt longer than ``max_length`` leaves both
-    texts the same prompt prefix, unless the budget gives each part its share:
-
-    >>> long = df.assign(prompt='["' + "p" * 120 + '"]')
-    >>> cols = ["response_a_lost", "response_b_lost", "identical_texts"]
-    >>> pairs = ArenaTextFormatter(layout="pair", template="{prompt}|{response}")
-    >>> truncation_report(long, max_length=24, formatter=pairs)[cols].iloc[0].tolist()
-    [True, True, True]
-    >>> shared = ArenaTextFormatter(layout="pair", template="{prompt}|{response}",
-    ...                             max_tokens=24)
-    >>> truncation_report(long, max_length=24, formatter=shared)[cols].iloc[0].tolist()
-    [False, False, False]
-    """
-    if formatter is None:
-        formatter = ArenaTextFormatter()
-    if formatter.layout not in ("joint", "pair"):
-        raise ValueError(
-            "truncation_report measures formatters with layout='joint' or 'pair'; "
-            f"got layout={formatter.layout!r}."
-        )
-    if callable(formatter.template) or formatter._chat() is not None:
-        raise ValueError(
-            "truncation_report needs a formatter with a string template (or None, "
-            "the layout's own template) to locate the parts; got a "
-            f"{'callable' if callable(formatter.template) else 'chat'} template."
-        )
-    if not isinstance(max_length, Integral) or max_length < 1:
-        raise ValueError(f"max_length must be a positive int; got {max_length!r}.")
-    counter = TokenCounter(load_tokenizer_param(tokenizer))
-    if formatter.layout == "pair":
-        return _pair_report(X, int(max_length), counter, formatter)
-    template = formatter.template
-    if template is None or template in CHAT_TEMPLATES:  # "auto" without a chat: Gemma's
-        template = SEED_TEMPLATE
-    rows = formatter._format_parts(X)
-    records = []
-    for _, source, kept, text in rows:
-        n_tokens, cutoff = counter.kept_chars(text, max_length)
-        spans = _field_spans(template, dict(zip(ARENA_COLUMNS, kept)))
-        record: dict[str, int] = {"n_tokens": n_tokens}
-        for name, original in zip(ARENA_COLUMNS, source):
-            start, end = spans.get(name, (0, 0))
-            record[f"{name}_chars"] = len(original)
-            record[f"{name}_kept_chars"] = max(0, min(end, cutoff) - start)
-        records.append(record)
-    columns = ["n_tokens"] + [
-        f"{name}_{kind}" for name in ARENA_COLUMNS for kind in ("chars", "kept_chars")
-    ]
-    report = pd.DataFrame(records, index=[row for row, *_ in rows], columns=columns, dtype=np.int64)
-    for name in ARENA_COLUMNS[1:]:
-        report[f"{name}_lost"] = (report[f"{name}_chars"] > 0) & (report[f"{name}_kept_chars"] == 0)
-    return report
-
-
-def _kept_tokens(counter: TokenCounter, text: str, max_length: int) -> tuple[int, int, Any]:
-    """Tokens of ``text`` (special tokens included), the characters its first
-    ``max_length`` tokens hold, and what the model sees of it (the kept token
-    ids, or the kept characters when tokens are counted as characters)."""
-    if counter.tokenizer is None:
-        n_tokens, cutoff = counter.kept_chars(text, max_length)
-        return n_tokens, cutoff, text[:cutoff]
-    enc = counter.tokenizer(text, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    if len(ids) <= max_length:
-        return len(ids), len(text), ids
-    cutoff = max((int(e) for _, e in enc["offset_mapping"][:max_length]), default=0)
-    return len(ids), cutoff, ids[:max_length]
-
-
-#: The columns of :func:`truncation_report` for ``layout="pair"``.
-_PAIR_COUNTS = (
-    "n_tokens_a",
-    "n_tokens_b",
-    "prompt_chars",
-    "prompt_kept_chars_a",
-    "prompt_kept_chars_b",
-    "response_a_chars",
-    "response_a_kept_chars",
-    "response_b_chars",
-    "response_b_kept_chars",
-)
-_PAIR_FLAGS = ("response_a_lost", "response_b_lost", "identical_texts")
-
-
-def _pair_report(
-    X: Any, max_length: int, counter: TokenCounter, formatter: ArenaTextFormatter
-) -> pd.DataFrame:
-    """:func:`truncation_report` of a ``layout="pair"`` formatter with a
-    string template: each row's two texts rendered as the formatter does."""
-    template = formatter.template
-    fmt = PAIR_TEMPLATE if template is None or template in CHAT_TEMPLATES else str(template)
-    render = formatter._renderer(_joined(lambda p, r, _: fmt.format(prompt=p, response=r)))
-    records, index = [], []
-    for row, (prompt, answer_a, answer_b) in formatter._parsed_rows(X):
-        labelled = max(len(prompt), len(answer_a), len(answer_b)) > 1
-        record: dict[str, Any] = {}
-        seen = []
-        for side, answer in (("a", answer_a), ("b", answer_b)):
-            source, kept, text = render([prompt, answer, []], labelled, row)
-            n_tokens, cutoff, tokens = _kept_tokens(counter, text, max_length)
-            spans = _field_spans(fmt, dict(zip(PAIR_FIELDS, kept)))
-            record[f"n_tokens_{side}"] = n_tokens
-            record["prompt_chars"] = len(source[0])
-            start, end = spans.get("prompt", (0, 0))
-            record[f"prompt_kept_chars_{side}"] = max(0, min(end, cutoff) - start)
-            start, end = spans.get("response", (0, 0))
-            record[f"response_{side}_chars"] = len(source[1])
-            record[f"response_{side}_kept_chars"] = max(0, min(end, cutoff) - start)
-            record[f"response_{side}_lost"] = len(source[1]) > 0 and min(end, cutoff) <= start
-            seen.append((text, tokens))
-        (text_a, kept_a), (text_b, kept_b) = seen
-        record["identical_texts"] = text_a != text_b and kept_a == kept_b
-        records.append(record)
-        index.append(row)
-    report = pd.DataFrame(records, index=index, columns=[*_PAIR_COUNTS, *_PAIR_FLAGS])
-    dtypes: dict[str, Any] = {**dict.fromkeys(_PAIR_COUNTS, np.int64)}
-    dtypes.update(dict.fromkeys(_PAIR_FLAGS, bool))
-    return report.astype(dtypes)
+def __getattr__(name: str) -> Any:
+    # names gemma-pref 0.1's module at this path held that moved on (gemma_pref._compat)
+    return _compat.moved_out(__name__, name)
