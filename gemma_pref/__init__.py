@@ -70,4 +70,4 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # 0.1's top-level names that moved to a subpackage: found there, with a FutureWarning
-    return _compat.moved_name(name)
+    return _compat.moved_out(__name__, name)

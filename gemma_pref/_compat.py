@@ -21,7 +21,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-__all__ = ["MOVED_MODULES", "MOVED_NAMES", "MOVED_OUT", "install", "moved_name", "moved_out"]
+__all__ = ["MOVED_MODULES", "MOVED_NAMES", "MOVED_OUT", "install", "moved_out"]
 
 #: Version whose layout the aliases below describe.
 OLD_LAYOUT_VERSION = "0.1"
@@ -98,29 +98,15 @@ MOVED_OUT: dict[str, dict[str, str]] = {
 }
 
 
-def moved_name(name: str) -> Any:
-    """Return a 0.1 top-level name from its new home, with a :class:`FutureWarning`.
-
-    Raises :class:`AttributeError` for any other name, as a module does.
-    """
-    home = MOVED_NAMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'gemma_pref' has no attribute {name!r}")
-    warnings.warn(
-        f"gemma_pref.{name} moved to {home}.{name} in gemma-pref 0.2; "
-        f"import it from there (`from {home} import {name}`).",
-        FutureWarning,
-        stacklevel=3,
-    )
-    return getattr(importlib.import_module(home), name)
-
-
 def moved_out(module: str, name: str) -> Any:
     """Return ``name``, which 0.1's ``module`` held before it moved on (with a FutureWarning).
 
-    Raises :class:`AttributeError` for any other name, as a module does.
+    ``module`` is ``"gemma_pref"`` for 0.1's top-level names (:data:`MOVED_NAMES`), else a
+    module of :data:`MOVED_OUT`. Raises :class:`AttributeError` for any other name, as a
+    module does.
     """
-    home = MOVED_OUT.get(module, {}).get(name)
+    moved = MOVED_NAMES if module == "gemma_pref" else MOVED_OUT.get(module, {})
+    home = moved.get(name)
     if home is None:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
     warnings.warn(
