@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -95,6 +96,29 @@ def test_every_module_imports_its_own_layer_or_below():
             if LAYER_OF[target] > LAYER_OF[unit]:
                 upward.append(f"{path.relative_to(ROOT)}:{line} ({unit} imports {target})")
     assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
+
+
+def test_no_module_imports_another_modules_private_names():
+    # shared private pieces live in underscore modules meant for them (``from ..backend
+    # import _compute``); a module's own underscore names stay in that module
+    found = []
+    for path, parts in _modules():
+        package = list(parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ["gemma_pref", *base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.split(".")[0] == "gemma_pref":
+                module = node.module.split(".")
+            else:
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and importlib.util.find_spec(".".join([*module, alias.name])) is None:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}")
+    assert not found, "private names imported from another module:\n" + "\n".join(found)
 
 
 def test_each_public_name_has_one_home_and_the_top_level_is_small():

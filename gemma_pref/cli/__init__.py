@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 
 from ..exceptions import ArenaFormatError
-from ._common import CLIError, _as_flags
+from ._common import CLIError, as_flags
 from ._params import parse_layer
 from ._parser import DEFAULT_PIPELINE, build_parser
 
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             exc = cause
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, ArenaFormatError):
-            message = _as_flags(message)
+            message = as_flags(message)
         if not isinstance(exc, (CLIError, ValueError, OSError, ImportError)):
             message = f"{type(exc).__name__}: {message}"
         print(f"gemma-pref: error: {message}", file=sys.stderr)

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from ._common import CLIError, _out
+from ._common import CLIError, say
 
 
 def cmd_cache_list(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
     entries = list_cache(args.kind)
     home = gemma_pref_home()
     if args.json:
-        _out(
+        say(
             json.dumps(
                 {
                     "home": str(home),
@@ -28,8 +28,8 @@ def cmd_cache_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    _out(f"gemma-pref cache: {home}")
-    _out(format_table(entries) if entries else "(empty)")
+    say(f"gemma-pref cache: {home}")
+    say(format_table(entries) if entries else "(empty)")
     return 0
 
 
@@ -49,7 +49,7 @@ def cmd_cache_remove(args: argparse.Namespace) -> int:
         what = f"{len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'}"
         what += f" ({format_size(sum(e.size for e in chosen))})"
         if not chosen:
-            _out(f"nothing to remove: no entry of gemma-pref's in {str(home)!r}")
+            say(f"nothing to remove: no entry of gemma-pref's in {str(home)!r}")
             return 0
         if not args.yes:
             if not sys.stdin.isatty():
@@ -59,17 +59,17 @@ def cmd_cache_remove(args: argparse.Namespace) -> int:
                 )
             answer = input(f"Remove {what} from {home}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
-                _out("nothing removed")
+                say("nothing removed")
                 return 0
     else:
         chosen, kept = args.keys, 0
     removed = remove_entries(chosen)
     for entry in removed:
-        _out(f"removed {entry.key} ({format_size(entry.size)})")
+        say(f"removed {entry.key} ({format_size(entry.size)})")
     n = len(removed)
     freed = format_size(sum(e.size for e in removed))
     message = f"freed {freed} in {n} entr{'y' if n == 1 else 'ies'}"
     if kept:
         message += f"; kept {kept} not gemma-pref's"
-    _out(message)
+    say(message)
     return 0

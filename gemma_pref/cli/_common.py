@@ -13,19 +13,19 @@ class CLIError(Exception):
     """An error reported to the user as one line, exit status 1."""
 
 
-def _out(message: str = "") -> None:
+def say(message: str = "") -> None:
     print(message, flush=True)
 
 
 _PARAMETER = re.compile(r"\b(cell_format|format)='(\w+)'")
 
 
-def _as_flags(message: str) -> str:
+def as_flags(message: str) -> str:
     """A reader's message with its parameters as this command line's flags.
 
     Examples
     --------
-    >>> _as_flags("pass format='wsdm' or cell_format='text'")
+    >>> as_flags("pass format='wsdm' or cell_format='text'")
     'pass --format wsdm or --cell-format text'
     """
     return _PARAMETER.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
@@ -57,7 +57,7 @@ def _compute(estimator: Any, formatter: Any = None) -> str:
     )
 
 
-def _summary(
+def summary_line(
     name: str,
     rows: int,
     seconds: float,
@@ -67,4 +67,4 @@ def _summary(
 ) -> None:
     rate = rows / seconds if seconds > 0 else float("inf")
     compute = "" if estimator is None else _compute(estimator, formatter)
-    _out(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}{compute}")
+    say(f"{name}: {rows} rows in {seconds:.1f} s ({rate:.2f} rows/s){extra}{compute}")

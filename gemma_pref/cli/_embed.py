@@ -7,11 +7,11 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import CLIError, _out, _summary
-from ._outputs import _atomic, _check_output
-from ._params import _embedder, _model
-from ._ray import _embed_on_ray
-from ._rows import _read_rows
+from ._common import CLIError, say, summary_line
+from ._outputs import check_output, write_atomically
+from ._params import embedder_from_flags, model_from_flags
+from ._ray import embed_on_ray
+from ._rows import read_rows
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -23,21 +23,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise CLIError("embed writes embeddings: use --recipe pairwise, embedding or seed")
     formatter = make_recipe_formatter(
         args.recipe,
-        _model(args),
+        model_from_flags(args),
         max_length=args.max_length,
         budget=args.budget,
         turns=args.turns,
         swap=args.swap,
     )
     if args.engine == "ray":
-        return _embed_on_ray(args, formatter)
-    out = _check_output(args.output or "embeddings.npy", args.overwrite, "npy", args)
+        return embed_on_ray(args, formatter)
+    out = check_output(args.output or "embeddings.npy", args.overwrite, "npy", args)
     if out.suffix != ".npy":
         raise CLIError(f"output {str(out)!r} must end in .npy")
-    df, source = _read_rows(args, args.input, labels=False, what="input")
+    df, source = read_rows(args, args.input, labels=False, what="input")
     texts = formatter.fit_transform(df)
-    embedder = _embedder(args)
-    _out(f"embed: {len(df)} rows from {source}")
+    embedder = embedder_from_flags(args)
+    say(f"embed: {len(df)} rows from {source}")
     start = time.perf_counter()
     X = embedder.fit_transform(texts)
     seconds = time.perf_counter() - start
@@ -46,6 +46,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
         with open(tmp, "wb") as f:
             np.save(f, X)
 
-    _atomic(out, save)
-    _summary("embed", len(df), seconds, f"; wrote {out} {X.shape} float32", embedder, formatter)
+    write_atomically(out, save)
+    summary_line("embed", len(df), seconds, f"; wrote {out} {X.shape} float32", embedder, formatter)
     return 0

@@ -12,30 +12,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._common import CLIError, _out, _summary
-from ._outputs import _atomic, _check_output
-from ._params import _build_pipeline, _override_model_params
-from ._ray import _predict_on_ray
-from ._rows import _has_labels, _read_rows
-from ._submission import _classes, _plan_submission, _write_submission
+from ._common import CLIError, say, summary_line
+from ._outputs import check_output, write_atomically
+from ._params import build_pipeline, override_model_params
+from ._ray import predict_on_ray
+from ._rows import has_labels, read_rows
+from ._submission import plan_submission, submission_classes, write_planned_submission
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     import gemma_pref as gp
     from gemma_pref.evaluation import preference_scores
 
-    out = _check_output(args.output, args.overwrite, "joblib", args)
-    df, source = _read_rows(args, args.train, labels=True, what="training")
+    out = check_output(args.output, args.overwrite, "joblib", args)
+    df, source = read_rows(args, args.train, labels=True, what="training")
     y = gp.data.labels_from_winner(df)
-    pipe = _build_pipeline(args)
-    _out(f"fit: {len(df)} rows from {source}")
+    pipe = build_pipeline(args)
+    say(f"fit: {len(df)} rows from {source}")
     start = time.perf_counter()
     pipe.fit(df, y)
     seconds = time.perf_counter() - start
     gp.save(pipe, out, overwrite=args.overwrite)  # atomic; records the library versions
     proba = pipe.predict_proba(df)
-    train = preference_scores(y, proba, _classes(pipe, proba))
-    _summary(
+    train = preference_scores(y, proba, submission_classes(pipe, proba))
+    summary_line(
         "fit",
         len(df),
         seconds,
@@ -56,23 +56,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"pipeline file {str(pipeline_path)!r} not found (create it with gemma-pref fit)"
         )
     if args.engine == "ray":
-        return _predict_on_ray(args, pipeline_path)
-    out = _check_output(args.output or "submission.csv", args.overwrite, "submission", args)
-    df, source = _read_rows(args, args.test, labels=False, what="test")
+        return predict_on_ray(args, pipeline_path)
+    out = check_output(args.output or "submission.csv", args.overwrite, "submission", args)
+    df, source = read_rows(args, args.test, labels=False, what="test")
     pipe = gp.load(pipeline_path)  # warns when saved by other versions
-    _override_model_params(args, pipe)
-    classes = _classes(pipe, None)
-    plan = _plan_submission(args, df, classes)  # before the long part
-    _out(f"predict: {len(df)} rows from {source}")
+    override_model_params(args, pipe)
+    classes = submission_classes(pipe, None)
+    plan = plan_submission(args, df, classes)  # before the long part
+    say(f"predict: {len(df)} rows from {source}")
     start = time.perf_counter()
     proba = pipe.predict_proba(df)
     seconds = time.perf_counter() - start
-    classes = _classes(pipe, proba)
-    extra = f"; wrote {_write_submission(plan, proba, classes, out)}"
-    if _has_labels(df):
+    classes = submission_classes(pipe, proba)
+    extra = f"; wrote {write_planned_submission(plan, proba, classes, out)}"
+    if has_labels(df):
         s = preference_scores(gp.data.labels_from_winner(df), proba, classes)
         extra = f"; log loss {s['log_loss']:.4f}, accuracy {s['accuracy']:.3f}" + extra
-    _summary("predict", len(df), seconds, extra, pipe)
+    summary_line("predict", len(df), seconds, extra, pipe)
     return 0
 
 
@@ -130,30 +130,30 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from gemma_pref.evaluation import cross_validate_preference
     from gemma_pref.evaluation.cross_validation import cv_splits
 
-    out = _check_output(args.output, args.overwrite, "cv", args)
+    out = check_output(args.output, args.overwrite, "cv", args)
     stem = out.with_suffix("") if out.suffix == ".json" else out
     plots = (
         []
         if args.no_plots
         else [
-            _check_output(stem.with_name(stem.name + suffix), args.overwrite, "png", args)
+            check_output(stem.with_name(stem.name + suffix), args.overwrite, "png", args)
             for suffix in (".reliability.png", ".confusion.png")
         ]
     )
-    df, source = _read_rows(args, args.train, labels=True, what="training")
+    df, source = read_rows(args, args.train, labels=True, what="training")
     y = gp.data.labels_from_winner(df)
-    pipe = _build_pipeline(args)
+    pipe = build_pipeline(args)
     grouped = not args.no_group
     if args.folds < 2:
         raise CLIError(f"--folds must be at least 2, got {args.folds}")
     splits = cv_splits(df, y, folds=args.folds, grouped=grouped, random_state=0)
-    _out(
+    say(
         f"cv: {len(df)} rows from {source}; {args.folds} folds"
         f"{', grouped by prompt' if grouped else ''}"
     )
 
     def on_fold(fold: Any, model: Any) -> None:
-        _out(f"  fold {fold.fold}: log loss {fold.log_loss:.4f}, accuracy {fold.accuracy:.3f}")
+        say(f"  fold {fold.fold}: log loss {fold.log_loss:.4f}, accuracy {fold.accuracy:.3f}")
 
     with _truncation_warned_once("cross-validation"):
         result = cross_validate_preference(
@@ -172,7 +172,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
         "model": args.model or "default (Gemma 3 270M)",
         "settings": {k: v for k, v in vars(args).items() if k != "func"},
     }
-    _atomic(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)))
+    write_atomically(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)))
     if plots:
         from ..evaluation.plots import save_cv_plots
 
@@ -181,16 +181,16 @@ def cmd_cv(args: argparse.Namespace) -> int:
             f"accuracy {report['oof']['accuracy']:.3f}"
         )
         save_cv_plots(y, result.oof, stem, title=title)
-        _out(f"wrote {plots[0]} and {plots[1]}")
-    _out(
+        say(f"wrote {plots[0]} and {plots[1]}")
+    say(
         f"cv log loss {report['log_loss']:.4f} +/- {report['log_loss_std']:.4f}, "
         f"accuracy {report['accuracy']:.3f} (class prior: log loss "
         f"{report['class_prior_log_loss']:.4f})"
     )
     if len(result.classes) == 2:
-        _out(
+        say(
             "two classes (model_a, model_b; no tie): the WSDM Cup 2025 scores accuracy "
             f"(class prior: accuracy {report['class_prior_accuracy']:.3f})"
         )
-    _summary("cv", len(df), result.seconds, f"; wrote {out}", pipe)
+    summary_line("cv", len(df), result.seconds, f"; wrote {out}", pipe)
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 from .._atomic import atomic_path
 from ._common import CLIError
 
-#: What each kind of output is, for the messages of :func:`_check_output`.
+#: What each kind of output is, for the messages of :func:`check_output`.
 _KINDS = {
     "joblib": "a pipeline file gemma-pref wrote",
     "submission": "a submission gemma-pref wrote (its header is not a submission's)",
@@ -42,7 +42,7 @@ def _not_an_input(path: Path, args: argparse.Namespace) -> None:
             )
 
 
-def _check_output(
+def check_output(
     path: str | os.PathLike[str], overwrite: bool, kind: str, args: argparse.Namespace
 ) -> Path:
     """The output ``path``: new, or with ``--overwrite`` the library's own
@@ -68,13 +68,13 @@ def _check_output(
     return path
 
 
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp)`` then rename ``tmp`` to ``path``; no partial file on error."""
     with atomic_path(path) as tmp:
         write(tmp)
 
 
-def _ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
+def ray_output(path: str, overwrite: bool, args: argparse.Namespace) -> Path:
     from .._ownership import foreign_files
     from ..distributed._output import own_parquet_files
 

@@ -75,7 +75,7 @@ def _embedder_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _model(args: argparse.Namespace) -> str | None:
+def model_from_flags(args: argparse.Namespace) -> str | None:
     """``--model``, checked with the library's resolver (a local checkpoint
     directory, or a Hugging Face Hub name, cached or downloaded once)."""
     if args.model is None:
@@ -110,7 +110,7 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _embedder(args: argparse.Namespace) -> Any:
+def embedder_from_flags(args: argparse.Namespace) -> Any:
     """The embedder of ``gemma-pref embed``: the recipe's defaults, then the flags."""
     import gemma_pref as gp
     from gemma_pref.pipeline.recipes import PAIRWISE_DEFAULTS
@@ -118,7 +118,7 @@ def _embedder(args: argparse.Namespace) -> Any:
     params = _model_params(args)
     if args.recipe in ("pairwise", "embedding"):
         params = {**PAIRWISE_DEFAULTS, **params}
-    return gp.GemmaEmbedder(_model(args), **params)
+    return gp.GemmaEmbedder(model_from_flags(args), **params)
 
 
 def _check_budget(args: argparse.Namespace) -> None:
@@ -129,7 +129,7 @@ def _check_budget(args: argparse.Namespace) -> None:
         )
 
 
-def _build_pipeline(args: argparse.Namespace) -> Any:
+def build_pipeline(args: argparse.Namespace) -> Any:
     import gemma_pref as gp
     from gemma_pref.pipeline import make_recipe_classifier, make_recipe_formatter
 
@@ -144,7 +144,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
         if args.recipe == "structure":
             _check_budget(args)
             return gp.make_preference_pipeline(recipe="structure", swap_augment=args.swap_augment)
-    model = _model(args)
+    model = model_from_flags(args)
     classifier = None
     if args.recipe in ("embedding", "seed"):
         classifier = make_recipe_classifier(
@@ -168,7 +168,7 @@ def _build_pipeline(args: argparse.Namespace) -> Any:
     )
 
 
-def _override_model_params(args: argparse.Namespace, estimator: Any) -> None:
+def override_model_params(args: argparse.Namespace, estimator: Any) -> None:
     """Apply ``--devices``, ``--quantization``, ``--dtype``, ``--backend`` and
     ``--batch-size`` to every model step of a loaded pipeline (whatever wraps
     it); the options not given keep what the pipeline was fitted with."""

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..data.schema import WINNER_COLUMNS
-from ._common import _out, _summary
-from ._outputs import _ray_output
-from ._params import _embedder, _override_model_params
+from ._common import say, summary_line
+from ._outputs import ray_output
+from ._params import embedder_from_flags, override_model_params
 
 
 def _ray_rows(args: argparse.Namespace, path: str | None) -> tuple[Any, str]:
@@ -42,11 +42,11 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
 
     distributed.connect(args.ray_address)
     rows, source = _ray_rows(args, getattr(args, "input", None) or getattr(args, "test", None))
-    _out(f"{what} on Ray: rows from {source}")
+    say(f"{what} on Ray: rows from {source}")
     start = time.perf_counter()
     written = distributed.write_parquet(build(rows), out, overwrite=args.overwrite)
     seconds = time.perf_counter() - start
-    _summary(
+    summary_line(
         what,
         written["rows"],
         seconds,
@@ -55,11 +55,11 @@ def _on_ray(args: argparse.Namespace, what: str, out: Path, build: Callable[[Any
     return 0
 
 
-def _embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
+def embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
     from gemma_pref import distributed
 
-    out = _ray_output(args.output or "embeddings", args.overwrite, args)
-    embedder = _embedder(args)
+    out = ray_output(args.output or "embeddings", args.overwrite, args)
+    embedder = embedder_from_flags(args)
     return _on_ray(
         args,
         "embed",
@@ -74,15 +74,15 @@ def _embed_on_ray(args: argparse.Namespace, formatter: Any) -> int:
     )
 
 
-def _predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
+def predict_on_ray(args: argparse.Namespace, pipeline_path: Path) -> int:
     import gemma_pref as gp
     from gemma_pref import distributed
 
-    out = _ray_output(args.output or "predictions", args.overwrite, args)
+    out = ray_output(args.output or "predictions", args.overwrite, args)
 
     def build(rows: Any) -> Any:  # once the first rows are read and checked
         pipe = gp.load(pipeline_path)  # warns when saved by other versions
-        _override_model_params(args, pipe)  # each actor then maps devices onto its own GPUs
+        override_model_params(args, pipe)  # each actor then maps devices onto its own GPUs
         return distributed.predict_dataset(
             rows, pipe, num_replicas=args.replicas, num_cpus_per_replica=args.cpus_per_replica
         )

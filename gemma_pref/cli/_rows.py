@@ -12,7 +12,7 @@ from ..data.schema import WINNER_COLUMNS
 from ._common import CLIError
 
 
-def _read_rows(
+def read_rows(
     args: argparse.Namespace, path: str | None, *, labels: bool, what: str
 ) -> tuple[Any, str]:
     """Rows of ``path`` (any format :func:`~gemma_pref.read_preferences` reads,
@@ -36,5 +36,5 @@ def _read_rows(
     return df, f"{path} ({df.attrs[FORMAT_ATTR]} format)"
 
 
-def _has_labels(df: Any) -> bool:
+def has_labels(df: Any) -> bool:
     return {"winner_model_a", "winner_model_b"} <= set(map(str, df.columns))

@@ -13,7 +13,7 @@ from ..data.schema import WINNER_COLUMNS
 from ._common import CLIError
 
 
-def _classes(estimator: Any, proba: Any) -> Any:
+def submission_classes(estimator: Any, proba: Any) -> Any:
     import numpy as np
 
     classes = getattr(estimator, "classes_", None)
@@ -40,7 +40,7 @@ def _submission_format(args: argparse.Namespace, df: Any, classes: Any, sample: 
     return "lmsys" if 2 in set(int(c) for c in classes) else "wsdm"
 
 
-def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[str, Any]:
+def plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[str, Any]:
     """The submission's format, ids and row order (of the test file, or of
     ``--sample-submission``), checked before any prediction runs."""
     import numpy as np
@@ -94,7 +94,7 @@ def _plan_submission(args: argparse.Namespace, df: Any, classes: Any) -> dict[st
     return {"format": fmt, "ids": ids, "order": order}
 
 
-def _write_submission(plan: dict[str, Any], proba: Any, classes: Any, out: Path) -> str:
+def write_planned_submission(plan: dict[str, Any], proba: Any, classes: Any, out: Path) -> str:
     """Write the planned submission; return what was written."""
     import numpy as np
 
