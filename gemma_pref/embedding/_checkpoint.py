@@ -14,15 +14,38 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Hashable
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DTYPE_NAMES", "CheckpointMixin"]
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ..backend._compute import BACKEND_CHOICES
+
+__all__ = ["CHECKPOINT_CONSTRAINTS", "DTYPE_NAMES", "CheckpointMixin"]
 
 logger = logging.getLogger(__name__)
 
 #: The ``dtype`` strings the model estimators take (or a ``torch.dtype``).
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+
+#: The parameter constraints of what every estimator running a checkpoint takes (the
+#: checkpoint, how it loads and computes, on which devices), in scikit-learn's form; each
+#: estimator adds its own to these.
+CHECKPOINT_CONSTRAINTS: dict[str, Any] = {
+    "model_name_or_path": [str, os.PathLike, None],
+    "revision": [str, None],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "max_tokens_per_batch": [Interval(Integral, 1, None, closed="left"), None],
+    "devices": [str, list, tuple],
+    "quantization": [StrOptions({"4bit", "8bit"}), None],
+    "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
+    "torch_dtype": "no_validation",
+    "backend": [StrOptions(set(BACKEND_CHOICES))],
+    "show_progress_bar": ["boolean", None],
+    "model_kwargs": [dict, None],
+    "tokenizer_kwargs": [dict, None],
+}
 
 # one lock for every estimator's replicas: two threads never load the same model twice
 _LOAD_LOCK = threading.Lock()

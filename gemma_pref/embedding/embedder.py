@@ -23,8 +23,8 @@ from sklearn.utils._param_validation import (
 )
 
 from .._base import StatelessTransformerMixin, VersionedPickleMixin, fit_context
-from ..backend import _compute
 from ..data.schema import check_texts
+from ._checkpoint import CHECKPOINT_CONSTRAINTS
 from ._layers import check_layer
 from ._pair_check import PairCheck
 from ._vectors import VectorsMixin
@@ -228,24 +228,13 @@ default="auto"
     """
 
     _parameter_constraints: dict = {
-        "model_name_or_path": [str, os.PathLike, None],
-        "revision": [str, None],
+        **CHECKPOINT_CONSTRAINTS,
         "max_length": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_tokens_per_batch": [Interval(Integral, 1, None, closed="left"), None],
-        "devices": [str, list, tuple],
-        "quantization": [StrOptions({"4bit", "8bit"}), None],
-        "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
-        "torch_dtype": "no_validation",
         "layer": "no_validation",  # see check_layer and _layer_plan
-        "backend": [StrOptions(set(_compute.BACKEND_CHOICES))],
         "pooling": [StrOptions(set(POOLING_MODES))],
         "padding": [StrOptions({"longest", "max_length"})],
         "cache_dir": [str, os.PathLike, None],
         "memory_cache": ["boolean"],
-        "show_progress_bar": ["boolean", None],
-        "model_kwargs": [dict, None],
-        "tokenizer_kwargs": [dict, None],
     }
 
     def __init__(

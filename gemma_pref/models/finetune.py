@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import TextInputMixin, VersionedPickleMixin, fit_context
-from ..backend import _checkpoints, _compute
+from ..backend import _checkpoints
 from ..data.schema import check_texts
+from ..embedding._checkpoint import CHECKPOINT_CONSTRAINTS
 from ._adapter import AdapterMixin
 from ._adapter import LogitsHead as LogitsHead
 
@@ -207,8 +208,7 @@ default="auto"
     _onnx_int8 = False
 
     _parameter_constraints: dict = {
-        "model_name_or_path": [str, os.PathLike, None],
-        "revision": [str, None],
+        **CHECKPOINT_CONSTRAINTS,
         "max_length": [Interval(Integral, 2, None, closed="left")],
         "lora_r": [Interval(Integral, 1, None, closed="left")],
         "lora_alpha": [Interval(Real, 0, None, closed="neither")],
@@ -216,23 +216,13 @@ default="auto"
         "target_modules": [str, list, tuple],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "num_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
-        "max_tokens_per_batch": [Interval(Integral, 1, None, closed="left"), None],
         "warmup_ratio": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
-        "quantization": [StrOptions({"4bit", "8bit"}), None],
-        "dtype": "no_validation",  # a str or a torch.dtype: see _check_dtype_params
-        "torch_dtype": "no_validation",
-        "backend": [StrOptions(set(_compute.BACKEND_CHOICES))],
-        "devices": [str, list, tuple],
         "gradient_checkpointing": ["boolean"],
         "predict_batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
-        "show_progress_bar": ["boolean", None],
-        "model_kwargs": [dict, None],
-        "tokenizer_kwargs": [dict, None],
     }
 
     def __init__(
