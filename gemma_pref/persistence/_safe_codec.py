@@ -220,37 +220,38 @@ class Reader:
         if self._arrays is not None:
             self._arrays.close()
 
-    def _error(self, where: str, what: str) -> SafeFormatError:
+    def error(self, where: str, what: str) -> SafeFormatError:
+        """The error of a folder that cannot be read: its path, where in it, what is wrong."""
         return SafeFormatError(f"{str(self.root)!r}: {where}: {what}; refused.")
 
     def array(self, key: Any, where: str) -> np.ndarray:
         if self._arrays is None:
             file = self.root / ARRAYS
             if not file.is_file():
-                raise self._error(where, f"{ARRAYS} is missing")
+                raise self.error(where, f"{ARRAYS} is missing")
             self._arrays = np.load(file, allow_pickle=False)
         if not isinstance(key, str) or key not in self._arrays.files:
-            raise self._error(where, f"no array {key!r} in {ARRAYS}")
+            raise self.error(where, f"no array {key!r} in {ARRAYS}")
         try:
             return self._arrays[key]
         except ValueError as exc:  # an object array: needs pickle
-            raise self._error(where, f"array {key!r} needs pickle ({exc})") from None
+            raise self.error(where, f"array {key!r} needs pickle ({exc})") from None
 
     def decode(self, value: Any, where: str) -> Any:
         if value is None or isinstance(value, (bool, str, int, float)):
             return value
         if not isinstance(value, dict):
-            raise self._error(where, f"unexpected JSON {type(value).__name__}")
+            raise self.error(where, f"unexpected JSON {type(value).__name__}")
         kind = value.get("__type__")
         if kind == "float":
             text = value.get("value")
             if text not in ("nan", "inf", "-inf"):
-                raise self._error(where, f"bad float {text!r}")
+                raise self.error(where, f"bad float {text!r}")
             return float(text)
         if kind in ("list", "tuple"):
             items = value.get("items")
             if not isinstance(items, list):
-                raise self._error(where, f"bad {kind}")
+                raise self.error(where, f"bad {kind}")
             out = [self.decode(v, f"{where}[{i}]") for i, v in enumerate(items)]
             return out if kind == "list" else tuple(out)
         if kind == "dict":
@@ -262,34 +263,34 @@ class Reader:
         if kind == "npscalar":
             dtype = np.dtype(str(value.get("dtype")))
             if dtype.kind not in "biuf":
-                raise self._error(where, f"numpy scalar of dtype {dtype}")
+                raise self.error(where, f"numpy scalar of dtype {dtype}")
             return dtype.type(self.decode(value.get("value"), where))
         if kind == "path":
             return Path(str(value.get("value")))
         if kind == "torch_dtype":
             name = value.get("value")
             if name not in _TORCH_DTYPES:
-                raise self._error(where, f"torch dtype {name!r}")
+                raise self.error(where, f"torch dtype {name!r}")
             import torch
 
             return getattr(torch, name)
         if kind == "estimator":
             return self._estimator(value, where)
-        raise self._error(where, f"unknown value type {kind!r}")
+        raise self.error(where, f"unknown value type {kind!r}")
 
     def _dict(self, items: Any, where: str) -> dict[Any, Any]:
         if not isinstance(items, list):
-            raise self._error(where, "bad dict")
+            raise self.error(where, "bad dict")
         out = {}
         for pair in items:
             if not (isinstance(pair, list) and len(pair) == 2):
-                raise self._error(where, "bad dict item")
+                raise self.error(where, "bad dict item")
             key, raw = pair
             if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise self._error(where, f"bad dict key {key!r}")
+                raise self.error(where, f"bad dict key {key!r}")
             val = self.decode(raw, f"{where}[{key!r}]")
             if key == "trust_remote_code" and val:
-                raise self._error(
+                raise self.error(
                     f"{where}[{key!r}]",
                     "trust_remote_code=True would run the checkpoint's Python code",
                 )
@@ -305,12 +306,12 @@ class Reader:
             and all(isinstance(n, int) and n >= 0 for n in shape)
             and math.prod(shape) == len(items)
         ):
-            raise self._error(where, "bad string array")
+            raise self.error(where, "bad string array")
         dtype = np.dtype(object) if value.get("dtype") == "object" else None
         if dtype is None:
             dtype = np.dtype(str(value.get("dtype")))
             if dtype.kind != "U":
-                raise self._error(where, f"string array of dtype {dtype}")
+                raise self.error(where, f"string array of dtype {dtype}")
         out = np.empty(len(items), dtype=dtype)
         out[:] = items
         return out.reshape(shape)
@@ -318,7 +319,7 @@ class Reader:
     def _estimator(self, node: dict[str, Any], where: str) -> Any:
         name = node.get("class")
         if name not in self.types:
-            raise self._error(
+            raise self.error(
                 where,
                 f"class {name!r} is not one of the types load_safe builds "
                 f"({', '.join(self.types)})",
@@ -328,7 +329,7 @@ class Reader:
         where = f"{where}({kind.attr})"
         raw_params = node.get("params")
         if not isinstance(raw_params, dict):
-            raise self._error(where, "missing parameters")
+            raise self.error(where, "missing parameters")
         allowed = {
             p.name
             for p in inspect.signature(cls).parameters.values()
@@ -336,7 +337,7 @@ class Reader:
         }
         unknown = set(raw_params) - allowed
         if unknown:
-            raise self._error(where, f"unknown parameters {sorted(unknown)}")
+            raise self.error(where, f"unknown parameters {sorted(unknown)}")
         params = {k: self.decode(v, f"{where}.{k}") for k, v in raw_params.items()}
         if "dtype" in allowed and "dtype" not in params and params.get("torch_dtype") is not None:
             # written before torch_dtype became dtype: read as the new name
@@ -344,7 +345,7 @@ class Reader:
         try:
             est = cls(**params)
         except (TypeError, ValueError) as exc:
-            raise self._error(where, f"the parameters are refused ({exc})") from None
+            raise self.error(where, f"the parameters are refused ({exc})") from None
         state = node["model_file"] if "model_file" in node else node.get("state", {})
         read = kind.read_state or _default_read_state
         read(est, state, self, where)
@@ -353,20 +354,20 @@ class Reader:
     def set_state(self, est: Any, state: Any, where: str) -> None:
         """Decode ``state`` (from :meth:`Writer.state`) onto ``est``."""
         if not isinstance(state, dict):
-            raise self._error(where, "bad fitted state")
+            raise self.error(where, "bad fitted state")
         allowed = set(est.get_params(deep=False))
         for key, raw in state.items():
             if not (isinstance(key, str) and key.isidentifier()) or key.startswith("__"):
-                raise self._error(where, f"bad attribute name {key!r}")
+                raise self.error(where, f"bad attribute name {key!r}")
             if key in allowed:
-                raise self._error(where, f"attribute {key!r} shadows a parameter")
+                raise self.error(where, f"attribute {key!r} shadows a parameter")
             vars(est)[key] = self.decode(raw, f"{where}.{key}")
 
     def member(self, file: Any, where: str) -> Path:
         """Path of a file of the directory named in the manifest (checked)."""
         if not isinstance(file, str) or "/" in file or "\\" in file or file.startswith("."):
-            raise self._error(where, f"bad model file name {file!r}")
+            raise self.error(where, f"bad model file name {file!r}")
         path = self.root / file
         if not path.is_file():
-            raise self._error(where, f"model file {file!r} is missing")
+            raise self.error(where, f"model file {file!r} is missing")
         return path

@@ -23,7 +23,7 @@ def _write_finetuned(est: Any, writer: Writer, where: str) -> Any:
 
 def _read_finetuned(est: Any, state: Any, reader: Reader, where: str) -> None:
     if not isinstance(state, dict):
-        raise reader._error(where, "bad fitted state")
+        raise reader.error(where, "bad fitted state")
     state = dict(state)
     file = state.pop("adapter_weights_", None)
     reader.set_state(est, state, where)
