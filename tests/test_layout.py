@@ -61,21 +61,25 @@ def _modules():
         yield path, parts
 
 
+def _from_module(node: ast.ImportFrom, package: list[str]) -> list[str] | None:
+    """The module a ``from ... import`` inside gemma_pref reads, as parts below gemma_pref
+    (``[]``: the package itself), or ``None`` for another library's."""
+    if node.level:
+        base = package[: len(package) - (node.level - 1)]
+        return base + (node.module.split(".") if node.module else [])
+    if node.module and node.module.split(".")[0] == "gemma_pref":
+        return node.module.split(".")[1:]
+    return None
+
+
 def _imported_units(path: Path, parts: tuple[str, ...]):
     """(unit, line) of every gemma_pref import in a module, lazy ones included."""
     package = list(parts[:-1])
     for node in ast.walk(ast.parse(path.read_text())):
         targets: list[list[str]] = []
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - (node.level - 1)]
-                module = base + (node.module.split(".") if node.module else [])
-                if module:
-                    targets.append(module)
-                else:
-                    targets += [[alias.name] for alias in node.names]
-            elif node.module and node.module.split(".")[0] == "gemma_pref":
-                module = node.module.split(".")[1:]
+            module = _from_module(node, package)
+            if module is not None:
                 targets += [module] if module else [[a.name] for a in node.names]
         elif isinstance(node, ast.Import):
             targets += [
@@ -103,20 +107,16 @@ def test_no_module_imports_another_modules_private_names():
     # import _compute``); a module's own underscore names stay in that module
     found = []
     for path, parts in _modules():
-        package = list(parts[:-1])
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ImportFrom):
                 continue
-            if node.level:
-                base = package[: len(package) - (node.level - 1)]
-                module = ["gemma_pref", *base, *(node.module.split(".") if node.module else [])]
-            elif node.module and node.module.split(".")[0] == "gemma_pref":
-                module = node.module.split(".")
-            else:
+            module = _from_module(node, list(parts[:-1]))
+            if module is None:
                 continue
             for alias in node.names:
                 private = alias.name.startswith("_") and not alias.name.startswith("__")
-                if private and importlib.util.find_spec(".".join([*module, alias.name])) is None:
+                name = ".".join(["gemma_pref", *module, alias.name])
+                if private and importlib.util.find_spec(name) is None:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno} {alias.name}")
     assert not found, "private names imported from another module:\n" + "\n".join(found)
 
