@@ -90,6 +90,7 @@ MOVED_NAMES: dict[str, str] = {
 #: ``truncation_report`` moved on to ``gemma_pref.text.truncation``. Each such module's
 #: ``__getattr__`` calls :func:`moved_out`, so an import or a pickle of the 0.1 path finds them.
 MOVED_OUT: dict[str, dict[str, str]] = {
+    "gemma_pref": MOVED_NAMES,  # the top level's own __getattr__
     "gemma_pref.text.formatting": {"truncation_report": "gemma_pref.text.truncation"},
     "gemma_pref.evaluation": {
         "FoldResult": "gemma_pref.evaluation.cross_validation",
@@ -101,12 +102,10 @@ MOVED_OUT: dict[str, dict[str, str]] = {
 def moved_out(module: str, name: str) -> Any:
     """Return ``name``, which 0.1's ``module`` held before it moved on (with a FutureWarning).
 
-    ``module`` is ``"gemma_pref"`` for 0.1's top-level names (:data:`MOVED_NAMES`), else a
-    module of :data:`MOVED_OUT`. Raises :class:`AttributeError` for any other name, as a
-    module does.
+    ``module`` is a module of :data:`MOVED_OUT` (``"gemma_pref"`` for 0.1's top-level names,
+    :data:`MOVED_NAMES`). Raises :class:`AttributeError` for any other name, as a module does.
     """
-    moved = MOVED_NAMES if module == "gemma_pref" else MOVED_OUT.get(module, {})
-    home = moved.get(name)
+    home = MOVED_OUT.get(module, {}).get(name)
     if home is None:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
     warnings.warn(
